@@ -1,0 +1,283 @@
+"""``driftline demo``: local Kafka, a real worker process, a producer replaying the scenario.
+
+Prints progress while it runs, each alert as it arrives on the alerts topic, and a summary.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from driftline.config import TopicSettings, config_from_dict
+from driftline.demo.scenario import DRIFTING, FEATURES, Scenario
+from driftline.detectors.profile import build_profile
+from driftline.localkafka import PROJECT_ROOT, LocalKafka
+from driftline.records import Alert
+from driftline.stream.client import PredictionLogger
+from driftline.stream.topics import ensure_topics
+from kafka import KafkaConsumer, KafkaProducer
+
+MODEL = "eta"
+BAD_MESSAGES = [
+    b"\x00\x01 not json",
+    b'{"model_id": "eta", "events": [{"prediction_id": "x"}]}',
+    b'{"model_id": "fraud-v9", "prediction_id": "1", "timestamp": 1, "features": {}, '
+    b'"prediction": 1}',
+]
+
+
+@dataclass
+class AlertLog:
+    alerts: list[Alert] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _say(text: str) -> None:
+    sys.stdout.write("\r\x1b[2K" + text + "\n")
+    sys.stdout.flush()
+
+
+def _progress(text: str) -> None:
+    if sys.stdout.isatty():
+        sys.stdout.write("\r\x1b[2K" + text)
+        sys.stdout.flush()
+
+
+def _metric(port: int, name: str) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:
+            body = resp.read().decode()
+    except OSError:
+        return 0.0
+    total = 0.0
+    for line in body.splitlines():
+        if line.startswith(name):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _watch_alerts(bootstrap: str, topic: str, log: AlertLog, stop: threading.Event) -> None:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=500,
+    )
+    try:
+        while not stop.is_set():
+            for message in consumer:
+                alert = Alert.from_json(message.value)
+                with log.lock:
+                    log.alerts.append(alert)
+                mark = "FIRING  " if alert.status == "firing" else "RESOLVED"
+                _say(f"  [{mark}] {alert.message}")
+    finally:
+        consumer.close()
+
+
+def run_demo(
+    bootstrap: str | None = None,
+    n_events: int = 60_000,
+    rate: float = 2_000.0,
+    workdir: Path | None = None,
+    metrics_port: int = 9464,
+) -> int:
+    scenario = Scenario(n_events=n_events, onset=n_events // 2)
+    workdir = workdir or PROJECT_ROOT / ".driftline" / "demo"
+    workdir.mkdir(parents=True, exist_ok=True)
+    run_id = uuid.uuid4().hex[:8]
+    bootstrap = bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    kafka: LocalKafka | None = None
+    started = time.monotonic()
+    if bootstrap is None:
+        kafka = LocalKafka(name="demo")
+        print(f"Starting Apache Kafka (KRaft, one node) on {kafka.bootstrap_servers} ...")
+        kafka.start(fresh=True)
+        bootstrap = kafka.bootstrap_servers
+    try:
+        return _run_with_broker(scenario, bootstrap, workdir, run_id, metrics_port, rate, started)
+    finally:
+        if kafka is not None:
+            kafka.stop()
+
+
+def _run_with_broker(
+    scenario: Scenario,
+    bootstrap: str,
+    workdir: Path,
+    run_id: str,
+    metrics_port: int,
+    rate: float,
+    started: float,
+) -> int:
+    print("Building the reference profile from the model's validation data ...")
+    cols, eta = scenario.training()
+    profile = build_profile(MODEL, "3", cols, FEATURES, prediction=eta)
+    profile_path = workdir / "eta.profile.json"
+    profile_path.write_bytes(profile.to_json())
+    raw_config = {
+        "kafka": {"bootstrap_servers": bootstrap},
+        "topics": {"prefix": f"driftline.demo-{run_id}.", "partitions": 3},
+        "worker": {
+            "app_id": f"driftline-demo-{run_id}",
+            "metrics_port": metrics_port,
+            "data_dir": str(workdir / "worker"),
+        },
+        "models": {
+            MODEL: {
+                "task": "regression",
+                "features": FEATURES,
+                "reference": str(profile_path),
+                "false_alarm_budget": 1_000_000,
+            }
+        },
+    }
+    config_path = workdir / "config.yaml"
+    config_path.write_text(yaml.safe_dump(raw_config, sort_keys=False))
+    config = config_from_dict(raw_config, source=str(config_path))
+    ensure_topics(config)
+
+    print(f"Starting a driftline worker (config {config_path}) ...")
+    worker_log = (workdir / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "driftline", "worker", "--config", str(config_path)],
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+    )
+    alerts = AlertLog()
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=_watch_alerts, args=(bootstrap, config.topics.alerts, alerts, stop), daemon=True
+    )
+    watcher.start()
+    try:
+        return _produce_and_report(
+            scenario, config.topics, bootstrap, worker, alerts, metrics_port, rate, started
+        )
+    finally:
+        stop.set()
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        watcher.join(5)
+
+
+def _produce_and_report(
+    scenario: Scenario,
+    topics: TopicSettings,
+    bootstrap: str,
+    worker: subprocess.Popen[bytes],
+    alerts: AlertLog,
+    metrics_port: int,
+    rate: float,
+    started: float,
+) -> int:
+    events = scenario.events()
+    print(
+        f"Replaying {len(events):,} ETA predictions at ~{rate:,.0f}/s: stable, then from event "
+        f"{scenario.onset:,} a new suburb (distance_km) and a storm (weather).\n"
+    )
+    # A few broken messages, as real producers send: they go to the dead-letter topic.
+    bad = KafkaProducer(bootstrap_servers=bootstrap)
+    for value in BAD_MESSAGES:
+        bad.send(topics.predictions, key=MODEL.encode(), value=value)
+    bad.flush()
+    bad.close()
+
+    logger = PredictionLogger(
+        MODEL, "3", topic=topics.predictions, bootstrap_servers=bootstrap, batch_size=500
+    )
+    t0 = time.monotonic()
+    step = 500
+    for start in range(0, len(events), step):
+        for i, event in enumerate(events[start : start + step], start):
+            logger.log(f"p-{i}", event["features"], event["prediction"], timestamp=time.time())
+        if worker.poll() is not None:
+            _say(f"The worker exited (code {worker.returncode}); see .driftline/demo/worker.log")
+            return 1
+        ahead = (start + step) / rate - (time.monotonic() - t0)
+        if ahead > 0:
+            time.sleep(ahead)
+        processed = _metric(metrics_port, "driftline_events_processed_total")
+        phase = "stable" if start + step <= scenario.onset else "DRIFTING"
+        _progress(
+            f"  sent {start + step:>7,} / {len(events):,}  processed {processed:>9,.0f}  "
+            f"phase {phase:<8}  alerts {len(alerts.alerts)}"
+        )
+    logger.close()
+    deadline = time.monotonic() + 60
+    processed = 0.0
+    while time.monotonic() < deadline:
+        processed = _metric(metrics_port, "driftline_events_processed_total")
+        if processed >= len(events):
+            break
+        time.sleep(0.5)
+    time.sleep(2.0)  # let the last alerts arrive
+    dead = _metric(metrics_port, "driftline_dead_letters_total")
+    _report(scenario, alerts, processed, dead, topics, metrics_port, started, logger)
+    return 0
+
+
+def _report(
+    scenario: Scenario,
+    alerts: AlertLog,
+    processed: float,
+    dead: float,
+    topics: TopicSettings,
+    metrics_port: int,
+    started: float,
+    logger: PredictionLogger,
+) -> None:
+    with alerts.lock:
+        firing = [a for a in alerts.alerts if a.status == "firing"]
+    print("\n\nSummary")
+    print(
+        f"  events processed     {processed:,.0f} (SDK sent {logger.stats.sent:,}, "
+        f"dropped {logger.stats.dropped})"
+    )
+    print(f"  dead-lettered        {dead:.0f} messages/rows (reasons in the message headers)")
+    print(f"  run time             {time.monotonic() - started:.0f} s")
+    print("\n  feature            alerts  first alert at event  detection delay (events)")
+    for feature in FEATURES:
+        mine = [a for a in firing if a.feature == feature]
+        if not mine:
+            if feature in DRIFTING:
+                print(f"  {feature:<18} {0:>6}  {'-':>20}  missed")
+            continue
+        first = min(a.events_seen for a in mine)
+        delay = first - scenario.onset
+        verdict = f"{delay:,}" if delay >= 0 else "false alarm (before the drift)"
+        if feature not in DRIFTING:
+            verdict = "false alarm (feature did not drift)"
+        print(f"  {feature:<18} {len(mine):>6}  {first:>20,}  {verdict}")
+    quiet = [f for f in FEATURES if f not in DRIFTING and not any(a.feature == f for a in firing)]
+    print(f"  quiet (no alert, as expected): {', '.join(quiet)}")
+    print("\nWhere to look next")
+    print(f"  alerts topic      {topics.alerts}  (kcat -C -t <topic> -b <broker>)")
+    print(f"  dead letters      {topics.dead_letter}")
+    print(f"  metrics           http://127.0.0.1:{metrics_port}/metrics while a worker runs")
+    print("  worker log        .driftline/demo/worker.log; config and profile beside it")
+    print("  your own model    driftline baseline, then driftline worker --config your.yaml")
+
+
+def summary_delays(alerts: list[Alert], onset: int) -> dict[str, int]:
+    """First-alert delay in events per drifted feature (used by tests)."""
+    out: dict[str, int] = {}
+    for alert in alerts:
+        if alert.status == "firing":
+            delay = alert.events_seen - onset
+            out[alert.feature] = min(out.get(alert.feature, delay), delay)
+    return out

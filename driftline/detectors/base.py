@@ -1,0 +1,127 @@
+"""The one contract every detector keeps, and the registry the config chooses from.
+
+A detector is fed numpy batches (``update(x)``) and answers with a frozen ``Verdict`` about
+the stream so far. Feeding a stream in one batch or value by value gives the same verdicts.
+State goes to bytes and back (``state_bytes`` / ``restore``) so the stream layer can keep it
+in a Faust table; hyperparameters and the reference are constructor arguments, not state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from driftline.detectors.profile import FeatureProfile
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a detector says after a batch.
+
+    statistic, threshold
+        The detector's current statistic and the value past which it signals drift.
+    drift
+        True if drift was signalled at least once within this batch.
+    warning
+        True if the statistic ended the batch above the warning level.
+    n_seen
+        Values the detector has consumed in total.
+    alarms
+        How many times drift was signalled within this batch (a detector restarts after one).
+    first_alarm
+        Index in this batch of the first value at which drift was signalled, or -1.
+    """
+
+    statistic: float
+    threshold: float
+    drift: bool
+    warning: bool
+    n_seen: int
+    alarms: int = 0
+    first_alarm: int = -1
+
+    @property
+    def severity_ratio(self) -> float:
+        """The statistic as a multiple of its threshold (0 when there is no threshold)."""
+        return self.statistic / self.threshold if self.threshold > 0 else 0.0
+
+
+@runtime_checkable
+class Detector(Protocol):
+    name: ClassVar[str]
+    #: which feature types the detector accepts: "numeric", "categorical" or "error"
+    input_kind: ClassVar[str]
+
+    def update(self, x: np.ndarray) -> Verdict: ...
+
+    def state_bytes(self) -> bytes: ...
+
+    def restore(self, state: bytes) -> None: ...
+
+    def reset(self) -> None: ...
+
+
+# A factory builds a detector for one feature from its reference profile and the expected
+# number of values between false alarms that this one detector may spend (its share of the
+# model's budget), plus any overrides from the config.
+DetectorFactory = Callable[..., Detector]
+
+_REGISTRY: dict[str, type[Any]] = {}
+
+
+def register(cls: type[Any]) -> type[Any]:
+    """Class decorator: make a detector choosable by its ``name`` in the config."""
+    if cls.name in _REGISTRY:
+        raise ValueError(f"detector name {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registered() -> dict[str, type[Any]]:
+    return dict(_REGISTRY)
+
+
+def create(name: str, profile: FeatureProfile | None, arl: float, **params: Any) -> Detector:
+    """Build the registered detector ``name`` for one feature."""
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown detector {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
+    return cls.from_reference(profile, arl=arl, **params)  # type: ignore[no-any-return]
+
+
+def cusum_scan(
+    increments: np.ndarray, start: np.ndarray, threshold: float
+) -> tuple[np.ndarray, int, int]:
+    """Run one-sided CUSUMs ``S_t = max(0, S_{t-1} + inc_t)`` over a batch, vectorised.
+
+    ``increments`` has shape (k, n): k CUSUMs side by side. Uses the closed form
+    ``S_t = C_t - min(0, min_{i<=t} C_i)`` with ``C`` the running sum from ``start``, so the
+    batch costs a few numpy passes instead of a Python loop. When any CUSUM crosses
+    ``threshold`` all restart from zero at the next value (a detector restarts after an alarm).
+    Returns the final statistics, the number of alarms and the index of the first alarm.
+    """
+    k, n = increments.shape
+    state = start.astype(np.float64, copy=True)
+    alarms, first, pos = 0, -1, 0
+    while pos < n:
+        chunk = increments[:, pos:]
+        running = np.cumsum(chunk, axis=1)
+        running += state[:, None]
+        floor = np.minimum.accumulate(running, axis=1)
+        np.minimum(floor, 0.0, out=floor)
+        stats = running - floor
+        over = np.flatnonzero((stats > threshold).any(axis=0))
+        if over.size == 0:
+            state = stats[:, -1].copy()
+            break
+        hit = int(over[0])
+        alarms += 1
+        if first < 0:
+            first = pos + hit
+        state = np.zeros(k)
+        pos += hit + 1
+    return state, alarms, first

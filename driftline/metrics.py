@@ -1,0 +1,85 @@
+"""Prometheus metrics of the worker, on an injectable registry.
+
+Label values come only from the configuration (models, features, detectors) and from fixed
+code lists (dead-letter reasons), never from message contents: a producer that sends random
+model ids or feature names cannot grow the number of series. Unknown models are counted under
+the single label value ``model="_unknown"``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from driftline.config import Config
+from driftline.stream.codec import Reason
+
+UNKNOWN_MODEL = "_unknown"
+
+
+class WorkerMetrics:
+    def __init__(self, config: Config, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._models = set(config.models)
+        self._features = {m: set(c.features) for m, c in config.models.items()}
+        r = self.registry
+        self.events = Counter(
+            "driftline_events_processed", "Prediction events processed", ["model"], registry=r
+        )
+        self.batches = Counter(
+            "driftline_batches_processed", "Kafka messages processed", ["model"], registry=r
+        )
+        self.dead_letters = Counter(
+            "driftline_dead_letters",
+            "Messages or rows sent to the dead-letter topic",
+            ["model", "reason"],
+            registry=r,
+        )
+        self.type_errors = Counter(
+            "driftline_feature_type_errors",
+            "Feature values of the wrong type (kept as missing)",
+            ["model", "feature"],
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "driftline_batch_processing_seconds",
+            "Time to decode and run detectors on one message",
+            ["model"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        self.statistic = Gauge(
+            "driftline_detector_statistic",
+            "Current detector statistic",
+            ["model", "feature", "detector"],
+            registry=r,
+        )
+        self.threshold = Gauge(
+            "driftline_detector_threshold",
+            "Detector threshold (drift past it)",
+            ["model", "feature", "detector"],
+            registry=r,
+        )
+        self.drifting = Gauge(
+            "driftline_feature_drifting",
+            "1 while a drift alert is open on the feature",
+            ["model", "feature"],
+            registry=r,
+        )
+        self.alerts = Counter(
+            "driftline_alerts",
+            "Alert records published",
+            ["model", "kind", "status"],
+            registry=r,
+        )
+        for model in self._models:  # series exist from the start, so dashboards are not empty
+            self.events.labels(model)
+            for reason in Reason.ALL:
+                self.dead_letters.labels(model, reason)
+        for reason in Reason.ALL:
+            self.dead_letters.labels(UNKNOWN_MODEL, reason)
+
+    def model_label(self, model_id: str | None) -> str:
+        return model_id if model_id in self._models else UNKNOWN_MODEL
+
+    def feature_known(self, model_id: str, feature: str) -> bool:
+        return feature in self._features.get(model_id, ())

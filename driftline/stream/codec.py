@@ -1,0 +1,440 @@
+"""The batch codec: Kafka message bytes to numpy columns, or dead letters with a reason.
+
+One message carries one event, a row batch ``{"model_id", "events": [...]}`` or a columnar
+batch ``{"model_id", "columns": {...}}``. Decoding builds one float64 array per numeric feature
+(NaN = missing) and one object array per categorical feature (None = missing) with list-level
+numpy conversions, not a Python step per value, where the values have the right types.
+
+Bad input never raises: the whole message, or each bad row of a batch, becomes a
+``DeadLetter`` with a reason code and a human detail. A wrong-typed feature value does not
+spoil its row: it becomes missing and is counted in ``type_errors`` (data quality sees it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+NUMBER_TYPES = (int, float)
+_NUMERIC_OK = {int, float, type(None)}
+_CATEGORICAL_OK = {str, type(None)}
+
+
+class Reason:
+    """Dead-letter reason codes (the ``reason`` header and the metric label)."""
+
+    OVERSIZE = "oversize"
+    UNDECODABLE = "undecodable"
+    NON_FINITE = "non_finite"
+    SCHEMA = "schema"
+    UNKNOWN_MODEL = "unknown_model"
+    WRONG_TYPE = "wrong_type"
+
+    ALL = (OVERSIZE, UNDECODABLE, NON_FINITE, SCHEMA, UNKNOWN_MODEL, WRONG_TYPE)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    reason: str
+    detail: str
+    payload: bytes  # the original bytes, or the JSON of the one bad row of a batch
+    row: int | None = None  # index of the bad row within its batch, None for whole messages
+
+
+@dataclass(frozen=True)
+class ModelSchema:
+    """What the codec needs to know of a model: its declared features and their types."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+
+
+@dataclass
+class PredictionBatch:
+    model_id: str
+    model_version: str  # the version of the first row; ``versions`` has each row's
+    prediction_ids: list[str]
+    timestamps: np.ndarray
+    versions: list[str]
+    numeric: dict[str, np.ndarray]
+    categorical: dict[str, np.ndarray]
+    predictions: list[Any]
+    scores: list[dict[str, float] | None]
+    segments: list[dict[str, str] | None]
+    type_errors: dict[str, int] = field(default_factory=dict)
+    unknown_fields: frozenset[str] = frozenset()
+
+    def __len__(self) -> int:
+        return len(self.prediction_ids)
+
+
+@dataclass
+class LabelBatch:
+    model_id: str
+    prediction_ids: list[str]
+    timestamps: np.ndarray
+    labels: list[Any]
+
+    def __len__(self) -> int:
+        return len(self.prediction_ids)
+
+
+@dataclass
+class Decoded:
+    batch: PredictionBatch | LabelBatch | None
+    dead_letters: list[DeadLetter]
+
+
+class _RowError(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class BatchDecoder:
+    """Decodes prediction and label messages for the configured models."""
+
+    def __init__(
+        self,
+        models: Mapping[str, ModelSchema],
+        max_message_bytes: int = 8 * 1024 * 1024,
+        max_batch_events: int = 20_000,
+    ) -> None:
+        self.models = dict(models)
+        self.max_message_bytes = max_message_bytes
+        self.max_batch_events = max_batch_events
+
+    # -- shared envelope handling -------------------------------------------------------
+
+    def _envelope(self, value: bytes | None) -> tuple[dict[str, Any] | None, DeadLetter | None]:
+        raw = value or b""
+        if len(raw) > self.max_message_bytes:
+            return None, DeadLetter(
+                Reason.OVERSIZE,
+                f"message of {len(raw)} bytes exceeds max_message_bytes={self.max_message_bytes}",
+                raw,
+            )
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            if _is_json_with_non_finite(raw):
+                return None, DeadLetter(
+                    Reason.NON_FINITE,
+                    "NaN or Infinity in the JSON; send null for a missing value",
+                    raw,
+                )
+            return None, DeadLetter(Reason.UNDECODABLE, f"not UTF-8 JSON: {exc}", raw)
+        if not isinstance(doc, dict):
+            return None, DeadLetter(
+                Reason.SCHEMA, f"expected a JSON object, got {type(doc).__name__}", raw
+            )
+        model_id = doc.get("model_id")
+        if not isinstance(model_id, str) or not model_id:
+            return None, DeadLetter(Reason.SCHEMA, "model_id: required string is missing", raw)
+        if model_id not in self.models:
+            return None, DeadLetter(
+                Reason.UNKNOWN_MODEL,
+                f"model_id {_clip(model_id)!r} is not configured",
+                raw,
+            )
+        return doc, None
+
+    def _rows(
+        self, doc: dict[str, Any], raw: bytes
+    ) -> tuple[list[dict[str, Any]] | None, DeadLetter | None]:
+        """The events of a message as row dicts (a single event is a batch of one)."""
+        if "events" in doc:
+            events = doc["events"]
+            if not isinstance(events, list):
+                return None, DeadLetter(Reason.SCHEMA, "events: expected a list", raw)
+        elif "columns" in doc:
+            try:
+                events = _columns_to_rows(doc["columns"])
+            except _RowError as exc:
+                return None, DeadLetter(exc.reason, exc.detail, raw)
+        else:
+            return [doc], None
+        if len(events) > self.max_batch_events:
+            return None, DeadLetter(
+                Reason.OVERSIZE,
+                f"batch of {len(events)} events exceeds max_batch_events={self.max_batch_events}",
+                raw,
+            )
+        return events, None
+
+    # -- predictions ---------------------------------------------------------------------
+
+    def decode_predictions(self, value: bytes | None) -> Decoded:
+        raw = value or b""
+        doc, bad = self._envelope(value)
+        if doc is None:
+            return Decoded(None, [bad] if bad else [])
+        rows, bad = self._rows(doc, raw)
+        if rows is None:
+            return Decoded(None, [bad] if bad else [])
+        model_id: str = doc["model_id"]
+        default_version = doc.get("model_version")
+        single = rows and rows[0] is doc
+        good: list[dict[str, Any]] = []
+        ids: list[str] = []
+        stamps: list[float] = []
+        versions: list[str] = []
+        dead: list[DeadLetter] = []
+        for index, row in enumerate(rows):
+            try:
+                pid, stamp, version = _check_prediction_row(row, model_id, default_version)
+            except _RowError as exc:
+                payload = raw if single else _row_bytes(row)
+                dead.append(DeadLetter(exc.reason, exc.detail, payload, None if single else index))
+                continue
+            good.append(row)
+            ids.append(pid)
+            stamps.append(stamp)
+            versions.append(version)
+        if not good:
+            return Decoded(None, dead)
+        schema = self.models[model_id]
+        features = [row["features"] for row in good]
+        type_errors: dict[str, int] = {}
+        numeric = {}
+        for name in schema.numeric:
+            column, errors = _numeric_column([f.get(name) for f in features])
+            numeric[name] = column
+            if errors:
+                type_errors[name] = errors
+        categorical = {}
+        for name in schema.categorical:
+            column, errors = _categorical_column([f.get(name) for f in features])
+            categorical[name] = column
+            if errors:
+                type_errors[name] = errors
+        declared = set(schema.numeric) | set(schema.categorical)
+        seen: set[str] = set()
+        for f in features:
+            seen.update(f)
+        batch = PredictionBatch(
+            model_id=model_id,
+            model_version=versions[0],
+            prediction_ids=ids,
+            timestamps=np.asarray(stamps, dtype=np.float64),
+            versions=versions,
+            numeric=numeric,
+            categorical=categorical,
+            predictions=[row["prediction"] for row in good],
+            scores=[row.get("scores") for row in good],
+            segments=[row.get("segment") for row in good],
+            type_errors=type_errors,
+            unknown_fields=frozenset(seen - declared),
+        )
+        return Decoded(batch, dead)
+
+    # -- labels --------------------------------------------------------------------------
+
+    def decode_labels(self, value: bytes | None) -> Decoded:
+        raw = value or b""
+        doc, bad = self._envelope(value)
+        if doc is None:
+            return Decoded(None, [bad] if bad else [])
+        rows, bad = self._rows(doc, raw)
+        if rows is None:
+            return Decoded(None, [bad] if bad else [])
+        model_id: str = doc["model_id"]
+        single = rows and rows[0] is doc
+        ids: list[str] = []
+        stamps: list[float] = []
+        labels: list[Any] = []
+        dead: list[DeadLetter] = []
+        for index, row in enumerate(rows):
+            try:
+                if not isinstance(row, dict):
+                    raise _RowError(Reason.SCHEMA, "event: expected a JSON object")
+                _check_model(row, model_id)
+                pid = _prediction_id(row)
+                stamp = _timestamp(row.get("timestamp"))
+                label = _outcome(row, "label")
+            except _RowError as exc:
+                payload = raw if single else _row_bytes(row)
+                dead.append(DeadLetter(exc.reason, exc.detail, payload, None if single else index))
+                continue
+            ids.append(pid)
+            stamps.append(stamp)
+            labels.append(label)
+        if not ids:
+            return Decoded(None, dead)
+        return Decoded(
+            LabelBatch(model_id, ids, np.asarray(stamps, dtype=np.float64), labels), dead
+        )
+
+
+# -- row checks ------------------------------------------------------------------------------
+
+
+def _check_prediction_row(row: Any, model_id: str, default_version: Any) -> tuple[str, float, str]:
+    if not isinstance(row, dict):
+        raise _RowError(Reason.SCHEMA, "event: expected a JSON object")
+    _check_model(row, model_id)
+    pid = _prediction_id(row)
+    stamp = _timestamp(row.get("timestamp"))
+    version = row.get("model_version", default_version)
+    if not isinstance(version, str | int) or isinstance(version, bool):
+        raise _RowError(Reason.SCHEMA, "model_version: required string is missing")
+    features = row.get("features")
+    if not isinstance(features, dict):
+        raise _RowError(Reason.SCHEMA, "features: expected an object of name -> value")
+    _outcome(row, "prediction")
+    return pid, stamp, str(version)
+
+
+def _check_model(row: dict[str, Any], model_id: str) -> None:
+    own = row.get("model_id", model_id)
+    if own != model_id:
+        raise _RowError(
+            Reason.SCHEMA, f"model_id {_clip(str(own))!r} differs from the batch's {model_id!r}"
+        )
+
+
+def _prediction_id(row: dict[str, Any]) -> str:
+    pid = row.get("prediction_id")
+    if isinstance(pid, str) and pid:
+        return pid
+    if isinstance(pid, int) and not isinstance(pid, bool):
+        return str(pid)
+    raise _RowError(Reason.SCHEMA, "prediction_id: required string is missing")
+
+
+def _outcome(row: dict[str, Any], key: str) -> Any:
+    """A prediction or label: a finite number, a class name, or a boolean."""
+    if key not in row or row[key] is None:
+        raise _RowError(Reason.SCHEMA, f"{key}: required value is missing")
+    value = row[key]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _RowError(Reason.NON_FINITE, f"{key}: must be finite")
+    if not isinstance(value, str | int | float | bool):
+        raise _RowError(
+            Reason.WRONG_TYPE, f"{key}: expected a number or class, got {type(value).__name__}"
+        )
+    return value
+
+
+def _timestamp(value: Any) -> float:
+    """RFC 3339 string or epoch seconds, to epoch seconds."""
+    if isinstance(value, NUMBER_TYPES) and not isinstance(value, bool):
+        stamp = float(value)
+        if not math.isfinite(stamp):
+            raise _RowError(Reason.NON_FINITE, "timestamp: must be finite")
+        return stamp
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise _RowError(Reason.SCHEMA, f"timestamp: {_clip(value)!r} is not RFC 3339") from None
+        if parsed.tzinfo is None:
+            raise _RowError(Reason.SCHEMA, "timestamp: RFC 3339 needs a UTC offset or Z")
+        return parsed.timestamp()
+    if value is None:
+        raise _RowError(Reason.SCHEMA, "timestamp: required value is missing")
+    raise _RowError(Reason.WRONG_TYPE, f"timestamp: expected string or number, got {_kind(value)}")
+
+
+# -- columns -----------------------------------------------------------------------------------
+
+
+def _numeric_column(values: list[Any]) -> tuple[np.ndarray, int]:
+    """float64 column, NaN for missing; wrong-typed values become NaN and are counted."""
+    if set(map(type, values)) <= _NUMERIC_OK:
+        column = np.array(values, dtype=np.float64)  # None -> NaN in one C loop
+    else:
+        column = np.array(
+            [v if type(v) in (int, float) else None for v in values], dtype=np.float64
+        )
+    errors = int(sum(1 for v in values if v is not None and type(v) not in (int, float)))
+    if not np.isfinite(column[~np.isnan(column)]).all():
+        # Only overflowing literals (1e999) get here: JSON has no NaN or Infinity.
+        column[np.isinf(column)] = np.nan
+        errors += 1
+    return column, errors
+
+
+def _categorical_column(values: list[Any]) -> tuple[np.ndarray, int]:
+    """object column of str, None for missing; ints and bools are read as their text."""
+    kinds = set(map(type, values))
+    if kinds <= _CATEGORICAL_OK:
+        return np.array(values, dtype=object), 0
+    out = np.empty(len(values), dtype=object)
+    errors = 0
+    for i, v in enumerate(values):
+        if v is None or isinstance(v, str):
+            out[i] = v
+        elif isinstance(v, bool):
+            out[i] = "true" if v else "false"
+        elif isinstance(v, int):
+            out[i] = str(v)
+        else:
+            out[i] = None
+            errors += 1
+    return out, errors
+
+
+def _columns_to_rows(columns: Any) -> list[dict[str, Any]]:
+    """Columnar form to row dicts; lengths are checked once for the whole batch."""
+    if not isinstance(columns, dict):
+        raise _RowError(Reason.SCHEMA, "columns: expected an object of name -> list")
+    features = columns.get("features", {})
+    if not isinstance(features, dict):
+        raise _RowError(Reason.SCHEMA, "columns.features: expected an object of name -> list")
+    lists: dict[str, Sequence[Any]] = {k: v for k, v in columns.items() if k != "features"}
+    lengths = {len(v) for v in [*lists.values(), *features.values()] if isinstance(v, list)}
+    not_lists = [k for k, v in [*lists.items(), *features.items()] if not isinstance(v, list)]
+    if not_lists:
+        raise _RowError(Reason.SCHEMA, f"columns.{not_lists[0]}: expected a list")
+    if len(lengths) > 1:
+        raise _RowError(Reason.SCHEMA, f"columns: lists of different lengths {sorted(lengths)}")
+    n = lengths.pop() if lengths else 0
+    names = list(features)
+    feature_lists = [features[k] for k in names]
+    top = list(lists)
+    top_lists = [lists[k] for k in top]
+    rows = []
+    for i in range(n):
+        row = {k: col[i] for k, col in zip(top, top_lists, strict=True)}
+        row["features"] = {k: col[i] for k, col in zip(names, feature_lists, strict=True)}
+        rows.append(row)
+    return rows
+
+
+def _is_json_with_non_finite(raw: bytes) -> bool:
+    def reject(_: str) -> None:
+        raise ValueError
+
+    try:
+        json.loads(raw)
+    except ValueError:
+        return False
+    try:
+        json.loads(raw, parse_constant=reject)
+    except ValueError:
+        return True
+    return False
+
+
+def _row_bytes(row: Any) -> bytes:
+    try:
+        return orjson.dumps(row)
+    except TypeError:
+        return repr(row).encode()
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__

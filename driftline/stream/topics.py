@@ -1,0 +1,84 @@
+"""Topic set-up: create driftline's topics before anything produces to them.
+
+If a producer wrote first, the broker would auto-create the topic with its default partition
+count, and Faust tables (which must be co-partitioned with their source) would not match. So
+the worker, the demo and the CLI create the topics up front with the configured partitions,
+and the worker sizes its tables from the source topic as it really is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from driftline.config import Config, KafkaSettings
+from kafka import KafkaAdminClient
+
+
+def kafka_client_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """kafka-python connection options, security included (shared by SDK, CLI and admin)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers.split(","),
+        "security_protocol": kafka.security_protocol,
+    }
+    if kafka.sasl_mechanism:
+        options["sasl_mechanism"] = kafka.sasl_mechanism
+        options["sasl_plain_username"] = kafka.sasl_username
+        if kafka.sasl_password is not None:
+            options["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
+    if kafka.ssl_cafile:
+        options["ssl_cafile"] = kafka.ssl_cafile
+    return options
+
+
+def ensure_topics(config: Config, timeout: float = 30.0) -> dict[str, int]:
+    """Create missing driftline topics; return the partition count of each."""
+    topics = config.topics
+    wanted = {
+        topics.predictions: topics.partitions,
+        topics.labels: topics.partitions,
+        topics.alerts: topics.partitions,
+        topics.retraining_requests: topics.partitions,
+        topics.dead_letter: topics.partitions,
+    }
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin = KafkaAdminClient(
+                **kafka_client_options(config.kafka), request_timeout_ms=10_000
+            )
+            break
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+    try:
+        existing = set(admin.list_topics())
+        new = [
+            NewTopic(name, num_partitions=n, replication_factor=topics.replication_factor)
+            for name, n in wanted.items()
+            if name not in existing
+        ]
+        if new:
+            # another process may have created one in between
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(new)
+        counts: dict[str, int] = {}
+        while len(counts) < len(wanted):
+            described = admin.describe_topics(list(wanted))
+            counts = {  # kafka-python 2 says "topic", 3 says "name"
+                d.get("name") or d["topic"]: len(d["partitions"])
+                for d in described
+                if d.get("partitions")
+            }
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topics not ready after {timeout}s: {sorted(wanted)}")
+            if len(counts) < len(wanted):
+                time.sleep(0.2)
+        return counts
+    finally:
+        admin.close()
