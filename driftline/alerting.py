@@ -9,7 +9,7 @@ JSON blob so that the stream layer can keep it in a table beside the detector st
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import orjson
 
@@ -28,7 +28,7 @@ class EpisodeState:
     threshold: float = 0.0
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)  # orjson writes dataclasses natively (asdict deep-copies)
 
     @classmethod
     def from_bytes(cls, data: bytes | None) -> EpisodeState:

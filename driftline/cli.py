@@ -141,8 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="The local Apache Kafka broker (KRaft, loopback) from the jars that "
         "`make setup` fetched from Maven Central.",
     )
-    kafka.add_argument("action", choices=["start", "stop", "status"])
-    kafka.add_argument("--port", type=int, default=19092)
+    kafka.add_argument(
+        "action",
+        choices=["start", "stop", "status"],
+        help="start: format storage on first use, start, wait until it answers; "
+        "stop: controlled shutdown (SIGTERM); status: exit 0 if running",
+    )
+    kafka.add_argument(
+        "--port", type=int, default=19092, help="client port; the controller uses port + 1"
+    )
     kafka.set_defaults(func=_cmd_kafka)
     return parser
 

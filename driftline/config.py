@@ -70,6 +70,10 @@ class WorkerSettings(_Strict):
     app_id: str = "driftline"
     max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_batch_events: int = Field(default=20_000, ge=1)
+    # Messages taken from the stream at once and run through the detectors together: this
+    # is what makes single-event messages affordable (see DESIGN.md, Batches).
+    micro_batch_messages: int = Field(default=1000, ge=1)
+    micro_batch_linger_ms: float = Field(default=20.0, ge=0)
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="0 disables")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     data_dir: str = ".driftline/worker"

@@ -254,7 +254,7 @@ def _remove_tree(path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m driftline.localkafka start|stop|status [--port N]`` (used by scripts/kafka.sh)."""
+    """``python -m driftline.localkafka start|stop|status [--port N]`` (scripts/kafka.sh)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="driftline-kafka", description=__doc__)

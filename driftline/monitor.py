@@ -71,6 +71,7 @@ class ModelMonitor:
         )
         self.specs = self._specs()
         self._live: dict[str, tuple[bytes, Detector]] = {}
+        self._episodes: dict[str, tuple[bytes | None, EpisodeState]] = {}
 
     def _specs(self) -> list[_FeatureSpec]:
         if self.profile is None:
@@ -114,6 +115,15 @@ class ModelMonitor:
             detector.restore(stored)
         return detector
 
+    def _episode(self, key: str, state: MutableMapping[str, bytes]) -> EpisodeState:
+        stored = state.get(key)
+        cached = self._episodes.get(key)
+        if cached is not None and stored is cached[0]:
+            return cached[1]
+        episode = EpisodeState.from_bytes(stored)
+        self._episodes[key] = (stored, episode)
+        return episode
+
     def events_seen(self, state: MutableMapping[str, bytes]) -> int:
         raw = state.get(self.key("_model", "events"))
         return int(raw) if raw else 0
@@ -151,12 +161,16 @@ class ModelMonitor:
                 last_event_time=float(batch.timestamps[-1]),
             )
             policy_key = self.key(spec.feature, "policy")
-            episode = EpisodeState.from_bytes(state.get(policy_key))
-            was = episode.to_bytes()
-            episode, alert = self.policy.observe(episode, verdict, ctx)
-            now = episode.to_bytes()
-            if now != was:
-                state[policy_key] = now
+            episode = self._episode(policy_key, state)
+            if verdict.drift or episode.firing:  # otherwise the policy has nothing to change
+                was = episode.to_bytes()
+                episode, alert = self.policy.observe(episode, verdict, ctx)
+                now = episode.to_bytes()
+                if now != was:
+                    state[policy_key] = now
+                    self._episodes[policy_key] = (now, episode)
+            else:
+                alert = None
             if alert is not None:
                 alerts.append(alert)
             outcomes.append(FeatureOutcome(spec.feature, spec.detector, verdict, episode.firing))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 from driftline.alerting import AlertPolicy
@@ -23,11 +23,17 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class MessageResult:
-    model_id: str | None
+class BatchResult:
+    """What a run over one or more messages produced."""
+
     alerts: list[Alert] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    outcome: BatchOutcome | None = None
+    # (index of the message in the run, dead letter): the agent adds the source offsets
+    dead_letters: list[tuple[int, DeadLetter]] = field(default_factory=list)
+    outcomes: list[BatchOutcome] = field(default_factory=list)
+
+    @property
+    def events(self) -> int:
+        return sum(o.events for o in self.outcomes)
 
 
 class Pipeline:
@@ -56,27 +62,41 @@ class Pipeline:
 
     def process_predictions(
         self, value: bytes | None, state: MutableMapping[str, bytes]
-    ) -> MessageResult:
+    ) -> BatchResult:
+        return self.process_messages([value], state)
+
+    def process_messages(
+        self, values: Sequence[bytes | None], state: MutableMapping[str, bytes]
+    ) -> BatchResult:
+        """Decode each message, then run each model's detectors once over all its rows.
+
+        Detectors give the same verdicts however a stream is cut into batches, so merging
+        many small messages changes nothing but the cost (one numpy pass instead of many).
+        """
         started = time.perf_counter()
-        decoded = self.decoder.decode_predictions(value)
-        batch = decoded.batch
-        model_id = batch.model_id if batch is not None else _model_of(decoded.dead_letters)
-        result = MessageResult(model_id, dead_letters=decoded.dead_letters)
-        label = self.metrics.model_label(model_id)
-        for dead in decoded.dead_letters:
-            self.metrics.dead_letters.labels(label, dead.reason).inc()
-        if isinstance(batch, PredictionBatch):
-            outcome = self.monitors[batch.model_id].process(batch, state)
-            result.outcome = outcome
-            result.alerts = outcome.alerts
+        result = BatchResult()
+        by_model: dict[str, list[PredictionBatch]] = {}
+        for index, value in enumerate(values):
+            decoded = self.decoder.decode_predictions(value)
+            label = self.metrics.model_label(decoded.model_id)
+            for dead in decoded.dead_letters:
+                self.metrics.dead_letters.labels(label, dead.reason).inc()
+                result.dead_letters.append((index, dead))
+            if isinstance(decoded.batch, PredictionBatch):
+                by_model.setdefault(decoded.batch.model_id, []).append(decoded.batch)
+                self.metrics.batches.labels(label).inc()
+        for model_id, batches in by_model.items():
+            batch = PredictionBatch.merge(batches)
+            outcome = self.monitors[model_id].process(batch, state)
+            result.outcomes.append(outcome)
+            result.alerts.extend(outcome.alerts)
             self._record(batch, outcome)
-            self.metrics.batch_seconds.labels(label).observe(time.perf_counter() - started)
+            self.metrics.batch_seconds.labels(model_id).observe(time.perf_counter() - started)
         return result
 
     def _record(self, batch: PredictionBatch, outcome: BatchOutcome) -> None:
         m, model = self.metrics, batch.model_id
         m.events.labels(model).inc(outcome.events)
-        m.batches.labels(model).inc()
         for feature, count in batch.type_errors.items():
             m.type_errors.labels(model, feature).inc(count)
         for f in outcome.features:
@@ -109,8 +129,3 @@ def load_profiles(config: Config) -> dict[str, ReferenceProfile | None]:
                 f"driftline profile: {exc}"
             ) from None
     return profiles
-
-
-def _model_of(dead: list[DeadLetter]) -> str | None:
-    # Whole-message dead letters do not say the model in a trusted way; metrics use _unknown.
-    return None

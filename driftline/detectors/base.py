@@ -89,8 +89,9 @@ def create(name: str, profile: FeatureProfile | None, arl: float, **params: Any)
     try:
         cls = _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown detector {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
-    return cls.from_reference(profile, arl=arl, **params)  # type: ignore[no-any-return]
+        known = ", ".join(sorted(_REGISTRY))
+        raise KeyError(f"unknown detector {name!r}; registered: {known}") from None
+    return cls.from_reference(profile, arl=arl, **params)
 
 
 def cusum_scan(

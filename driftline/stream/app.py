@@ -8,12 +8,16 @@ state in a table whose changelog restores it after a restart or a rebalance.
 from __future__ import annotations
 
 import logging
+import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import faust
+from faust.streams import _current_event
+from faust.types import EventT
 
 from driftline.config import Config
-from driftline.pipeline import MessageResult, Pipeline
+from driftline.pipeline import BatchResult, Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +59,9 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
         partitions=partitions,
     )
 
-    async def publish(result: MessageResult, message: Any) -> None:
-        for dead in result.dead_letters:
+    async def publish(result: BatchResult, events: Sequence[EventT]) -> None:
+        for index, dead in result.dead_letters:
+            message = events[index].message
             headers = [
                 ("reason", dead.reason.encode()),
                 ("detail", dead.detail.encode()),
@@ -71,10 +76,31 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
             log.info("alert %s: %s", alert.status, alert.message)
             await alerts.send(key=alert.model_id.encode(), value=alert.to_json())
 
+    linger = config.worker.micro_batch_linger_ms / 1000.0
+
     @app.agent(predictions, name="driftline.monitor-predictions")
     async def monitor_predictions(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            result = pipeline.process_predictions(event.value, state)
-            await publish(result, event.message)
+        assert isinstance(stream, faust.Stream)  # take_events is not on the StreamT protocol
+        async for taken in stream.take_events(config.worker.micro_batch_messages, linger):
+            for group in by_partition(taken):
+                # Table writes go to the changelog partition of the current event; a model's
+                # messages all come from one partition (keyed by model_id), so make an event
+                # of this group current before its state is written.
+                _set_current_event(group[-1])
+                result = pipeline.process_messages([e.value for e in group], state)
+                await publish(result, group)
 
     return app
+
+
+def by_partition(events: Sequence[EventT]) -> list[list[EventT]]:
+    """Events grouped by source partition, each group in arrival order."""
+    groups: dict[tuple[str, int], list[EventT]] = {}
+    for event in events:
+        groups.setdefault((event.message.topic, event.message.partition), []).append(event)
+    return list(groups.values())
+
+
+def _set_current_event(event: EventT) -> None:
+    # faust has no public setter; this is what Stream._set_current_event does.
+    _current_event.set(weakref.ref(event))

@@ -1,0 +1,171 @@
+"""Worker throughput on the real local broker: batched vs single-event messages.
+
+Pre-produces the messages, then starts a ``driftline worker`` process and times it from its
+first processed event to its last (startup excluded), by polling its /metrics. Beside it, in
+this process and on the same messages: the codec alone and the whole pipeline without Kafka,
+so that the table shows where the time goes. Usage: ``.venv/bin/python bench/throughput.py``
+(``--quick`` for a smaller run). Starts the local Kafka on port 39092 unless
+KAFKA_BOOTSTRAP_SERVERS is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from kafka import KafkaProducer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from driftline.config import config_from_dict
+from driftline.detectors.profile import build_profile
+from driftline.localkafka import LocalKafka
+from driftline.pipeline import Pipeline
+from tests.conftest import WorkerProcess
+
+N_NUMERIC, N_CATEGORICAL = 20, 5
+CATS = np.array([f"c{i}" for i in range(8)], dtype=object)
+
+
+def features() -> dict[str, str]:
+    out = {f"n{i}": "numeric" for i in range(N_NUMERIC)}
+    out.update({f"c{i}": "categorical" for i in range(N_CATEGORICAL)})
+    return out
+
+
+def columns(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    cols: dict[str, np.ndarray] = {f"n{i}": rng.normal(i, 1 + i % 3, n) for i in range(N_NUMERIC)}
+    for i in range(N_CATEGORICAL):
+        cols[f"c{i}"] = rng.choice(CATS, n)
+    return cols
+
+
+def messages(n_events: int, batch: int, rng: np.random.Generator) -> list[bytes]:
+    cols = columns(n_events, rng)
+    names = list(cols)
+    values = [cols[k].tolist() for k in names]
+    rows: list[dict[str, Any]] = []
+    for i in range(n_events):
+        rows.append(
+            {
+                "prediction_id": f"p{i}",
+                "timestamp": 1.7e9 + i,
+                "features": {k: v[i] for k, v in zip(names, values, strict=True)},
+                "prediction": 1.0,
+            }
+        )
+    if batch == 1:
+        return [orjson.dumps({"model_id": "bench", "model_version": "1", **r}) for r in rows]
+    return [
+        orjson.dumps({"model_id": "bench", "model_version": "1", "events": rows[s : s + batch]})
+        for s in range(0, n_events, batch)
+    ]
+
+
+def in_process(pipeline: Pipeline, msgs: list[bytes], decode_only: bool) -> float:
+    """Seconds to decode, or to run the whole pipeline, micro-batched as the worker does."""
+    state: dict[str, bytes] = {}
+    take = pipeline.config.worker.micro_batch_messages
+    started = time.perf_counter()
+    for start in range(0, len(msgs), take):
+        chunk = msgs[start : start + take]
+        if decode_only:
+            for m in chunk:
+                pipeline.decoder.decode_predictions(m)
+        else:
+            pipeline.process_messages(chunk, state)
+    return time.perf_counter() - started
+
+
+def worker_run(
+    tmp: Path, bootstrap: str, model: dict[str, Any], msgs: list[bytes], n_events: int
+) -> tuple[float, float]:
+    worker = WorkerProcess(tmp, bootstrap, {"bench": model})
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, batch_size=1 << 20, max_request_size=16 << 20
+    )
+    for m in msgs:
+        producer.send(worker.topic("predictions"), key=b"bench", value=m)
+    producer.flush()
+    producer.close()
+    worker.start()
+    try:
+        while worker.processed() == 0:
+            time.sleep(0.01)
+        t0, first = time.perf_counter(), worker.processed()
+        worker.wait_processed(n_events, timeout=600)
+        elapsed = time.perf_counter() - t0
+    finally:
+        worker.stop()
+    return n_events - first, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n_batched = 50_000 if args.quick else 200_000
+    n_single = 5_000 if args.quick else 20_000
+    rng = np.random.default_rng(0)
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    kafka = None
+    if not bootstrap:
+        kafka = LocalKafka(port=39092, controller_port=39093, name="bench")
+        kafka.start(fresh=True)
+        bootstrap = kafka.bootstrap_servers
+    try:
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            tmp = Path(tmp_dir)
+            profile = build_profile("bench", "1", columns(20_000, rng), features())
+            (tmp / "bench.json").write_bytes(profile.to_json())
+            model = {
+                "task": "regression",
+                "features": features(),
+                "reference": str(tmp / "bench.json"),
+            }
+            pipeline = Pipeline.from_config(config_from_dict({"models": {"bench": model}}))
+            rows = []
+            for label, batch, n in [
+                ("batched (500/msg)", 500, n_batched),
+                ("single event/msg", 1, n_single),
+            ]:
+                msgs = messages(n, batch, rng)
+                decode = in_process(pipeline, msgs, decode_only=True)
+                full = in_process(pipeline, msgs, decode_only=False)
+                run_dir = tmp / label.split()[0]
+                run_dir.mkdir()
+                counted, elapsed = worker_run(run_dir, bootstrap, model, msgs, n)
+                rows.append((label, n, len(msgs), n / decode, n / full, counted / elapsed))
+    finally:
+        if kafka is not None:
+            kafka.stop()
+    print(f"\n{N_NUMERIC} numeric + {N_CATEGORICAL} categorical features, default detectors\n")
+    head = (
+        "path",
+        "events",
+        "messages",
+        "codec ev/s",
+        "pipeline ev/s",
+        "worker ev/s",
+        "worker msg/s",
+    )
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for label, n, m, dec, full, worker in rows:
+        msg_rate = worker * m / n
+        print(
+            f"| {label} | {n:,} | {m:,} | {dec:,.0f} | {full:,.0f} | {worker:,.0f} | "
+            f"{msg_rate:,.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

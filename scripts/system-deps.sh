@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# System packages driftline's demo and tests need: a JDK and Maven (the local Kafka broker),
+# kcat (an independent Kafka client the tests use). Installs only what is missing.
+set -euo pipefail
+need=()
+command -v java >/dev/null 2>&1 || need+=(default-jdk-headless)
+command -v mvn >/dev/null 2>&1 || need+=(maven)
+command -v kcat >/dev/null 2>&1 || need+=(kcat)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing system packages: ${need[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+fi

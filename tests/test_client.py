@@ -1,0 +1,90 @@
+"""The SDK: never blocks the caller, bounds memory, counts drops, flushes on close."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import orjson
+import pytest
+
+from driftline import LabelLogger, PredictionLogger
+from tests.conftest import read_topic
+
+
+class _Future:
+    def __init__(self) -> None:
+        self.callbacks: list = []
+
+    def add_callback(self, fn):
+        self.callbacks.append(fn)
+        return self
+
+    def add_errback(self, fn):
+        return self
+
+
+class StuckProducer:
+    """A producer whose broker is gone: send() blocks, as kafka-python's does when full."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def send(self, topic, key=None, value=None):
+        self.release.wait()
+        return _Future()
+
+    def flush(self, timeout=None) -> None:
+        pass
+
+    def close(self, timeout=None) -> None:
+        self.release.set()
+
+
+def test_log_never_blocks_and_memory_is_bounded() -> None:
+    producer = StuckProducer()
+    logger = PredictionLogger(
+        "m", "1", producer=producer, batch_size=10, linger_ms=1, max_buffered=100
+    )
+    started = time.perf_counter()
+    results = [logger.log(f"p{i}", {"a": 1.0}, 0.5) for i in range(5_000)]
+    elapsed = time.perf_counter() - started
+    assert elapsed < 2.0  # 5,000 calls against a dead broker return at once
+    assert logger.stats.accepted <= 100 + 10  # the buffer plus the one batch in the sender
+    assert logger.stats.dropped == 5_000 - logger.stats.accepted
+    assert results.count(False) == logger.stats.dropped
+    producer.release.set()
+    logger.close(timeout=2)
+
+
+@pytest.mark.kafka
+def test_batches_reach_kafka_and_close_flushes(kafka_bootstrap: str) -> None:
+    topic = f"sdk-test-{time.time_ns()}"
+    logger = PredictionLogger(
+        "eta", "7", topic=topic, bootstrap_servers=kafka_bootstrap, batch_size=100, linger_ms=50
+    )
+    for i in range(250):
+        logger.log(f"p{i}", {"distance_km": np.float64(i) / 10, "city": "north"}, prediction=i)
+    logger.close()
+    assert logger.stats.sent == 250 and logger.stats.dropped == 0
+    messages = read_topic(kafka_bootstrap, topic, min_messages=3)
+    docs = [orjson.loads(m.value) for m in messages]
+    assert [len(d["events"]) for d in docs] == [100, 100, 50]
+    assert all(m.key == b"eta" for m in messages)
+    assert (
+        docs[0]["model_version"] == "7" and docs[0]["events"][3]["features"]["distance_km"] == 0.3
+    )
+    assert [e["prediction_id"] for d in docs for e in d["events"]] == [f"p{i}" for i in range(250)]
+
+
+@pytest.mark.kafka
+def test_label_logger_lingers_a_partial_batch_out(kafka_bootstrap: str) -> None:
+    topic = f"sdk-labels-{time.time_ns()}"
+    logger = LabelLogger(
+        "eta", topic=topic, bootstrap_servers=kafka_bootstrap, batch_size=1000, linger_ms=100
+    )
+    logger.log("p1", 31.5)
+    messages = read_topic(kafka_bootstrap, topic, min_messages=1, wait=10)
+    assert orjson.loads(messages[0].value)["events"][0]["label"] == 31.5  # sent before close
+    logger.close()

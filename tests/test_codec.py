@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import orjson
+import pytest
+
+from driftline.stream.codec import BatchDecoder, LabelBatch, ModelSchema, PredictionBatch, Reason
+
+SCHEMA = {"m": ModelSchema(numeric=("a", "b"), categorical=("c",))}
+
+
+def row(i: int, **over: object) -> dict:
+    base = {
+        "prediction_id": f"p{i}",
+        "timestamp": 1000.0 + i,
+        "features": {"a": float(i), "b": i, "c": "x"},
+        "prediction": 0.5,
+    }
+    base.update(over)
+    return base
+
+
+def decode(value: bytes, **kw: int):
+    return BatchDecoder(SCHEMA, **kw).decode_predictions(value)
+
+
+def test_row_batch_becomes_numpy_columns() -> None:
+    rows = [row(i) for i in range(5)]
+    rows[2]["features"] = {"a": None, "c": None, "zzz": 1}
+    out = decode(orjson.dumps({"model_id": "m", "model_version": "3", "events": rows}))
+    batch = out.batch
+    assert isinstance(batch, PredictionBatch) and not out.dead_letters
+    assert batch.numeric["a"].dtype == np.float64
+    assert np.isnan(batch.numeric["a"][2]) and np.isnan(batch.numeric["b"][2])
+    assert batch.numeric["b"].tolist()[:2] == [0.0, 1.0]
+    assert batch.categorical["c"].tolist() == ["x", "x", None, "x", "x"]
+    assert batch.model_version == "3" and batch.unknown_fields == {"zzz"}
+    assert batch.timestamps.tolist() == [1000.0, 1001.0, 1002.0, 1003.0, 1004.0]
+
+
+def test_columnar_batch_equals_row_batch() -> None:
+    rows = [row(i) for i in range(4)]
+    columnar = {
+        "model_id": "m",
+        "model_version": "1",
+        "columns": {
+            "prediction_id": [r["prediction_id"] for r in rows],
+            "timestamp": [r["timestamp"] for r in rows],
+            "prediction": [r["prediction"] for r in rows],
+            "features": {k: [r["features"][k] for r in rows] for k in ("a", "b", "c")},
+        },
+    }
+    a = decode(orjson.dumps(columnar)).batch
+    b = decode(orjson.dumps({"model_id": "m", "model_version": "1", "events": rows})).batch
+    assert a is not None and b is not None
+    assert a.prediction_ids == b.prediction_ids
+    for k in ("a", "b"):
+        np.testing.assert_array_equal(a.numeric[k], b.numeric[k])
+    assert a.categorical["c"].tolist() == b.categorical["c"].tolist()
+
+
+def test_rfc3339_and_epoch_timestamps() -> None:
+    out = decode(
+        orjson.dumps(
+            {"model_id": "m", "model_version": "1", **row(0, timestamp="2026-01-02T03:04:05Z")}
+        )
+    )
+    assert out.batch is not None
+    assert out.batch.timestamps[0] == 1767323045.0
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"\x00garbage", Reason.UNDECODABLE),
+        (b"[1, 2]", Reason.SCHEMA),
+        (b'{"events": []}', Reason.SCHEMA),
+        (orjson.dumps({"model_id": "other", **row(0)}), Reason.UNKNOWN_MODEL),
+        (
+            b'{"model_id": "m", "model_version": "1", "prediction_id": "p", "timestamp": 1,'
+            b' "features": {"a": Infinity}, "prediction": 1}',
+            Reason.NON_FINITE,
+        ),
+        (
+            orjson.dumps({"model_id": "m", "model_version": "1", **row(0, prediction=[1])}),
+            Reason.WRONG_TYPE,
+        ),
+        (
+            orjson.dumps({"model_id": "m", "model_version": "1", **row(0, features=[1, 2])}),
+            Reason.SCHEMA,
+        ),
+        (orjson.dumps({"model_id": "m", "model_version": "1", "events": {"a": 1}}), Reason.SCHEMA),
+        (
+            orjson.dumps(
+                {"model_id": "m", "columns": {"prediction_id": ["a"], "timestamp": [1, 2]}}
+            ),
+            Reason.SCHEMA,
+        ),
+    ],
+)
+def test_bad_messages_are_dead_letters_with_reason(value: bytes, reason: str) -> None:
+    out = decode(value)
+    assert out.batch is None
+    assert [d.reason for d in out.dead_letters] == [reason]
+    assert out.dead_letters[0].payload == value and out.dead_letters[0].detail
+
+
+def test_oversize_by_bytes_and_by_events() -> None:
+    rows = [row(i) for i in range(50)]
+    value = orjson.dumps({"model_id": "m", "model_version": "1", "events": rows})
+    assert decode(value, max_message_bytes=1024).dead_letters[0].reason == Reason.OVERSIZE
+    assert decode(value, max_batch_events=10).dead_letters[0].reason == Reason.OVERSIZE
+    assert decode(value).batch is not None
+
+
+def test_partly_bad_batch_keeps_good_rows_and_names_bad_ones() -> None:
+    rows = [row(0), row(1, timestamp=None), row(2), row(3, prediction=math.inf), "junk"]
+    value = orjson.dumps(
+        {"model_id": "m", "model_version": "1", "events": rows},
+        option=orjson.OPT_PASSTHROUGH_DATACLASS,
+    )
+    out = decode(value)
+    assert out.batch is not None and out.batch.prediction_ids == ["p0", "p2"]
+    assert [(d.row, d.reason) for d in out.dead_letters] == [
+        (1, Reason.SCHEMA),
+        (3, Reason.SCHEMA),
+        (4, Reason.SCHEMA),
+    ]
+    assert orjson.loads(out.dead_letters[0].payload)["prediction_id"] == "p1"
+
+
+def test_wrong_typed_feature_becomes_missing_and_is_counted() -> None:
+    rows = [row(0), row(1, features={"a": "12.5", "b": True, "c": 7}), row(2)]
+    out = decode(orjson.dumps({"model_id": "m", "model_version": "1", "events": rows}))
+    batch = out.batch
+    assert batch is not None and not out.dead_letters
+    assert np.isnan(batch.numeric["a"][1]) and np.isnan(batch.numeric["b"][1])
+    assert batch.categorical["c"][1] == "7"  # an int category is read as its text
+    assert batch.type_errors == {"a": 1, "b": 1}
+
+
+def test_labels_decode_and_reject() -> None:
+    decoder = BatchDecoder(SCHEMA)
+    out = decoder.decode_labels(
+        orjson.dumps(
+            {
+                "model_id": "m",
+                "events": [
+                    {"prediction_id": "p1", "timestamp": 5, "label": 1},
+                    {"prediction_id": "p2", "timestamp": 6},
+                ],
+            }
+        )
+    )
+    assert isinstance(out.batch, LabelBatch) and out.batch.labels == [1]
+    assert [(d.row, d.reason) for d in out.dead_letters] == [(1, Reason.SCHEMA)]

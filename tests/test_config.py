@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from driftline.config import ConfigError, config_from_dict, load_config
+
+GOOD = """
+kafka:
+  bootstrap_servers: 127.0.0.1:9092
+models:
+  eta:
+    task: regression
+    features: {distance_km: numeric, city: categorical}
+"""
+
+
+def test_valid_config_loads_with_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD)
+    config = load_config(path)
+    assert config.models["eta"].features == {"distance_km": "numeric", "city": "categorical"}
+    assert config.models["eta"].false_alarm_budget == 1_000_000
+    assert config.topics.predictions == "driftline.predictions"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        (GOOD.replace("numeric", "number"), "models.eta.features.distance_km: Input should be"),
+        (GOOD.replace("task: regression", "task: ranking"), "models.eta.task: Input should be"),
+        (GOOD.replace("task: regression\n", ""), "models.eta.task: required key is missing"),
+        (GOOD + "  extra_key: 1\n", "models.extra_key"),
+        (GOOD.replace("bootstrap_servers", "bootstrap"), "kafka.bootstrap: unknown key"),
+        ("models: [1, 2]", "models: Input should be a valid dictionary"),
+        ("", "expected a mapping at the top level, got nothing (empty file)"),
+        ("models: {a: {task: binary, features: {}}}", "models.a.features: Value error"),
+    ],
+)
+def test_bad_config_names_file_key_and_expectation(
+    tmp_path: Path, yaml_text: str, expected: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_invalid_yaml_and_missing_file_are_config_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "x.yaml"
+    bad.write_text("models: {eta: [")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_detector_override_must_name_a_declared_feature() -> None:
+    raw = {
+        "models": {
+            "eta": {
+                "task": "regression",
+                "features": {"a": "numeric"},
+                "detectors": {"b": {"detector": "cusum"}},
+            }
+        }
+    }
+    with pytest.raises(ConfigError, match=r"models.eta.detectors.b: not a declared feature"):
+        config_from_dict(raw, source="c.yaml")
+
+
+def test_secret_comes_from_environment_and_never_shows() -> None:
+    raw = {
+        "kafka": {
+            "sasl_mechanism": "PLAIN",
+            "sasl_username": "svc",
+            "sasl_password_env": "DL_TEST_PW",
+        },
+        "models": {"eta": {"task": "binary", "features": {"a": "numeric"}}},
+    }
+    with pytest.raises(ConfigError, match="DL_TEST_PW is not set"):
+        config_from_dict(raw, source="c.yaml", env={})
+    config = config_from_dict(raw, source="c.yaml", env={"DL_TEST_PW": "hunter2-secret"})
+    assert config.kafka.sasl_password is not None
+    assert config.kafka.sasl_password.get_secret_value() == "hunter2-secret"
+    assert "hunter2-secret" not in repr(config) and "hunter2-secret" not in str(config)
+    assert "hunter2-secret" not in config.model_dump_json()

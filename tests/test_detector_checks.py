@@ -1,0 +1,174 @@
+"""One check suite for every registered detector (as river does): add a detector, get the checks."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from driftline import detectors
+from driftline.detectors.base import Verdict, registered
+from driftline.detectors.profile import categorical_profile, numeric_profile
+
+RNG = np.random.default_rng(0)
+NUMERIC_REF = numeric_profile(RNG.normal(0, 1, 5_000))
+DISCRETE_REF = numeric_profile(RNG.poisson(2, 5_000).astype(float))
+CATS = np.array(["a", "b", "c", "d"], dtype=object)
+CATEGORICAL_REF = categorical_profile(RNG.choice(CATS, 5_000, p=[0.4, 0.3, 0.2, 0.1]))
+
+
+def make(name: str, arl: float = 1e4):
+    cls = registered()[name]
+    ref = NUMERIC_REF if cls.input_kind == "numeric" else CATEGORICAL_REF
+    return detectors.create(name, ref, arl=arl)
+
+
+def stream(name: str, n: int, seed: int, drift_at: int | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if registered()[name].input_kind == "numeric":
+        x = rng.normal(0, 1, n)
+        if drift_at is not None:
+            x[drift_at:] += 1.0
+        return x
+    p = [0.4, 0.3, 0.2, 0.1]
+    x = rng.choice(CATS, n, p=p)
+    if drift_at is not None:
+        x[drift_at:] = rng.choice(CATS, n - drift_at, p=[0.1, 0.2, 0.3, 0.4])
+    return x
+
+
+NAMES = sorted(registered())
+
+
+def alarm_positions(det, x: np.ndarray, sizes: list[int]) -> tuple[list[int], Verdict]:
+    positions, pos, verdict = [], 0, None
+    for size in sizes:
+        part = x[pos : pos + size]
+        verdict = det.update(part)
+        if verdict.drift:
+            positions.append(pos + verdict.first_alarm)
+        pos += part.size
+    assert verdict is not None
+    return positions, verdict
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batch_equals_sequential(name: str) -> None:
+    x = stream(name, 3_000, seed=1, drift_at=1_500)
+    whole = make(name)
+    v_whole = whole.update(x)
+    one_by_one = make(name)
+    positions, v_seq = alarm_positions(one_by_one, x, [1] * x.size)
+    assert v_whole.drift and positions[0] == v_whole.first_alarm
+    assert len(positions) <= v_whole.alarms  # one value can carry at most one alarm
+    assert v_whole.n_seen == v_seq.n_seen == x.size
+    assert v_whole.statistic == pytest.approx(v_seq.statistic, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_any_batching_gives_the_same_verdicts(name: str, data: st.DataObject) -> None:
+    n = data.draw(st.integers(50, 800))
+    x = stream(name, n, seed=data.draw(st.integers(0, 10_000)), drift_at=n // 2)
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, n - 1), max_size=12))))
+    sizes = np.diff([0, *cuts, n]).tolist()
+    a, b = make(name, arl=100.0), make(name, arl=100.0)
+    whole = a.update(x)
+    positions, last = alarm_positions(b, x, sizes)
+    assert (positions[0] if positions else -1) == whole.first_alarm
+    assert last.statistic == pytest.approx(whole.statistic, rel=1e-9, abs=1e-9)
+    assert last.n_seen == whole.n_seen
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=25, deadline=None)
+@given(split=st.integers(0, 600), seed=st.integers(0, 10_000))
+def test_state_round_trip_continues_identically(name: str, split: int, seed: int) -> None:
+    x = stream(name, 600, seed=seed, drift_at=300)
+    original = make(name, arl=100.0)
+    original.update(x[:split])
+    restored = make(name, arl=100.0)
+    restored.restore(original.state_bytes())
+    assert restored.state_bytes() == original.state_bytes()
+    assert restored.update(x[split:]) == original.update(x[split:])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pickles_and_resets(name: str) -> None:
+    det = make(name)
+    det.update(stream(name, 500, seed=3))
+    clone = pickle.loads(pickle.dumps(det))
+    x = stream(name, 400, seed=4, drift_at=100)
+    assert clone.update(x) == det.update(x)
+    det.reset()
+    assert det.state_bytes() == make(name).state_bytes()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_seeded_streams_are_deterministic(name: str) -> None:
+    x = stream(name, 2_000, seed=9, drift_at=1_000)
+    assert make(name).update(x) == make(name).update(x)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_alarm_on_a_stable_stream(name: str) -> None:
+    verdict = make(name, arl=1e6).update(stream(name, 20_000, seed=11))
+    assert not verdict.drift and verdict.alarms == 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_defaults_are_immutable_and_documented(name: str) -> None:
+    cls = registered()[name]
+    for param in inspect.signature(cls.__init__).parameters.values():
+        assert not isinstance(param.default, list | dict | set | np.ndarray), param.name
+    doc = inspect.getdoc(cls) or ""
+    assert "Parameters" in doc and "Examples" in doc and ">>>" in doc
+
+
+def test_discrete_numeric_feature_does_not_false_alarm() -> None:
+    # Ties (a Poisson count) are spread over their probability mass, so scores stay N(0, 1).
+    det = detectors.create("cusum", DISCRETE_REF, arl=1e6)
+    x = np.random.default_rng(12).poisson(2, 50_000).astype(float)
+    assert det.update(x).alarms == 0
+
+
+def test_unknown_detector_name_lists_the_registered_ones() -> None:
+    with pytest.raises(KeyError, match=r"registered: .*cusum"):
+        detectors.create("nope", NUMERIC_REF, arl=10)
+
+
+FORBIDDEN = {
+    "faust",
+    "kafka",
+    "aiokafka",
+    "confluent_kafka",
+    "prometheus_client",
+    "httpx",
+    "requests",
+    "aiohttp",
+    "urllib.request",
+    "http",
+}
+
+
+def test_detectors_package_stays_pure() -> None:
+    root = Path(detectors.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if name.split(".")[0] in FORBIDDEN or name in FORBIDDEN:
+                    offenders.append(f"{path.name}: {name}")
+    assert offenders == []
