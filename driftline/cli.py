@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -17,6 +18,7 @@ drift detectors per model and feature against a reference profile, and publishes
   driftline demo                       see it work end to end on a local Kafka (a minute)
   driftline baseline --config C ...    build a reference profile from training data
   driftline worker --config C          run the stream worker (scale out: run more of them)
+  driftline replay --config C --events F   the worker's pipeline over a file, no Kafka
   driftline kafka start|stop|status    the local single-node Kafka used by demo and tests
 """
 
@@ -81,6 +83,30 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from driftline.replay import read_messages, replay
+
+    config = _config(args.config)
+    with contextlib.ExitStack() as files:
+        out = (
+            sys.stdout.buffer
+            if args.out in (None, "-")
+            else files.enter_context(Path(args.out).open("wb"))
+        )
+        dead = (
+            files.enter_context(Path(args.dead_letters).open("wb")) if args.dead_letters else None
+        )
+        summary = replay(config, read_messages(Path(args.events)), out, dead)
+    firing = sum(1 for a in summary.alerts if a.status == "firing")
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.dead_letters.items())) or "none"
+    print(
+        f"replayed {summary.messages} messages, {summary.events} events: {firing} alerts fired, "
+        f"{len(summary.alerts) - firing} resolved; dead letters: {reasons}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _cmd_kafka(args: argparse.Namespace) -> int:
     from driftline.localkafka import main as kafka_main
 
@@ -134,6 +160,20 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.add_argument("--label-column", default="label")
     baseline.add_argument("--out")
     baseline.set_defaults(func=_cmd_baseline)
+
+    replay = sub.add_parser(
+        "replay",
+        help="run the worker's pipeline over a file of events, without Kafka",
+        description="Run exactly the worker's pipeline (decode, detectors, alert policy) over "
+        "a JSON-lines file whose lines are predictions-topic messages (events or batches), and "
+        "write the alerts it would have sent as JSON lines. For tuning thresholds on last "
+        "month's traffic before going live.",
+    )
+    replay.add_argument("--config", help="YAML config (default: $DRIFTLINE_CONFIG)")
+    replay.add_argument("--events", required=True, help="JSON lines, one message per line")
+    replay.add_argument("--out", help="alerts as JSON lines (default: standard output)")
+    replay.add_argument("--dead-letters", help="write rejected input here as JSON lines")
+    replay.set_defaults(func=_cmd_replay)
 
     kafka = sub.add_parser(
         "kafka",

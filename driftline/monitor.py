@@ -16,7 +16,7 @@ import numpy as np
 
 from driftline import detectors
 from driftline.alerting import AlertContext, AlertPolicy, EpisodeState
-from driftline.config import ModelConfig
+from driftline.config import ConfigError, ModelConfig
 from driftline.detectors.base import Detector, Verdict
 from driftline.detectors.profile import ReferenceProfile
 from driftline.records import Alert
@@ -49,6 +49,10 @@ class _FeatureSpec:
     detector: str
     arl: float
     params: dict[str, float]
+
+
+def _choices(kind: str) -> list[str]:
+    return sorted(n for n, c in detectors.registered().items() if c.input_kind in (kind, "any"))
 
 
 class ModelMonitor:
@@ -93,6 +97,17 @@ class ModelMonitor:
             kind = self.config.features[feature]
             override = self.config.detectors.get(feature)
             name = (override.detector if override else None) or DEFAULT_DETECTORS[kind]
+            accepts = detectors.registered().get(name)
+            if accepts is None or accepts.input_kind not in (kind, "any"):
+                what = (
+                    "is not a registered detector"
+                    if accepts is None
+                    else (f"takes {accepts.input_kind} input, the feature is {kind}")
+                )
+                raise ConfigError(
+                    f"models.{self.model_id}.detectors.{feature}.detector: {name!r} {what}; "
+                    f"for {kind} features use one of: {', '.join(_choices(kind))}"
+                )
             arl = (override.false_alarm_budget if override else None) or share
             params = dict(override.params) if override else {}
             specs.append(_FeatureSpec(feature, kind, name, arl, params))

@@ -12,7 +12,7 @@ from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 from driftline.alerting import AlertPolicy
-from driftline.config import Config
+from driftline.config import Config, ConfigError
 from driftline.detectors.profile import ReferenceProfile
 from driftline.metrics import WorkerMetrics
 from driftline.monitor import BatchOutcome, ModelMonitor
@@ -46,10 +46,13 @@ class Pipeline:
         self.config = config
         self.metrics = metrics if metrics is not None else WorkerMetrics(config)
         policy = AlertPolicy(resolve_after_events=config.alerts.resolve_after_events)
-        self.monitors = {
-            model_id: ModelMonitor(model_id, model, profiles.get(model_id), policy)
-            for model_id, model in config.models.items()
-        }
+        try:
+            self.monitors = {
+                model_id: ModelMonitor(model_id, model, profiles.get(model_id), policy)
+                for model_id, model in config.models.items()
+            }
+        except ConfigError as exc:
+            raise ConfigError(f"{config.source}: {exc}") from None
         self.decoder = BatchDecoder(
             {m: mon.schema for m, mon in self.monitors.items()},
             max_message_bytes=config.worker.max_message_bytes,

@@ -23,19 +23,39 @@ CATS = np.array(["a", "b", "c", "d"], dtype=object)
 CATEGORICAL_REF = categorical_profile(RNG.choice(CATS, 5_000, p=[0.4, 0.3, 0.2, 0.1]))
 
 
-def make(name: str, arl: float = 1e4):
-    cls = registered()[name]
-    ref = NUMERIC_REF if cls.input_kind == "numeric" else CATEGORICAL_REF
+def kinds(name: str) -> list[str]:
+    kind = registered()[name].input_kind
+    return ["numeric", "categorical"] if kind == "any" else [kind]
+
+
+# Every registered detector, once per kind of input it takes: "name" or "name:kind".
+CASES = [f"{n}:{k}" if len(kinds(n)) > 1 else n for n in sorted(registered()) for k in kinds(n)]
+
+
+def _split(case: str) -> tuple[str, str]:
+    name, _, kind = case.partition(":")
+    return name, kind or kinds(name)[0]
+
+
+def make(case: str, arl: float = 1e4):
+    name, kind = _split(case)
+    ref = CATEGORICAL_REF if kind == "categorical" else NUMERIC_REF
     return detectors.create(name, ref, arl=arl)
 
 
-def stream(name: str, n: int, seed: int, drift_at: int | None = None) -> np.ndarray:
+def stream(case: str, n: int, seed: int, drift_at: int | None = None) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    if registered()[name].input_kind == "numeric":
+    kind = _split(case)[1]
+    if kind == "numeric":
         x = rng.normal(0, 1, n)
         if drift_at is not None:
             x[drift_at:] += 1.0
         return x
+    if kind == "error":  # a model's 0/1 errors; the error rate goes from 10% to 40%
+        rate = np.full(n, 0.1)
+        if drift_at is not None:
+            rate[drift_at:] = 0.4
+        return (rng.random(n) < rate).astype(float)
     p = [0.4, 0.3, 0.2, 0.1]
     x = rng.choice(CATS, n, p=p)
     if drift_at is not None:
@@ -43,7 +63,8 @@ def stream(name: str, n: int, seed: int, drift_at: int | None = None) -> np.ndar
     return x
 
 
-NAMES = sorted(registered())
+NAMES = CASES
+CALIBRATED = [c for c in CASES if getattr(registered()[_split(c)[0]], "calibrated", True)]
 
 
 def alarm_positions(det, x: np.ndarray, sizes: list[int]) -> tuple[list[int], Verdict]:
@@ -117,15 +138,17 @@ def test_seeded_streams_are_deterministic(name: str) -> None:
     assert make(name).update(x) == make(name).update(x)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CALIBRATED)
 def test_no_alarm_on_a_stable_stream(name: str) -> None:
+    # Only detectors whose threshold comes from the false-alarm budget promise this; river's
+    # detectors with their default settings do not (bench/detection.py shows how often not).
     verdict = make(name, arl=1e6).update(stream(name, 20_000, seed=11))
     assert not verdict.drift and verdict.alarms == 0
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_defaults_are_immutable_and_documented(name: str) -> None:
-    cls = registered()[name]
+    cls = registered()[_split(name)[0]]
     for param in inspect.signature(cls.__init__).parameters.values():
         assert not isinstance(param.default, list | dict | set | np.ndarray), param.name
     doc = inspect.getdoc(cls) or ""

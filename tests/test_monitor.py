@@ -89,3 +89,19 @@ def test_random_model_and_feature_names_do_not_grow_series(tmp_path: Path) -> No
         p.process_predictions(batch_message("m1", rows), state)
         p.process_predictions(batch_message(f"intruder-{i}", rows), state)
     assert series() == before
+
+
+def test_detector_override_of_the_wrong_kind_is_a_config_error(tmp_path: Path) -> None:
+    import pytest
+
+    from driftline.config import ConfigError
+
+    with pytest.raises(
+        ConfigError,
+        match=r"models.m1.detectors.color.detector: 'cusum' takes "
+        r"numeric input, the feature is categorical; .*categorical_cusum",
+    ):
+        pipeline(tmp_path, detectors={"color": {"detector": "cusum"}})
+    p = pipeline(tmp_path, detectors={"x1": {"detector": "ks"}, "color": {"detector": "psi"}})
+    specs = {s.feature: s.detector for s in p.monitors["m1"].specs}
+    assert specs == {"x1": "ks", "x2": "cusum", "color": "psi"}

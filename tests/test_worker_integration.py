@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +19,30 @@ from tests.streams import batch_message, events, model_config, write_profile
 pytestmark = pytest.mark.kafka
 
 
-def produce(bootstrap: str, topic: str, model_id: str, rows: list[dict], size: int = 500) -> None:
+def produce(
+    bootstrap: str, topic: str, model_id: str, rows: list[dict], size: int = 500
+) -> list[bytes]:
     producer = KafkaProducer(bootstrap_servers=bootstrap)
+    values = []
     for start in range(0, len(rows), size):
-        producer.send(
-            topic, key=model_id.encode(), value=batch_message(model_id, rows[start : start + size])
-        )
+        value = batch_message(model_id, rows[start : start + size])
+        producer.send(topic, key=model_id.encode(), value=value)
+        values.append(value)
     producer.flush()
     producer.close()
+    return values
+
+
+def comparable(alert: Alert) -> tuple:
+    return (
+        alert.alert_id,
+        alert.status,
+        alert.feature,
+        alert.events_seen,
+        alert.statistic,
+        alert.threshold,
+        alert.reference_version,
+    )
 
 
 def changelog_state(bootstrap: str, app_id: str) -> dict[str, bytes]:
@@ -46,7 +64,7 @@ def test_drift_in_one_feature_alerts_for_that_feature_only(
     drifted = events(3_000, rng, start=8_000, x1_shift=1.0)
     worker.start()
     try:
-        produce(kafka_bootstrap, worker.topic("predictions"), "m1", stable + drifted)
+        sent = produce(kafka_bootstrap, worker.topic("predictions"), "m1", stable + drifted, 250)
         worker.wait_processed(11_000)
         alerts = [
             Alert.from_json(m.value)
@@ -61,6 +79,33 @@ def test_drift_in_one_feature_alerts_for_that_feature_only(
     # A 1 sd shift: CUSUM's yardstick is ln(1e6)/0.5 = 28 events; allow a wide margin.
     assert 8_000 < alert.events_seen < 8_000 + 200
     assert alert.statistic >= alert.threshold > 0
+
+    # driftline replay over the same messages says exactly what the worker said.
+    events_file = tmp_path / "events.jsonl"
+    events_file.write_bytes(b"\n".join(sent) + b"\n")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "driftline",
+            "replay",
+            "--config",
+            str(worker.path),
+            "--events",
+            str(events_file),
+            "--out",
+            str(tmp_path / "alerts.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    replayed = [
+        Alert.from_json(line) for line in (tmp_path / "alerts.jsonl").read_bytes().splitlines()
+    ]
+    assert [comparable(a) for a in replayed] == [comparable(a) for a in alerts]
+    assert "replayed 44 messages, 11000 events: 1 alerts fired" in out.stderr
 
 
 def test_restart_keeps_detector_state(tmp_path: Path, kafka_bootstrap: str) -> None:

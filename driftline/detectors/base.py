@@ -52,8 +52,10 @@ class Verdict:
 @runtime_checkable
 class Detector(Protocol):
     name: ClassVar[str]
-    #: which feature types the detector accepts: "numeric", "categorical" or "error"
+    #: what the detector takes: "numeric", "categorical", "any" (either) or "error" (0/1)
     input_kind: ClassVar[str]
+    #: True when the threshold comes from the false-alarm budget (``arl``)
+    calibrated: ClassVar[bool]
 
     def update(self, x: np.ndarray) -> Verdict: ...
 

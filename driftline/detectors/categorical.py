@@ -57,6 +57,7 @@ class CategoricalCUSUM:
     name: ClassVar[str] = "categorical_cusum"
     MIN_PROB: ClassVar[float] = 1e-4
     input_kind: ClassVar[str] = "categorical"
+    calibrated: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -48,6 +48,11 @@ class NormalScores:
         self._eps = 0.25 / (q.size - 1)
 
     def __call__(self, x: np.ndarray, first_index: int) -> np.ndarray:
+        """Normal scores of ``x``, whose first value is value ``first_index`` of the stream."""
+        return np.asarray(ndtri(self.uniform(x, first_index)))
+
+    def uniform(self, x: np.ndarray, first_index: int) -> np.ndarray:
+        """Reference probabilities of ``x``: uniform on (0, 1) while there is no drift."""
         u = np.interp(x, self._q, self._levels)
         if self._has_atoms:
             lo = np.searchsorted(self._q, x, side="left")
@@ -61,7 +66,7 @@ class NormalScores:
                 jitter = _splitmix_uniform(pos)
                 u = np.where(tied, cdf_lo + jitter * (cdf_hi - cdf_lo), u)
         np.clip(u, self._eps, 1.0 - self._eps, out=u)
-        return np.asarray(ndtri(u))
+        return u
 
 
 @register
@@ -97,6 +102,7 @@ class NormalScoreCUSUM:
 
     name: ClassVar[str] = "cusum"
     input_kind: ClassVar[str] = "numeric"
+    calibrated: ClassVar[bool] = True
 
     def __init__(
         self,
