@@ -111,15 +111,21 @@ def cusum_scan(
     state = start.astype(np.float64, copy=True)
     alarms, first, pos = 0, -1, 0
     while pos < n:
-        chunk = increments[:, pos:]
-        running = np.cumsum(chunk, axis=1)
+        running = np.cumsum(increments[:, pos:], axis=1)
         running += state[:, None]
+        low = np.minimum(running.min(axis=1), 0.0)
+        # Every S_t is at most max_t C_t - min(0, min_t C_t): when that bound stays under the
+        # threshold (the usual case) two reductions settle the batch, and the final
+        # statistics are C_n - min(0, min_t C_t).
+        if float((running.max(axis=1) - low).max()) <= threshold:
+            state = running[:, -1] - low
+            break
         floor = np.minimum.accumulate(running, axis=1)
         np.minimum(floor, 0.0, out=floor)
-        stats = running - floor
-        over = np.flatnonzero((stats > threshold).any(axis=0))
+        running -= floor  # now the CUSUM statistics S_t
+        over = np.flatnonzero((running > threshold).any(axis=0))
         if over.size == 0:
-            state = stats[:, -1].copy()
+            state = running[:, -1].copy()
             break
         hit = int(over[0])
         alarms += 1

@@ -65,8 +65,8 @@ class CategoricalCUSUM:
         probs: tuple[float, ...],
         arl: float = 1e6,
         block: int = 25,
-        memory: float = 400.0,
-        prior: float = 50.0,
+        memory: float = 200.0,
+        prior: float = 20.0,
     ) -> None:
         if len(probs) != len(categories) + 1:
             raise ValueError("probs needs one entry per category plus the 'other' bucket")

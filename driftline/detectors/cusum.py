@@ -40,7 +40,7 @@ class NormalScores:
 
     def __init__(self, quantiles: np.ndarray) -> None:
         q = np.asarray(quantiles, dtype=np.float64)
-        self._q = q
+        self._q = q  # shared, not copied: one array per feature
         self._levels = np.linspace(0.0, 1.0, q.size)
         self._has_atoms = bool(np.any(np.diff(q) == 0))
         # Beyond the reference range the CDF is 0 or 1; clip half a grid step inside so that
@@ -67,6 +67,28 @@ class NormalScores:
                 u = np.where(tied, cdf_lo + jitter * (cdf_hi - cdf_lo), u)
         np.clip(u, self._eps, 1.0 - self._eps, out=u)
         return u
+
+
+def siegmund_threshold(shift: float, arl: float) -> float:
+    """LLR threshold h at which a CUSUM for a mean shift of ``shift`` sd has ARL ``arl``.
+
+    Siegmund's approximation for standard normal scores, in log-likelihood-ratio units:
+    ``ARL(h) = (exp(h + 1.166 d) - (h + 1.166 d) - 1) / (d^2 / 2)``.
+    """
+    d = float(shift)
+
+    def arl_of(h: float) -> float:
+        a = h + 1.166 * d
+        return float((np.expm1(a) - a) / (d * d / 2))
+
+    lo, hi = 0.0, float(np.log(arl)) + 5.0
+    for _ in range(100):  # arl_of is increasing in h: bisection
+        mid = (lo + hi) / 2
+        if arl_of(mid) < arl:
+            lo = mid
+        else:
+            hi = mid
+    return hi
 
 
 @register
@@ -108,14 +130,15 @@ class NormalScoreCUSUM:
         self,
         quantiles: np.ndarray | tuple[float, ...],
         arl: float = 1e6,
-        mean_shifts: tuple[float, ...] = (0.5, 1.0, 2.0),
+        mean_shifts: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0),
         variance_ratios: tuple[float, ...] = (2.0, 0.5),
     ) -> None:
-        self.quantiles = tuple(float(q) for q in quantiles)
+        self.quantiles = np.array(quantiles, dtype=np.float64)
+        self.quantiles.setflags(write=False)
         self.arl = float(arl)
         self.mean_shifts = tuple(mean_shifts)
         self.variance_ratios = tuple(variance_ratios)
-        self._scores = NormalScores(np.asarray(self.quantiles))
+        self._scores = NormalScores(self.quantiles)
         # LLR of N(d, 1) vs N(0, 1) is d*z - d^2/2; of N(0, r) vs N(0, 1) it is
         # -ln(r)/2 + z^2 (1 - 1/r)/2. Rows: a*z + b*z^2 + c.
         rows = []
@@ -124,8 +147,23 @@ class NormalScoreCUSUM:
         for r in self.variance_ratios:
             rows.append((0.0, (1 - 1 / r) / 2, -np.log(r) / 2))
         coef = np.asarray(rows, dtype=np.float64)
-        self._a, self._b, self._c = (coef[:, i : i + 1] for i in range(3))
-        self.threshold = float(np.log(self.arl * len(rows)))
+        self._n_mean = 2 * len(self.mean_shifts)
+        # Each CUSUM may spend 1/len(rows) of the budget (union bound). Mean CUSUMs use
+        # Siegmund's approximation of their ARL, which is accurate for Gaussian scores and
+        # lets the threshold sit lower than Lorden's bound; the variance CUSUMs keep the bound.
+        per_cusum = self.arl * len(rows)
+        thresholds = [siegmund_threshold(d, per_cusum) for d in self.mean_shifts for _ in "+-"]
+        thresholds += [float(np.log(per_cusum))] * len(self.variance_ratios)
+        self._h = np.asarray(thresholds)[:, None]
+        # Verdicts report the CUSUMs as fractions of their own thresholds, scaled to the
+        # largest threshold, so that one statistic and one threshold describe the bank.
+        self.threshold = float(self._h.max())
+        scaled = coef * (self.threshold / self._h)
+        # Mean rows are a*z + c, variance rows b*z^2 + c: kept apart to skip the zero terms.
+        m = self._n_mean
+        self._a, self._c_mean = scaled[:m, 0:1], scaled[:m, 2:3]
+        self._b, self._c_var = scaled[m:, 1:2], scaled[m:, 2:3]
+        self._n_rows = len(rows)
         self.reset()
 
     @classmethod
@@ -137,13 +175,20 @@ class NormalScoreCUSUM:
         return cls(profile.quantiles, arl=arl, **params)
 
     def reset(self) -> None:
-        self._stats = np.zeros(self._a.shape[0])
+        self._stats = np.zeros(self._n_rows)
         self._n = 0
 
     def update(self, x: np.ndarray) -> Verdict:
         x = np.asarray(x, dtype=np.float64)
         z = self._scores(x, self._n)
-        increments = self._a * z + self._b * (z * z) + self._c
+        # Scaled increments: every CUSUM then crosses the common threshold exactly when it
+        # crosses its own (the scan is linear in the increments and the start value).
+        increments = np.empty((self._n_rows, z.size))
+        m = self._n_mean
+        np.multiply(self._a, z, out=increments[:m])
+        increments[:m] += self._c_mean
+        np.multiply(self._b, z * z, out=increments[m:])
+        increments[m:] += self._c_var
         self._stats, alarms, first = cusum_scan(increments, self._stats, self.threshold)
         self._n += x.size
         top = float(self._stats.max()) if self._stats.size else 0.0

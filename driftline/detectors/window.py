@@ -51,6 +51,7 @@ class _WindowDistance:
         probs: tuple[float, ...] | None = None,
         arl: float = 1e6,
         window: int = 500,
+        reference_count: int | None = None,
     ) -> None:
         if (quantiles is None) == (categories is None):
             raise ValueError("give quantiles (numeric) or categories and probs (categorical)")
@@ -71,11 +72,22 @@ class _WindowDistance:
             self._p, self._merge = _merge_rare(np.asarray(probs, dtype=np.float64), self.window)
             self._cells = len(probs)
         self.alpha = min(0.5, self.window / self.arl)
+        # The reference is a sample too: a window differs from it by its own noise plus the
+        # reference's. Calibrating on the effective size 1 / (1/window + 1/reference) is the
+        # two-sample correction; without it rare false alarms creep in at tiny alpha.
+        self.reference_count = reference_count
+        self.n_eff = (
+            self.window
+            if not reference_count
+            else 1.0 / (1.0 / self.window + 1.0 / reference_count)
+        )
         self.threshold = float(self._threshold())
         self.reset()
 
     @classmethod
     def from_reference(cls, profile: FeatureProfile | None, arl: float, **params: Any) -> Any:
+        present = int(round(profile.count * (1 - profile.missing_rate))) if profile else 0
+        params.setdefault("reference_count", present or None)
         if isinstance(profile, NumericProfile):
             return cls(quantiles=profile.quantiles, arl=arl, **params)
         if isinstance(profile, CategoricalProfile):
@@ -87,7 +99,7 @@ class _WindowDistance:
     def _threshold(self) -> float:
         k = self._p.size
         if self.chi2_scale:
-            return float(stats.chi2.isf(self.alpha, k - 1) / (self.window * self.chi2_scale))
+            return float(stats.chi2.isf(self.alpha, k - 1) / (self.n_eff * self.chi2_scale))
         raise NotImplementedError
 
     # -- the stream -------------------------------------------------------------------------
@@ -320,7 +332,8 @@ class ChiSquare(_WindowDistance):
     input_kind: ClassVar[str] = "any"
 
     def _threshold(self) -> float:
-        return float(stats.chi2.isf(self.alpha, self._p.size - 1))
+        # the statistic is scipy's (window counts); scaled to the effective sample size
+        return float(stats.chi2.isf(self.alpha, self._p.size - 1) * self.window / self.n_eff)
 
     def p_value(self) -> float:
         """p-value of the last complete window's statistic under "no drift"."""
@@ -365,7 +378,7 @@ class LInfinity(_WindowDistance):
     input_kind: ClassVar[str] = "any"
 
     def _threshold(self) -> float:
-        sd = np.sqrt(self._p * (1 - self._p) / self.window)
+        sd = np.sqrt(self._p * (1 - self._p) / self.n_eff)
         lo, hi = 0.0, 1.0
         for _ in range(60):  # bisection on sum_i P(|q_i - p_i| > t) = alpha
             mid = (lo + hi) / 2
@@ -482,7 +495,7 @@ class KolmogorovSmirnov(_ValueWindow):
     input_kind: ClassVar[str] = "numeric"
 
     def _threshold(self) -> float:
-        return float(stats.kstwo.isf(self.alpha, self.window))
+        return float(stats.kstwo.isf(self.alpha, max(1, int(self.n_eff))))
 
     def statistic_of(self, u_sorted: np.ndarray) -> tuple[float, float]:
         n = u_sorted.size
@@ -525,7 +538,8 @@ class NormedWasserstein(_ValueWindow):
     input_kind: ClassVar[str] = "numeric"
 
     def _threshold(self) -> float:
-        return _wasserstein_threshold(self.window, self.alpha)
+        # the statistic shrinks like 1/sqrt(n): rescale to the effective size
+        return _wasserstein_threshold(self.window, self.alpha) * np.sqrt(self.window / self.n_eff)
 
     def statistic_of(self, u_sorted: np.ndarray) -> tuple[float, float]:
         return _wasserstein_u(u_sorted), float("nan")
