@@ -21,21 +21,17 @@ no-drift stream). Also prints the update cost and state size per detector.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from driftline import detectors  # noqa: E402
-from driftline.detectors.profile import build_profile  # noqa: E402
+from driftline import detectors
+from driftline.detectors.profile import build_profile
 
 BUDGET = 1e6  # expected events between false alarms, whole model
 N_NUMERIC, N_CATEGORICAL = 16, 4
