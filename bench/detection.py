@@ -233,10 +233,12 @@ def main() -> None:
     args = parser.parse_args()
     seeds = range(3) if args.quick else range(10)
     plan = scenarios(30_000 if args.quick else 100_000)
-    print(f"\nModel: {N_NUMERIC} numeric + {N_CATEGORICAL} categorical features; budget one "
-          f"false alarm per {BUDGET:,.0f} events; {len(seeds)} seeds per scenario "
-          "(no-drift: 2 seeds).\nCells: median detection delay in events (detected/runs) · "
-          "false alarms in all runs. '-' = not applicable.\n")
+    print(
+        f"\nModel: {N_NUMERIC} numeric + {N_CATEGORICAL} categorical features; budget one "
+        f"false alarm per {BUDGET:,.0f} events; {len(seeds)} seeds per scenario "
+        "(no-drift: 2 seeds).\nCells: median detection delay in events (detected/runs) · "
+        "false alarms in all runs. '-' = not applicable.\n"
+    )
     header = ["detector", *(s.name for s in plan)]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))

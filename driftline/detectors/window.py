@@ -86,7 +86,7 @@ class _WindowDistance:
 
     @classmethod
     def from_reference(cls, profile: FeatureProfile | None, arl: float, **params: Any) -> Any:
-        present = int(round(profile.count * (1 - profile.missing_rate))) if profile else 0
+        present = round(profile.count * (1 - profile.missing_rate)) if profile else 0
         params.setdefault("reference_count", present or None)
         if isinstance(profile, NumericProfile):
             return cls(quantiles=profile.quantiles, arl=arl, **params)
