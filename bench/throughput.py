@@ -48,7 +48,9 @@ def columns(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return cols
 
 
-def messages(n_events: int, batch: int, rng: np.random.Generator) -> list[bytes]:
+def messages(
+    n_events: int, batch: int, rng: np.random.Generator, columnar: bool = False
+) -> list[bytes]:
     cols = columns(n_events, rng)
     names = list(cols)
     values = [cols[k].tolist() for k in names]
@@ -64,6 +66,14 @@ def messages(n_events: int, batch: int, rng: np.random.Generator) -> list[bytes]
         )
     if batch == 1:
         return [orjson.dumps({"model_id": "bench", "model_version": "1", **r}) for r in rows]
+    if columnar:  # what the SDK sends by default
+        out = []
+        for s in range(0, n_events, batch):
+            part = rows[s : s + batch]
+            table = {k: [r[k] for r in part] for k in ("prediction_id", "timestamp", "prediction")}
+            table["features"] = {k: [r["features"][k] for r in part] for k in names}
+            out.append(orjson.dumps({"model_id": "bench", "model_version": "1", "columns": table}))
+        return out
     return [
         orjson.dumps({"model_id": "bench", "model_version": "1", "events": rows[s : s + batch]})
         for s in range(0, n_events, batch)
@@ -140,7 +150,7 @@ def main() -> None:
                 msgs = messages(n, batch, rng)
                 decode = in_process(pipeline, msgs, decode_only=True)
                 full = in_process(pipeline, msgs, decode_only=False)
-                run_dir = tmp / label.split()[0]
+                run_dir = tmp / label.replace(" ", "_").replace("/", "_")
                 run_dir.mkdir()
                 counted, elapsed = worker_run(run_dir, bootstrap, model, msgs, n)
                 rows.append((label, n, len(msgs), n / decode, n / full, counted / elapsed))

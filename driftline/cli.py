@@ -80,6 +80,12 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
         f"wrote {out}: profile {profile.version} of {args.model} v{profile.model_version}, "
         f"{profile.n_rows} rows, {len(profile.features)} features"
     )
+    if args.publish:
+        from driftline.stream.topics import publish_profile
+
+        key = f"{args.model}/{profile.model_version}"
+        topic = publish_profile(config, key, profile.to_json())
+        print(f"published to the compacted topic {topic} under key {key}")
     return 0
 
 
@@ -159,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.add_argument("--prediction-column", default="prediction")
     baseline.add_argument("--label-column", default="label")
     baseline.add_argument("--out")
+    baseline.add_argument(
+        "--publish",
+        action="store_true",
+        help="also publish the profile to the compacted <prefix>profiles topic",
+    )
     baseline.set_defaults(func=_cmd_baseline)
 
     replay = sub.add_parser(

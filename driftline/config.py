@@ -65,6 +65,10 @@ class TopicSettings(_Strict):
     def dead_letter(self) -> str:
         return self.name("dead-letter")
 
+    @property
+    def profiles(self) -> str:
+        return self.name("profiles")
+
 
 class WorkerSettings(_Strict):
     app_id: str = "driftline"

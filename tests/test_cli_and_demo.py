@@ -56,6 +56,48 @@ def test_baseline_writes_a_profile_from_csv(tmp_path: Path) -> None:
 
 
 @pytest.mark.kafka
+def test_baseline_publishes_to_a_compacted_topic(tmp_path: Path, kafka_bootstrap: str) -> None:
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    from kafka import KafkaAdminClient
+    from tests.conftest import read_topic
+
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(f'{{"a": {i % 7}, "prediction": {i}}}' for i in range(200)))
+    prefix = f"pub-{os.getpid()}."
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"kafka: {{bootstrap_servers: '{kafka_bootstrap}'}}\n"
+        f"topics: {{prefix: '{prefix}'}}\n"
+        "models:\n  m:\n    task: regression\n    reference: m.json\n"
+        "    features: {a: numeric}\n"
+    )
+    out = cli(
+        "baseline",
+        "--config",
+        str(config),
+        "--model",
+        "m",
+        "--data",
+        str(data),
+        "--model-version",
+        "4",
+        "--publish",
+    )
+    assert out.returncode == 0, out.stderr
+    messages = read_topic(kafka_bootstrap, f"{prefix}profiles", min_messages=1)
+    assert [m.key for m in messages] == [b"m/4"]
+    assert messages[0].value == (tmp_path / "m.json").read_bytes()
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        resource = ConfigResource(ConfigResourceType.TOPIC, f"{prefix}profiles")
+        described = admin.describe_configs([resource])
+    finally:
+        admin.close()
+    assert described["topic"][f"{prefix}profiles"]["cleanup.policy"]["value"] == "compact"
+
+
+@pytest.mark.kafka
 def test_demo_finds_both_drifts_and_nothing_else(kafka_bootstrap: str) -> None:
     env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap)
     out = cli(

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from driftline import LabelLogger, PredictionLogger
+from driftline.stream.codec import BatchDecoder, ModelSchema
 from tests.conftest import read_topic
 
 
@@ -70,12 +71,17 @@ def test_batches_reach_kafka_and_close_flushes(kafka_bootstrap: str) -> None:
     assert logger.stats.sent == 250 and logger.stats.dropped == 0
     messages = read_topic(kafka_bootstrap, topic, min_messages=3)
     docs = [orjson.loads(m.value) for m in messages]
-    assert [len(d["events"]) for d in docs] == [100, 100, 50]
+    assert [len(d["columns"]["prediction_id"]) for d in docs] == [100, 100, 50]
     assert all(m.key == b"eta" for m in messages)
-    assert (
-        docs[0]["model_version"] == "7" and docs[0]["events"][3]["features"]["distance_km"] == 0.3
-    )
-    assert [e["prediction_id"] for d in docs for e in d["events"]] == [f"p{i}" for i in range(250)]
+    assert docs[0]["model_version"] == "7"
+    assert docs[0]["columns"]["features"]["distance_km"][3] == 0.3
+    ids = [i for d in docs for i in d["columns"]["prediction_id"]]
+    assert ids == [f"p{i}" for i in range(250)]
+    # what the worker reads: the columnar batch decodes without dead letters
+    decoder = BatchDecoder({"eta": ModelSchema(numeric=("distance_km",), categorical=("city",))})
+    decoded = decoder.decode_predictions(messages[2].value)
+    assert decoded.batch is not None and len(decoded.batch) == 50 and not decoded.dead_letters
+    assert decoded.batch.categorical["city"].tolist() == ["north"] * 50
 
 
 @pytest.mark.kafka

@@ -61,6 +61,48 @@ def test_columnar_batch_equals_row_batch() -> None:
     assert a.categorical["c"].tolist() == b.categorical["c"].tolist()
 
 
+def test_columnar_fast_path_matches_rows_with_missing_and_wrong_types() -> None:
+    rows = [row(i) for i in range(6)]
+    rows[1]["features"] = {"a": "oops", "b": None, "c": 5}
+    rows[4]["features"] = {"a": 1.5, "c": "y", "extra": 1}
+    names = ("a", "b", "c", "extra")
+    columnar = {
+        "model_id": "m",
+        "model_version": 2,
+        "columns": {
+            "prediction_id": [r["prediction_id"] for r in rows],
+            "timestamp": [r["timestamp"] for r in rows],
+            "prediction": [r["prediction"] for r in rows],
+            "features": {k: [r["features"].get(k) for r in rows] for k in names},
+        },
+    }
+    fast = decode(orjson.dumps(columnar)).batch
+    slow = decode(orjson.dumps({"model_id": "m", "model_version": 2, "events": rows})).batch
+    assert fast is not None and slow is not None
+    for k in ("a", "b"):
+        np.testing.assert_array_equal(fast.numeric[k], slow.numeric[k])
+    assert fast.categorical["c"].tolist() == slow.categorical["c"].tolist()
+    assert fast.type_errors == slow.type_errors == {"a": 1}
+    assert fast.unknown_fields == slow.unknown_fields == {"extra"}
+    assert fast.versions == ["2"] * 6 and fast.prediction_ids == slow.prediction_ids
+
+
+def test_columnar_batch_with_a_bad_row_names_that_row() -> None:
+    columnar = {
+        "model_id": "m",
+        "model_version": "1",
+        "columns": {
+            "prediction_id": ["a", "b", "c"],
+            "timestamp": [1, "not a time", 3],
+            "prediction": [1, 2, 3],
+            "features": {"a": [1.0, 2.0, 3.0]},
+        },
+    }
+    out = decode(orjson.dumps(columnar))
+    assert out.batch is not None and out.batch.prediction_ids == ["a", "c"]
+    assert [(d.row, d.reason) for d in out.dead_letters] == [(1, Reason.SCHEMA)]
+
+
 def test_rfc3339_and_epoch_timestamps() -> None:
     out = decode(
         orjson.dumps(

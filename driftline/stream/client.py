@@ -166,13 +166,30 @@ class PredictionLogger(_BatchingLogger):
         model_id: str,
         model_version: str,
         topic: str = "driftline.predictions",
+        columnar: bool = True,
         **options: Any,
     ) -> None:
         self.model_version = model_version
+        self.columnar = columnar
         super().__init__(model_id, topic, **options)
 
     def _envelope(self, events: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"model_id": self.model_id, "model_version": self.model_version, "events": events}
+        head = {"model_id": self.model_id, "model_version": self.model_version}
+        if not self.columnar:
+            return {**head, "events": events}
+        # Columnar: the worker turns each feature's list into an array in one numpy call.
+        # Built here, on the sender thread, not on the caller's request path.
+        names: dict[str, None] = {}
+        for event in events:
+            names.update(dict.fromkeys(event["features"]))
+        columns: dict[str, Any] = {
+            key: [e[key] for e in events] for key in ("prediction_id", "timestamp", "prediction")
+        }
+        columns["features"] = {n: [e["features"].get(n) for e in events] for n in names}
+        for key in ("scores", "segment"):
+            if any(key in e for e in events):
+                columns[key] = [e.get(key) for e in events]
+        return {**head, "columns": columns}
 
     def log(
         self,

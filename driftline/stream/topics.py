@@ -82,3 +82,33 @@ def ensure_topics(config: Config, timeout: float = 30.0) -> dict[str, int]:
         return counts
     finally:
         admin.close()
+
+
+def publish_profile(config: Config, key: str, value: bytes) -> str:
+    """Write a reference profile to the compacted profiles topic; return the topic name.
+
+    Compaction keeps the newest profile per ``model/version`` key forever, so a new worker
+    (or another team) can read the current references from the topic alone.
+    """
+    from kafka import KafkaProducer
+
+    topic = config.topics.profiles
+    admin = KafkaAdminClient(**kafka_client_options(config.kafka), request_timeout_ms=10_000)
+    try:
+        if topic not in set(admin.list_topics()):
+            new = NewTopic(
+                topic,
+                num_partitions=1,
+                replication_factor=config.topics.replication_factor,
+                topic_configs={"cleanup.policy": "compact"},
+            )
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([new])
+    finally:
+        admin.close()
+    producer = KafkaProducer(**kafka_client_options(config.kafka), max_request_size=4 << 20)
+    try:
+        producer.send(topic, key=key.encode(), value=value).get(timeout=30)
+    finally:
+        producer.close()
+    return topic
