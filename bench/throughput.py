@@ -143,11 +143,12 @@ def main() -> None:
             }
             pipeline = Pipeline.from_config(config_from_dict({"models": {"bench": model}}))
             rows = []
-            for label, batch, n in [
-                ("batched (500/msg)", 500, n_batched),
-                ("single event/msg", 1, n_single),
+            for label, batch, n, columnar in [
+                ("columnar batch (500/msg)", 500, n_batched, True),
+                ("row batch (500/msg)", 500, n_batched, False),
+                ("single event/msg", 1, n_single, False),
             ]:
-                msgs = messages(n, batch, rng)
+                msgs = messages(n, batch, rng, columnar)
                 decode = in_process(pipeline, msgs, decode_only=True)
                 full = in_process(pipeline, msgs, decode_only=False)
                 run_dir = tmp / label.replace(" ", "_").replace("/", "_")

@@ -78,6 +78,7 @@ class WorkerSettings(_Strict):
     # is what makes single-event messages affordable (see DESIGN.md, Batches).
     micro_batch_messages: int = Field(default=1000, ge=1)
     micro_batch_linger_ms: float = Field(default=20.0, ge=0)
+    merge_events: int = Field(default=4096, ge=1, description="events per detector call")
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="0 disables")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     data_dir: str = ".driftline/worker"

@@ -546,17 +546,20 @@ def _categorical_columns(
 
 def _numeric_column(values: list[Any]) -> tuple[np.ndarray, int]:
     """float64 column, NaN for missing; wrong-typed values become NaN and are counted."""
+    errors = 0
     if set(map(type, values)) <= _NUMERIC_OK:
         column = np.array(values, dtype=np.float64)  # None -> NaN in one C loop
     else:
-        column = np.array(
-            [v if type(v) in (int, float) else None for v in values], dtype=np.float64
+        ok = [v if type(v) in (int, float) else None for v in values]
+        errors = sum(
+            1 for v, kept in zip(values, ok, strict=True) if v is not None and kept is None
         )
-    errors = int(sum(1 for v in values if v is not None and type(v) not in (int, float)))
-    if not np.isfinite(column[~np.isnan(column)]).all():
+        column = np.array(ok, dtype=np.float64)
+    if np.isinf(column).any():
         # Only overflowing literals (1e999) get here: JSON has no NaN or Infinity.
-        column[np.isinf(column)] = np.nan
-        errors += 1
+        bad = np.isinf(column)
+        errors += int(bad.sum())
+        column[bad] = np.nan
     return column, errors
 
 
