@@ -17,7 +17,7 @@ import itertools
 import json
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -323,18 +323,14 @@ class BatchDecoder:
         schema = self.models[model_id]
         missing = [None] * n
         type_errors: dict[str, int] = {}
-        numeric = {}
-        for name in schema.numeric:
-            column, errors = _numeric_column(features.get(name, missing))
-            numeric[name] = column
-            if errors:
-                type_errors[name] = errors
-        categorical = {}
-        for name in schema.categorical:
-            column, errors = _categorical_column(features.get(name, missing))
-            categorical[name] = column
-            if errors:
-                type_errors[name] = errors
+        numeric = _each_column(
+            ((n, features.get(n, missing)) for n in schema.numeric), _numeric_column, type_errors
+        )
+        categorical = _each_column(
+            ((n, features.get(n, missing)) for n in schema.categorical),
+            _categorical_column,
+            type_errors,
+        )
         version = str(default_version)
         return PredictionBatch(
             model_id=model_id,
@@ -515,13 +511,8 @@ def _numeric_columns(
                 type_errors[names[j]] = int(bad[:, j].sum())
             matrix[bad] = np.nan
         return {name: matrix[:, j].copy() for j, name in enumerate(names)}
-    out = {}
-    for j, name in enumerate(names):
-        column, errors = _numeric_column([row[j] for row in table])
-        out[name] = column
-        if errors:
-            type_errors[name] = errors
-    return out
+    pairs = ((name, [row[j] for row in table]) for j, name in enumerate(names))
+    return _each_column(pairs, _numeric_column, type_errors)
 
 
 def _categorical_columns(
@@ -535,10 +526,19 @@ def _categorical_columns(
         matrix = np.empty((len(features), len(names)), dtype=object)
         matrix[:] = table
         return {name: matrix[:, j].copy() for j, name in enumerate(names)}
+    pairs = ((name, [row[j] for row in table]) for j, name in enumerate(names))
+    return _each_column(pairs, _categorical_column, type_errors)
+
+
+def _each_column(
+    columns: Iterable[tuple[str, list[Any]]],
+    convert: Callable[[list[Any]], tuple[np.ndarray, int]],
+    type_errors: dict[str, int],
+) -> dict[str, np.ndarray]:
+    """Convert each named list of values, counting wrong-typed values per name."""
     out = {}
-    for j, name in enumerate(names):
-        column, errors = _categorical_column([row[j] for row in table])
-        out[name] = column
+    for name, values in columns:
+        out[name], errors = convert(values)
         if errors:
             type_errors[name] = errors
     return out
