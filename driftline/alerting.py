@@ -61,7 +61,7 @@ class AlertPolicy:
         if verdict.drift:
             if state.firing:
                 state.last_signal_event = ctx.events_seen
-                state.statistic = max(state.statistic, verdict.statistic)
+                state.statistic = max(state.statistic, verdict.peak)
                 return state, None
             episode = state.episode + 1
             alert_id = dedup_id(
@@ -73,7 +73,7 @@ class AlertPolicy:
                 last_signal_event=ctx.events_seen,
                 alert_id=alert_id,
                 first_event_time=ctx.first_event_time,
-                statistic=max(verdict.statistic, verdict.threshold),
+                statistic=verdict.peak,
                 threshold=verdict.threshold,
             )
             return state, self._alert("firing", state, ctx, verdict)

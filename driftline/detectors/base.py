@@ -33,6 +33,9 @@ class Verdict:
         How many times drift was signalled within this batch (a detector restarts after one).
     first_alarm
         Index in this batch of the first value at which drift was signalled, or -1.
+    peak
+        The largest statistic reached within this batch (at an alarm, the value that crossed
+        the threshold, which ``statistic`` no longer shows once the detector restarted).
     """
 
     statistic: float
@@ -42,6 +45,7 @@ class Verdict:
     n_seen: int
     alarms: int = 0
     first_alarm: int = -1
+    peak: float = 0.0
 
     @property
     def severity_ratio(self) -> float:
@@ -98,18 +102,20 @@ def create(name: str, profile: FeatureProfile | None, arl: float, **params: Any)
 
 def cusum_scan(
     increments: np.ndarray, start: np.ndarray, threshold: float
-) -> tuple[np.ndarray, int, int]:
+) -> tuple[np.ndarray, int, int, float]:
     """Run one-sided CUSUMs ``S_t = max(0, S_{t-1} + inc_t)`` over a batch, vectorised.
 
     ``increments`` has shape (k, n): k CUSUMs side by side. Uses the closed form
     ``S_t = C_t - min(0, min_{i<=t} C_i)`` with ``C`` the running sum from ``start``, so the
     batch costs a few numpy passes instead of a Python loop. When any CUSUM crosses
     ``threshold`` all restart from zero at the next value (a detector restarts after an alarm).
-    Returns the final statistics, the number of alarms and the index of the first alarm.
+    Returns the final statistics, the number of alarms, the index of the first alarm and the
+    largest statistic reached in the batch.
     """
     k, n = increments.shape
     state = start.astype(np.float64, copy=True)
     alarms, first, pos = 0, -1, 0
+    peak = float(state.max()) if k else 0.0
     # (A cheaper bound that skips the running minimum was tried and measured slower: for
     # CUSUMs with negative drift it almost never settles a batch.)
     while pos < n:
@@ -120,12 +126,14 @@ def cusum_scan(
         running -= floor  # now the CUSUM statistics S_t
         over = np.flatnonzero((running > threshold).any(axis=0))
         if over.size == 0:
+            peak = max(peak, float(running.max()))
             state = running[:, -1].copy()
             break
         hit = int(over[0])
+        peak = max(peak, float(running[:, : hit + 1].max()))
         alarms += 1
         if first < 0:
             first = pos + hit
         state = np.zeros(k)
         pos += hit + 1
-    return state, alarms, first
+    return state, alarms, first, peak

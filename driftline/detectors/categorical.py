@@ -125,7 +125,7 @@ class CategoricalCUSUM:
         q_hat = (before + self.prior * self._p) / (before.sum(axis=1, keepdims=True) + self.prior)
         log_ratio = np.log(q_hat) - np.log(self._p)
         increments = log_ratio[block_of, codes][None, :]
-        self._stat, alarms, first = cusum_scan(increments, self._stat, self.threshold)
+        self._stat, alarms, first, peak = cusum_scan(increments, self._stat, self.threshold)
         self._n += codes.size
         if n_blocks:
             if self._n % self.block == 0:  # the last block is complete
@@ -142,6 +142,7 @@ class CategoricalCUSUM:
             n_seen=self._n,
             alarms=alarms,
             first_alarm=first,
+            peak=peak,
         )
 
     def state_bytes(self) -> bytes:

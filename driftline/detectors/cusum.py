@@ -225,7 +225,7 @@ class NormalScoreCUSUM:
         increments[:m] += self._c_mean
         np.multiply(self._b, z * z, out=increments[m:])
         increments[m:] += self._c_var
-        self._stats, alarms, first = cusum_scan(increments, self._stats, self.threshold)
+        self._stats, alarms, first, peak = cusum_scan(increments, self._stats, self.threshold)
         self._n += x.size
         top = float(self._stats.max()) if self._stats.size else 0.0
         return Verdict(
@@ -236,6 +236,7 @@ class NormalScoreCUSUM:
             n_seen=self._n,
             alarms=alarms,
             first_alarm=first,
+            peak=peak,
         )
 
     def state_bytes(self) -> bytes:

@@ -80,8 +80,8 @@ class PageHinkley:
         self._max_dec = -1.0  # river starts it at -1, not -inf
         self._stat = 0.0
 
-    def _scan(self, x: np.ndarray) -> int:
-        """Advance over ``x``; return the index of the first alarm in it, or -1."""
+    def _scan(self, x: np.ndarray) -> tuple[int, float]:
+        """Advance over ``x``; return the first alarm's index in it (or -1) and the peak."""
         k = np.arange(self._n + 1, self._n + 1 + x.size, dtype=np.float64)
         mean = (self._sum + np.cumsum(x)) / k
         dev = x - mean
@@ -98,13 +98,15 @@ class PageHinkley:
         self._inc, self._dec = float(inc[end - 1]), float(dec[end - 1])
         self._min_inc, self._max_dec = float(min_inc[end - 1]), float(max_dec[end - 1])
         self._stat = float(test[end - 1]) if armed[end - 1] else 0.0
-        return int(hits[0]) if hits.size else -1
+        peak = float(np.max(np.where(armed[:end], test[:end], 0.0)))
+        return (int(hits[0]) if hits.size else -1), peak
 
     def update(self, x: np.ndarray) -> Verdict:
         x = np.asarray(x, dtype=np.float64)
-        alarms, first, pos = 0, -1, 0
+        alarms, first, pos, peak = 0, -1, 0, self._stat
         while pos < x.size:
-            hit = self._scan(x[pos:])
+            hit, top = self._scan(x[pos:])
+            peak = max(peak, top)
             if hit < 0:
                 break
             alarms += 1
@@ -120,6 +122,7 @@ class PageHinkley:
             n_seen=self._seen,
             alarms=alarms,
             first_alarm=first,
+            peak=peak,
         )
 
     def state_bytes(self) -> bytes:

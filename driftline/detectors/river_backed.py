@@ -63,6 +63,7 @@ class _RiverDetector:
             n_seen=self._n,
             alarms=alarms,
             first_alarm=first,
+            peak=1.0 if alarms else flag,
         )
 
     def state_bytes(self) -> bytes:

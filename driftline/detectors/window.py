@@ -125,7 +125,7 @@ class _WindowDistance:
 
     def update(self, x: np.ndarray) -> Verdict:
         cells = self._cells_of(x)
-        alarms, first, pos = 0, -1, 0
+        alarms, first, pos, peak = 0, -1, 0, self._last
         while pos < cells.size:
             room = self.window - self._n % self.window
             part = cells[pos : pos + room]
@@ -135,6 +135,7 @@ class _WindowDistance:
             if self._n % self.window == 0:
                 q = self._observed(self._counts) / self.window
                 self._last = float(self.distance(q, self._p))
+                peak = max(peak, self._last)
                 self._counts[:] = 0.0
                 if self._last > self.threshold:
                     alarms += 1
@@ -148,6 +149,7 @@ class _WindowDistance:
             n_seen=self._n,
             alarms=alarms,
             first_alarm=first,
+            peak=peak,
         )
 
     def distance(self, q: np.ndarray, p: np.ndarray) -> float:
@@ -412,7 +414,7 @@ class _ValueWindow(_WindowDistance):
         if self._scores is None:
             raise TypeError(f"{self.name} needs a numeric feature")
         u = self._scores.uniform(np.asarray(x, dtype=np.float64), self._n)
-        alarms, first, pos = 0, -1, 0
+        alarms, first, pos, peak = 0, -1, 0, self._last
         while pos < u.size:
             room = self.window - self._filled
             part = u[pos : pos + room]
@@ -423,6 +425,7 @@ class _ValueWindow(_WindowDistance):
             if self._filled == self.window:
                 window = np.sort(np.concatenate(self._values))
                 self._last, self._last_p = self.statistic_of(window)
+                peak = max(peak, self._last)
                 self._values, self._filled = [], 0
                 if self._last > self.threshold:
                     alarms += 1
@@ -436,6 +439,7 @@ class _ValueWindow(_WindowDistance):
             n_seen=self._n,
             alarms=alarms,
             first_alarm=first,
+            peak=peak,
         )
 
     def statistic_of(self, u_sorted: np.ndarray) -> tuple[float, float]:
