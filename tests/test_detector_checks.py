@@ -121,6 +121,14 @@ def test_state_round_trip_continues_identically(name: str, split: int, seed: int
     assert restored.update(x[split:]) == original.update(x[split:])
 
 
+@pytest.mark.parametrize("name", CALIBRATED)
+def test_an_alarm_reports_the_statistic_that_crossed(name: str) -> None:
+    det = make(name)
+    verdict = det.update(stream(name, 3_000, seed=5, drift_at=1_000))
+    assert verdict.drift
+    assert verdict.peak > verdict.threshold  # not the restarted, end-of-batch statistic
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_pickles_and_resets(name: str) -> None:
     det = make(name)

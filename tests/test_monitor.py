@@ -38,6 +38,7 @@ def test_drift_episode_fires_once_then_resolves(tmp_path: Path) -> None:
     assert [(a.feature, a.status) for a in alerts] == [("x1", "firing"), ("x1", "resolved")]
     firing, resolved = alerts
     assert firing.alert_id == resolved.alert_id
+    assert firing.statistic > firing.threshold
     assert 4_000 < firing.events_seen < 4_200
     assert resolved.events_seen >= 6_000 + 1000  # resolves only after enough clean events
 
