@@ -34,6 +34,12 @@ class WorkerMetrics:
             ["model", "reason"],
             registry=r,
         )
+        self.replayed = Counter(
+            "driftline_replayed_messages_skipped",
+            "Messages delivered again after a restart or rebalance, already applied",
+            ["model"],
+            registry=r,
+        )
         self.type_errors = Counter(
             "driftline_feature_type_errors",
             "Feature values of the wrong type (kept as missing)",

@@ -37,6 +37,7 @@ class FeatureOutcome:
 
 @dataclass(frozen=True)
 class BatchOutcome:
+    model_id: str
     events: int
     alerts: list[Alert]
     features: list[FeatureOutcome]
@@ -190,4 +191,4 @@ class ModelMonitor:
                 alerts.append(alert)
             outcomes.append(FeatureOutcome(spec.feature, spec.detector, verdict, episode.firing))
         state[self.key("_model", "events")] = str(before + n).encode()
-        return BatchOutcome(events=n, alerts=alerts, features=outcomes)
+        return BatchOutcome(model_id=self.model_id, events=n, alerts=alerts, features=outcomes)

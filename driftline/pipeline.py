@@ -53,6 +53,7 @@ class Pipeline:
             }
         except ConfigError as exc:
             raise ConfigError(f"{config.source}: {exc}") from None
+        self._merge_events = config.worker.merge_events
         self.decoder = BatchDecoder(
             {m: mon.schema for m, mon in self.monitors.items()},
             max_message_bytes=config.worker.max_message_bytes,
@@ -69,34 +70,74 @@ class Pipeline:
         return self.process_messages([value], state)
 
     def process_messages(
-        self, values: Sequence[bytes | None], state: MutableMapping[str, bytes]
+        self,
+        values: Sequence[bytes | None],
+        state: MutableMapping[str, bytes],
+        sources: Sequence[Source] | None = None,
     ) -> BatchResult:
         """Decode each message, then run each model's detectors once over all its rows.
 
         Detectors give the same verdicts however a stream is cut into batches, so merging
         many small messages changes nothing but the cost (one numpy pass instead of many).
+
+        ``sources`` (topic, partition, offset per message) make replays harmless: after each
+        model's detectors run, the highest offset applied is written beside their state, and a
+        message at or below it (delivered again after a restart or rebalance, as Kafka's
+        at-least-once delivery does) is skipped and counted instead of counted twice.
         """
         started = time.perf_counter()
         result = BatchResult()
-        by_model: dict[str, list[PredictionBatch]] = {}
+        pending: dict[str, list[PredictionBatch]] = {}
+        marks: dict[str, dict[str, int]] = {}  # model -> watermark key -> highest offset
+        sizes: dict[str, int] = {}
         for index, value in enumerate(values):
             decoded = self.decoder.decode_predictions(value)
+            mark = None
+            if sources is not None and decoded.model_id in self.monitors:
+                topic, partition, offset = sources[index]
+                mark = (f"{decoded.model_id}/_applied/{topic}:{partition}", offset)
+                if offset <= _watermark(state, marks, decoded.model_id, mark[0]):
+                    self.metrics.replayed.labels(decoded.model_id).inc()
+                    continue
             label = self.metrics.model_label(decoded.model_id)
             for dead in decoded.dead_letters:
                 self.metrics.dead_letters.labels(label, dead.reason).inc()
                 result.dead_letters.append((index, dead))
-            if isinstance(decoded.batch, PredictionBatch):
-                by_model.setdefault(decoded.batch.model_id, []).append(decoded.batch)
-                self.metrics.batches.labels(label).inc()
-        for model_id, batches in by_model.items():
-            for group in _groups_of_events(batches, self.config.worker.merge_events):
-                batch = PredictionBatch.merge(group)
-                outcome = self.monitors[model_id].process(batch, state)
-                result.outcomes.append(outcome)
-                result.alerts.extend(outcome.alerts)
-                self._record(batch, outcome)
+            batch = decoded.batch
+            if mark is not None and decoded.model_id:
+                marks.setdefault(decoded.model_id, {})[mark[0]] = mark[1]
+            if not isinstance(batch, PredictionBatch):
+                continue
+            self.metrics.batches.labels(label).inc()
+            model_id = batch.model_id
+            if pending.get(model_id) and sizes[model_id] + len(batch) > self._merge_events:
+                self._run(model_id, pending.pop(model_id), state, result)
+            pending.setdefault(model_id, []).append(batch)
+            sizes[model_id] = sum(len(b) for b in pending[model_id])
+        # Decoded rows are held only until their model has about merge_events of them: memory
+        # stays bounded however many large messages one take brings.
+        for model_id, batches in pending.items():
+            self._run(model_id, batches, state, result)
+        # Written after the detector states: same changelog partition, so in order.
+        for model_marks in marks.values():
+            for key, offset in model_marks.items():
+                state[key] = str(offset).encode()
+        for model_id in {o.model_id for o in result.outcomes}:
             self.metrics.batch_seconds.labels(model_id).observe(time.perf_counter() - started)
         return result
+
+    def _run(
+        self,
+        model_id: str,
+        batches: list[PredictionBatch],
+        state: MutableMapping[str, bytes],
+        result: BatchResult,
+    ) -> None:
+        batch = PredictionBatch.merge(batches)
+        outcome = self.monitors[model_id].process(batch, state)
+        result.outcomes.append(outcome)
+        result.alerts.extend(outcome.alerts)
+        self._record(batch, outcome)
 
     def _record(self, batch: PredictionBatch, outcome: BatchOutcome) -> None:
         m, model = self.metrics, batch.model_id
@@ -111,21 +152,18 @@ class Pipeline:
             m.alerts.labels(model, alert.kind, alert.status).inc()
 
 
-def _groups_of_events(batches: list[PredictionBatch], limit: int) -> list[list[PredictionBatch]]:
-    """Consecutive batches grouped up to about ``limit`` events each (a big batch alone).
+Source = tuple[str, int, int]  # topic, partition, offset of a message
 
-    Merging many small messages saves numpy calls; merging very many large ones would only
-    build large temporary arrays (8 rows per CUSUM) that fall out of the CPU caches.
-    """
-    groups: list[list[PredictionBatch]] = [[]]
-    size = 0
-    for batch in batches:
-        if groups[-1] and size + len(batch) > limit:
-            groups.append([])
-            size = 0
-        groups[-1].append(batch)
-        size += len(batch)
-    return groups
+
+def _watermark(
+    state: MutableMapping[str, bytes], marks: dict[str, dict[str, int]], model_id: str, key: str
+) -> int:
+    """Highest offset already applied for this model and source partition (-1 if none)."""
+    seen = marks.get(model_id, {}).get(key)
+    if seen is not None:
+        return seen
+    raw = state.get(key)
+    return int(raw) if raw else -1
 
 
 def load_profiles(config: Config) -> dict[str, ReferenceProfile | None]:

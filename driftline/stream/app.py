@@ -87,7 +87,8 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
                 # messages all come from one partition (keyed by model_id), so make an event
                 # of this group current before its state is written.
                 _set_current_event(group[-1])
-                result = pipeline.process_messages([e.value for e in group], state)
+                sources = [(e.message.topic, e.message.partition, e.message.offset) for e in group]
+                result = pipeline.process_messages([e.value for e in group], state, sources)
                 await publish(result, group)
 
     return app
