@@ -61,7 +61,6 @@ class AlertPolicy:
         if verdict.drift:
             if state.firing:
                 state.last_signal_event = ctx.events_seen
-                state.statistic = max(state.statistic, verdict.peak)
                 return state, None
             episode = state.episode + 1
             alert_id = dedup_id(

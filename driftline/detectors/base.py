@@ -34,8 +34,9 @@ class Verdict:
     first_alarm
         Index in this batch of the first value at which drift was signalled, or -1.
     peak
-        The largest statistic reached within this batch (at an alarm, the value that crossed
-        the threshold, which ``statistic`` no longer shows once the detector restarted).
+        With an alarm: the value that crossed the threshold at the first alarm (which
+        ``statistic`` no longer shows once the detector restarted); it depends only on the
+        stream, not on how it was cut into batches. Without: the largest value reached.
     """
 
     statistic: float
@@ -126,11 +127,13 @@ def cusum_scan(
         running -= floor  # now the CUSUM statistics S_t
         over = np.flatnonzero((running > threshold).any(axis=0))
         if over.size == 0:
-            peak = max(peak, float(running.max()))
+            if alarms == 0:
+                peak = max(peak, float(running.max()))
             state = running[:, -1].copy()
             break
         hit = int(over[0])
-        peak = max(peak, float(running[:, : hit + 1].max()))
+        if alarms == 0:
+            peak = float(running[:, hit].max())
         alarms += 1
         if first < 0:
             first = pos + hit

@@ -106,7 +106,8 @@ class PageHinkley:
         alarms, first, pos, peak = 0, -1, 0, self._stat
         while pos < x.size:
             hit, top = self._scan(x[pos:])
-            peak = max(peak, top)
+            if alarms == 0:
+                peak = max(peak, top)  # the first alarm's crossing value, then kept
             if hit < 0:
                 break
             alarms += 1

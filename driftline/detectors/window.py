@@ -135,12 +135,14 @@ class _WindowDistance:
             if self._n % self.window == 0:
                 q = self._observed(self._counts) / self.window
                 self._last = float(self.distance(q, self._p))
-                peak = max(peak, self._last)
+                if alarms == 0:
+                    peak = max(peak, self._last)
                 self._counts[:] = 0.0
                 if self._last > self.threshold:
                     alarms += 1
                     if first < 0:
                         first = pos - 1
+                        peak = self._last
         return Verdict(
             statistic=self._last,
             threshold=self.threshold,
@@ -425,12 +427,14 @@ class _ValueWindow(_WindowDistance):
             if self._filled == self.window:
                 window = np.sort(np.concatenate(self._values))
                 self._last, self._last_p = self.statistic_of(window)
-                peak = max(peak, self._last)
+                if alarms == 0:
+                    peak = max(peak, self._last)
                 self._values, self._filled = [], 0
                 if self._last > self.threshold:
                     alarms += 1
                     if first < 0:
                         first = pos - 1
+                        peak = self._last
         return Verdict(
             statistic=self._last,
             threshold=self.threshold,
