@@ -96,9 +96,14 @@ def in_process(pipeline: Pipeline, msgs: list[bytes], decode_only: bool) -> floa
 
 
 def worker_run(
-    tmp: Path, bootstrap: str, model: dict[str, Any], msgs: list[bytes], n_events: int
+    tmp: Path,
+    bootstrap: str,
+    model: dict[str, Any],
+    msgs: list[bytes],
+    n_events: int,
+    **worker_settings: Any,
 ) -> tuple[float, float]:
-    worker = WorkerProcess(tmp, bootstrap, {"bench": model})
+    worker = WorkerProcess(tmp, bootstrap, {"bench": model}, **worker_settings)
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=20, batch_size=1 << 20, max_request_size=16 << 20
     )
@@ -121,7 +126,16 @@ def worker_run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="instead: single-event worker rate per micro-batch linger, and the in-process "
+        "pipeline per merge_events cap (how the defaults were chosen)",
+    )
     args = parser.parse_args()
+    if args.sweep:
+        sweep()
+        return
     n_batched = 50_000 if args.quick else 200_000
     n_single = 5_000 if args.quick else 20_000
     rng = np.random.default_rng(0)
@@ -176,6 +190,55 @@ def main() -> None:
             f"| {label} | {n:,} | {m:,} | {dec:,.0f} | {full:,.0f} | {worker:,.0f} | "
             f"{msg_rate:,.0f} |"
         )
+
+
+def sweep() -> None:
+    rng = np.random.default_rng(0)
+    kafka = LocalKafka(port=39092, controller_port=39093, name="bench")
+    kafka.start(fresh=True)
+    try:
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            tmp = Path(tmp_dir)
+            profile = build_profile("bench", "1", columns(20_000, rng), features())
+            (tmp / "bench.json").write_bytes(profile.to_json())
+            model = {
+                "task": "regression",
+                "features": features(),
+                "reference": str(tmp / "bench.json"),
+            }
+            single = messages(20_000, 1, rng)
+            print("\n| micro_batch_linger_ms | worker ev/s, single-event messages |")
+            print("|---|---|")
+            for linger in (20, 100, 250):
+                run_dir = tmp / f"linger{linger}"
+                run_dir.mkdir()
+                counted, elapsed = worker_run(
+                    run_dir,
+                    kafka.bootstrap_servers,
+                    model,
+                    single,
+                    20_000,
+                    micro_batch_linger_ms=linger,
+                )
+                print(f"| {linger} | {counted / elapsed:,.0f} |", flush=True)
+            batched = messages(100_000, 500, rng, columnar=True)
+            print("\n| merge_events | in-process pipeline ev/s, columnar 500/msg |")
+            print("|---|---|")
+            for merge in (1_000_000, 4096, 1024):
+                config = config_from_dict(
+                    {"worker": {"merge_events": merge}, "models": {"bench": model}}
+                )
+                pipeline = Pipeline.from_config(config)
+                best = min(in_process_all(pipeline, batched) for _ in range(2))
+                print(f"| {merge:,} | {100_000 / best:,.0f} |", flush=True)
+    finally:
+        kafka.stop()
+
+
+def in_process_all(pipeline: Pipeline, msgs: list[bytes]) -> float:
+    started = time.perf_counter()
+    pipeline.process_messages(msgs, {})
+    return time.perf_counter() - started
 
 
 if __name__ == "__main__":

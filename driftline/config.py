@@ -81,6 +81,8 @@ class WorkerSettings(_Strict):
     # 100 ms: single-event messages ran at 1,517 events/s with 20 ms and 2,331 with 100 ms
     # (bench, one run); 250 ms added little (2,464) for more latency.
     micro_batch_linger_ms: float = Field(default=100.0, ge=0)
+    # Bounds the temporaries of one detector call (8 CUSUM rows x events); speed was the same
+    # within this machine's noise from 4,096 to unbounded (bench/throughput.py --sweep).
     merge_events: int = Field(default=4096, ge=1, description="events per detector call")
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="0 disables")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
