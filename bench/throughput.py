@@ -80,6 +80,13 @@ def messages(
     ]
 
 
+def bench_model(tmp: Path, rng: np.random.Generator) -> dict[str, Any]:
+    """The benchmark model's config, with its reference profile written under ``tmp``."""
+    profile = build_profile("bench", "1", columns(20_000, rng), features())
+    (tmp / "bench.json").write_bytes(profile.to_json())
+    return {"task": "regression", "features": features(), "reference": str(tmp / "bench.json")}
+
+
 def in_process(pipeline: Pipeline, msgs: list[bytes], decode_only: bool) -> float:
     """Seconds to decode, or to run the whole pipeline, micro-batched as the worker does."""
     state: dict[str, bytes] = {}
@@ -148,13 +155,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp_dir:
             tmp = Path(tmp_dir)
-            profile = build_profile("bench", "1", columns(20_000, rng), features())
-            (tmp / "bench.json").write_bytes(profile.to_json())
-            model = {
-                "task": "regression",
-                "features": features(),
-                "reference": str(tmp / "bench.json"),
-            }
+            model = bench_model(tmp, rng)
             pipeline = Pipeline.from_config(config_from_dict({"models": {"bench": model}}))
             rows = []
             for label, batch, n, columnar in [
@@ -199,13 +200,7 @@ def sweep() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp_dir:
             tmp = Path(tmp_dir)
-            profile = build_profile("bench", "1", columns(20_000, rng), features())
-            (tmp / "bench.json").write_bytes(profile.to_json())
-            model = {
-                "task": "regression",
-                "features": features(),
-                "reference": str(tmp / "bench.json"),
-            }
+            model = bench_model(tmp, rng)
             single = messages(20_000, 1, rng)
             print("\n| micro_batch_linger_ms | worker ev/s, single-event messages |")
             print("|---|---|")

@@ -89,3 +89,23 @@ class WorkerMetrics:
 
     def feature_known(self, model_id: str, feature: str) -> bool:
         return feature in self._features.get(model_id, ())
+
+
+def scrape_total(port: int, name: str, labels: str = "", host: str = "127.0.0.1") -> float:
+    """Sum of a metric's samples on a running worker's /metrics (0 when not reachable).
+
+    ``labels`` keeps only the samples whose line contains it (e.g. ``'model="eta"'``). Used
+    by the demo's progress line and by the tests and benchmarks that watch a worker.
+    """
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=2) as resp:
+            body = resp.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith(name) and labels in line
+    )

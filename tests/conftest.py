@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from driftline.localkafka import LocalKafka
+from driftline.metrics import scrape_total
 from kafka import KafkaConsumer
 
 TEST_KAFKA_PORT = 29092
@@ -44,18 +45,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def scrape(port: int, name: str, labels: str = "") -> float:
-    """Sum of a metric's samples from a worker's /metrics (0 when not reachable)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            body = resp.read().decode()
-    except OSError:
-        return 0.0
-    total = 0.0
-    for line in body.splitlines():
-        if line.startswith(name) and labels in line:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+scrape = scrape_total  # the tests watch workers as the demo does
 
 
 class WorkerProcess:

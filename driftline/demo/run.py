@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from driftline.config import TopicSettings, config_from_dict
 from driftline.demo.scenario import DRIFTING, FEATURES, Scenario
 from driftline.detectors.profile import build_profile
 from driftline.localkafka import PROJECT_ROOT, LocalKafka
+from driftline.metrics import scrape_total
 from driftline.records import Alert
 from driftline.stream.client import PredictionLogger
 from driftline.stream.topics import ensure_topics
@@ -51,19 +51,6 @@ def _progress(text: str) -> None:
     if sys.stdout.isatty():
         sys.stdout.write("\r\x1b[2K" + text)
         sys.stdout.flush()
-
-
-def _metric(port: int, name: str) -> float:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:
-            body = resp.read().decode()
-    except OSError:
-        return 0.0
-    total = 0.0
-    for line in body.splitlines():
-        if line.startswith(name):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def _watch_alerts(bootstrap: str, topic: str, log: AlertLog, stop: threading.Event) -> None:
@@ -211,7 +198,7 @@ def _produce_and_report(
         ahead = (start + step) / rate - (time.monotonic() - t0)
         if ahead > 0:
             time.sleep(ahead)
-        processed = _metric(metrics_port, "driftline_events_processed_total")
+        processed = scrape_total(metrics_port, "driftline_events_processed_total")
         phase = "stable" if start + step <= scenario.onset else "DRIFTING"
         _progress(
             f"  sent {start + step:>7,} / {len(events):,}  processed {processed:>9,.0f}  "
@@ -221,12 +208,12 @@ def _produce_and_report(
     deadline = time.monotonic() + 60
     processed = 0.0
     while time.monotonic() < deadline:
-        processed = _metric(metrics_port, "driftline_events_processed_total")
+        processed = scrape_total(metrics_port, "driftline_events_processed_total")
         if processed >= len(events):
             break
         time.sleep(0.5)
     time.sleep(2.0)  # let the last alerts arrive
-    dead = _metric(metrics_port, "driftline_dead_letters_total")
+    dead = scrape_total(metrics_port, "driftline_dead_letters_total")
     _report(scenario, alerts, processed, dead, topics, metrics_port, started, logger)
     return 0
 
