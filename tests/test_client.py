@@ -71,7 +71,9 @@ def test_batches_reach_kafka_and_close_flushes(kafka_bootstrap: str) -> None:
     assert logger.stats.sent == 250 and logger.stats.dropped == 0
     messages = read_topic(kafka_bootstrap, topic, min_messages=3)
     docs = [orjson.loads(m.value) for m in messages]
-    assert [len(d["columns"]["prediction_id"]) for d in docs] == [100, 100, 50]
+    sizes = [len(d["columns"]["prediction_id"]) for d in docs]
+    # at most batch_size per message; exact cuts depend on timing (linger on a busy machine)
+    assert sum(sizes) == 250 and max(sizes) <= 100 and len(sizes) >= 3
     assert all(m.key == b"eta" for m in messages)
     assert docs[0]["model_version"] == "7"
     assert docs[0]["columns"]["features"]["distance_km"][3] == 0.3
@@ -79,9 +81,10 @@ def test_batches_reach_kafka_and_close_flushes(kafka_bootstrap: str) -> None:
     assert ids == [f"p{i}" for i in range(250)]
     # what the worker reads: the columnar batch decodes without dead letters
     decoder = BatchDecoder({"eta": ModelSchema(numeric=("distance_km",), categorical=("city",))})
-    decoded = decoder.decode_predictions(messages[2].value)
-    assert decoded.batch is not None and len(decoded.batch) == 50 and not decoded.dead_letters
-    assert decoded.batch.categorical["city"].tolist() == ["north"] * 50
+    decoded = decoder.decode_predictions(messages[-1].value)
+    assert decoded.batch is not None and len(decoded.batch) == sizes[-1]
+    assert not decoded.dead_letters
+    assert decoded.batch.categorical["city"].tolist() == ["north"] * sizes[-1]
 
 
 @pytest.mark.kafka
