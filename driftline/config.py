@@ -78,8 +78,8 @@ class WorkerSettings(_Strict):
     # is what makes single-event messages affordable (see DESIGN.md, Batches).
     # 200 messages of 500 events hold ~40 MB of raw JSON; more buys nothing measurable.
     micro_batch_messages: int = Field(default=200, ge=1)
-    # 100 ms: single-event messages ran at 1,517 events/s with 20 ms and 2,331 with 100 ms
-    # (bench, one run); 250 ms added little (2,464) for more latency.
+    # 100 ms: single-event messages ran at 1,366 events/s with 20 ms and 1,854 with 100 ms;
+    # 250 ms added little (1,872) for more latency (bench/throughput.py --sweep, one run).
     micro_batch_linger_ms: float = Field(default=100.0, ge=0)
     # Bounds the temporaries of one detector call (8 CUSUM rows x events); speed was the same
     # within this machine's noise from 4,096 to unbounded (bench/throughput.py --sweep).

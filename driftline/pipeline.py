@@ -112,8 +112,9 @@ class Pipeline:
             model_id = batch.model_id
             if pending.get(model_id) and sizes[model_id] + len(batch) > self._merge_events:
                 self._run(model_id, pending.pop(model_id), state, result)
+                sizes[model_id] = 0
             pending.setdefault(model_id, []).append(batch)
-            sizes[model_id] = sum(len(b) for b in pending[model_id])
+            sizes[model_id] = sizes.get(model_id, 0) + len(batch)
         # Decoded rows are held only until their model has about merge_events of them: memory
         # stays bounded however many large messages one take brings.
         for model_id, batches in pending.items():

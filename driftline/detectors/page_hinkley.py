@@ -126,29 +126,23 @@ class PageHinkley:
             peak=peak,
         )
 
+    _FIELDS: ClassVar[tuple[str, ...]] = (
+        "_n",
+        "_sum",
+        "_inc",
+        "_dec",
+        "_min_inc",
+        "_max_dec",
+        "_seen",
+        "_stat",
+    )
+
     def state_bytes(self) -> bytes:
-        return _STATE.pack(
-            self._n,
-            self._sum,
-            self._inc,
-            self._dec,
-            self._min_inc,
-            self._max_dec,
-            self._seen,
-            self._stat,
-        )
+        return _STATE.pack(*(getattr(self, f) for f in self._FIELDS))
 
     def restore(self, state: bytes) -> None:
-        (
-            self._n,
-            self._sum,
-            self._inc,
-            self._dec,
-            self._min_inc,
-            self._max_dec,
-            self._seen,
-            self._stat,
-        ) = _STATE.unpack(state)
+        for field, value in zip(self._FIELDS, _STATE.unpack(state), strict=True):
+            setattr(self, field, value)
 
 
 _STATE = struct.Struct("<qdddddqd")

@@ -311,14 +311,7 @@ class BatchDecoder:
         n = len(ids)
         if n == 0 or n > self.max_batch_events or any(len(v) != n for v in lists):
             return None
-        if set(map(type, ids)) != {str} or not all(ids):
-            return None
-        if not set(map(type, stamps)) <= {float, int}:
-            return None
-        kinds = set(map(type, predictions))
-        if not kinds <= {float, int, str, bool}:
-            return None
-        if float in kinds and not all(map(math.isfinite, filter(_is_float, predictions))):
+        if not _valid_event_columns(ids, stamps, predictions):
             return None
         schema = self.models[model_id]
         missing = [None] * n
@@ -479,14 +472,7 @@ def _fast_prediction_rows(
         return None
     if not isinstance(default_version, str | int) or isinstance(default_version, bool):
         return None
-    if set(map(type, ids)) != {str} or not all(ids):
-        return None
-    if not set(map(type, stamps)) <= {float, int} or set(map(type, features)) != {dict}:
-        return None
-    kinds = set(map(type, predictions))
-    if not kinds <= {float, int, str, bool}:
-        return None
-    if float in kinds and not all(map(math.isfinite, filter(_is_float, predictions))):
+    if set(map(type, features)) != {dict} or not _valid_event_columns(ids, stamps, predictions):
         return None
     version = str(default_version)
     return ids, [float(t) for t in stamps], [version] * len(rows)
@@ -496,13 +482,33 @@ def _is_float(value: Any) -> bool:
     return type(value) is float
 
 
+def _valid_event_columns(ids: list[Any], stamps: list[Any], predictions: list[Any]) -> bool:
+    """Every id a non-empty string, every timestamp a number, every prediction a finite
+    number, a class name or a boolean: checked with a few C-level scans per column."""
+    if set(map(type, ids)) != {str} or not all(ids):
+        return False
+    if not set(map(type, stamps)) <= {float, int}:
+        return False
+    kinds = set(map(type, predictions))
+    if not kinds <= {float, int, str, bool}:
+        return False
+    return float not in kinds or all(map(math.isfinite, filter(_is_float, predictions)))
+
+
+def _feature_table(
+    features: list[dict[str, Any]], names: tuple[str, ...]
+) -> tuple[list[list[Any]], set[type]]:
+    """Rows of the named features' values (None where absent) and the types they hold."""
+    table = [list(map(f.get, names)) for f in features]
+    return table, set(map(type, itertools.chain.from_iterable(table)))
+
+
 def _numeric_columns(
     features: list[dict[str, Any]], names: tuple[str, ...], type_errors: dict[str, int]
 ) -> dict[str, np.ndarray]:
     if not names:
         return {}
-    table = [list(map(f.get, names)) for f in features]
-    kinds = set(map(type, itertools.chain.from_iterable(table)))
+    table, kinds = _feature_table(features, names)
     if kinds <= _NUMERIC_OK:
         matrix = np.array(table, dtype=np.float64).reshape(len(features), len(names))
         if np.isinf(matrix).any():  # only overflowing literals (1e999): JSON has no Infinity
@@ -520,8 +526,7 @@ def _categorical_columns(
 ) -> dict[str, np.ndarray]:
     if not names:
         return {}
-    table = [list(map(f.get, names)) for f in features]
-    kinds = set(map(type, itertools.chain.from_iterable(table)))
+    table, kinds = _feature_table(features, names)
     if kinds <= _CATEGORICAL_OK:
         matrix = np.empty((len(features), len(names)), dtype=object)
         matrix[:] = table
