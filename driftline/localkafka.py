@@ -152,7 +152,13 @@ class LocalKafka:
         if not (self.run_dir / "data" / "meta.properties").exists():
             cluster_id = _kafka_uuid()
             fmt = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
+                # One token: an id may start with "-" (base64url), which would read as an option.
+                self._java(
+                    "kafka.tools.StorageTool",
+                    "format",
+                    f"--cluster-id={cluster_id}",
+                    f"--config={props}",
+                ),
                 capture_output=True,
                 text=True,
             )
