@@ -1,119 +1,293 @@
-"""AlertPolicy: turns detector verdicts into firing and resolved Alert records.
+"""AlertPolicy: turns detector signals into one firing and one resolved Alert per episode.
 
-Per (model, feature) an episode starts at the first drift signal and fires one alert; further
-signals keep it open; after ``resolve_after_events`` model events without a signal it resolves
-with a record that carries the same ``alert_id`` (the dedup id of the episode). State is a small
-JSON blob so that the stream layer can keep it in a table beside the detector state.
+Per model and kind (drift, data quality, performance) the policy keeps one episode:
+
+- A model's events are cut into windows of ``window_events``. A subject (a feature) that
+  signals in ``fire_after_windows`` consecutive windows triggers the episode.
+- The alert fires ``group_wait_events`` later and lists every subject that signalled by then,
+  ranked by excess (statistic over threshold, or repeated signals): fifty features drifting at
+  once make one alert, not fifty.
+- It resolves once every subject has had ``resolve_after_windows`` clean windows in a row;
+  the resolved record carries the same ``alert_id``.
+- After a resolve, no new episode fires for ``cooldown_seconds`` of event time.
+
+Everything is counted in the model's events and its event timestamps, never in wall-clock
+time, so the worker and ``driftline replay`` reach the same alerts at the same events however
+the stream was cut into batches (the monitor cuts its chunks at window ends and fire points).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import orjson
 
-from driftline.detectors.base import Verdict
+from driftline.config import AlertSettings
 from driftline.records import Alert, FeatureEvidence, dedup_id
 
 
 @dataclass
-class EpisodeState:
-    firing: bool = False
-    episode: int = 0
-    last_signal_event: int = 0
-    alert_id: str = ""
-    first_event_time: float = 0.0
-    statistic: float = 0.0
+class SubjectTrack:
+    """One subject's recent signals, in windows."""
+
+    detector: str
+    streak: int = 0  # consecutive windows with a signal, the current one included if it has one
+    clean: int = 0  # consecutive closed windows without a signal
+    last_window: int = -1  # the last window with a signal
+    first_event: int = 0  # event count at the first signal of the current streak
+    signals: int = 0  # signals since then
+    peak: float = 0.0  # largest statistic at a signal since then
     threshold: float = 0.0
 
+    @property
+    def excess(self) -> float:
+        ratio = self.peak / self.threshold if self.threshold > 0 else 0.0
+        return max(ratio, float(self.signals))
+
+
+@dataclass
+class EpisodeState:
+    window: int = 0  # the window the subjects' streaks are counted up to
+    episode: int = 0
+    firing: bool = False
+    pending_at: int = -1  # event count at which a triggered alert fires (after the group wait)
+    alert_id: str = ""
+    severity: str = ""
+    start_event: int = 0  # event count at the episode's first signal
+    start_time: float = 0.0
+    fired_time: float = 0.0
+    cooldown_until: float = 0.0  # event time before which no new episode fires
+    retraining_requested: bool = False
+    subjects: dict[str, SubjectTrack] = field(default_factory=dict)
+
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self)  # orjson writes dataclasses natively (asdict deep-copies)
+        return orjson.dumps(self)  # orjson writes (nested) dataclasses natively
 
     @classmethod
     def from_bytes(cls, data: bytes | None) -> EpisodeState:
-        return cls(**orjson.loads(data)) if data else cls()
+        if not data:
+            return cls()
+        doc = orjson.loads(data)
+        doc["subjects"] = {k: SubjectTrack(**v) for k, v in doc["subjects"].items()}
+        return cls(**doc)
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing to track: a chunk without signals cannot change this state."""
+        return not self.subjects and not self.firing and self.pending_at < 0
 
 
 @dataclass(frozen=True)
-class AlertContext:
-    """Where a verdict was reached: identifies the alert and carries its evidence."""
+class Signal:
+    """A subject's detector signalled within a chunk."""
+
+    subject: str
+    detector: str
+    at: int  # the model's event count at the first signal in the chunk
+    count: int  # signals in the chunk
+    peak: float  # statistic at the first signal
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of one model's events inside one policy window, with where they came from."""
 
     model_id: str
     model_version: str
-    feature: str
-    detector: str
     kind: str
     reference_version: str
-    events_seen: int  # model events processed when the signal came
-    first_event_time: float
-    last_event_time: float
+    start: int  # the model's event count before the chunk
+    times: np.ndarray  # event timestamps (epoch seconds), one per event
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.times)
+
+    def time_at(self, count: int) -> float:
+        return float(self.times[count - self.start - 1])
+
+
+class SplitChunk(Exception):
+    """The chunk must end at ``at``: an alert fires there and what follows must not count."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__(at)
+        self.at = at
 
 
 class AlertPolicy:
-    def __init__(self, resolve_after_events: int = 2000) -> None:
-        self.resolve_after_events = resolve_after_events
+    def __init__(self, settings: AlertSettings | None = None) -> None:
+        self.settings = settings or AlertSettings()
 
-    def observe(
-        self, state: EpisodeState, verdict: Verdict, ctx: AlertContext
-    ) -> tuple[EpisodeState, Alert | None]:
-        """Advance one feature's episode by one verdict; return the new state and any alert."""
-        if verdict.drift:
-            if state.firing:
-                state.last_signal_event = ctx.events_seen
-                return state, None
-            episode = state.episode + 1
-            alert_id = dedup_id(
-                ctx.model_id, ctx.model_version, ctx.kind, ctx.feature, ctx.detector, episode
-            )
-            state = EpisodeState(
-                firing=True,
-                episode=episode,
-                last_signal_event=ctx.events_seen,
-                alert_id=alert_id,
-                first_event_time=ctx.first_event_time,
-                statistic=verdict.peak,
-                threshold=verdict.threshold,
-            )
-            return state, self._alert("firing", state, ctx, verdict)
-        if state.firing and ctx.events_seen - state.last_signal_event >= self.resolve_after_events:
-            state.firing = False
-            return state, self._alert("resolved", state, ctx, verdict)
-        return state, None
+    def window_end(self, count: int) -> int:
+        """The event count at which the window holding event ``count + 1`` ends."""
+        w = self.settings.window_events
+        return (count // w + 1) * w
+
+    def drifting(self, state: EpisodeState) -> set[str]:
+        return {s for s, t in state.subjects.items() if t.streak > 0 or _recent(t, self)}
+
+    def step(self, state: EpisodeState, chunk: Chunk, signals: list[Signal]) -> list[Alert]:
+        """Advance the episode over one chunk; return alerts made in it.
+
+        Raises ``SplitChunk`` when an alert would fire before the chunk ends: the caller
+        reruns the chunk cut at that event, so that the alert's evidence never depends on
+        how the stream was batched; ``state`` is then half-changed and must be discarded.
+        """
+        s = self.settings
+        alerts: list[Alert] = []
+        window = chunk.start // s.window_events
+        if window > state.window:
+            resolved = self._close_windows(state, window, chunk)
+            if resolved is not None:
+                alerts.append(resolved)
+        trigger: tuple[int, str] | None = None
+        for sig in sorted(signals, key=lambda g: (g.at, g.subject)):
+            track = state.subjects.get(sig.subject) or SubjectTrack(sig.detector)
+            new_window = track.last_window != window
+            if new_window:
+                if track.streak == 0:
+                    track.first_event, track.signals, track.peak = sig.at, 0, 0.0
+                track.streak += 1
+                track.last_window = window
+                track.clean = 0
+            track.signals += sig.count
+            track.peak = max(track.peak, sig.peak)
+            track.threshold = sig.threshold
+            state.subjects[sig.subject] = track
+            can_fire = not state.firing and state.pending_at < 0 and trigger is None
+            if (
+                can_fire
+                and new_window
+                and track.streak >= s.fire_after_windows
+                and chunk.time_at(sig.at) >= state.cooldown_until
+            ):
+                trigger = (sig.at, sig.subject)
+        if trigger is not None:
+            fire_at = trigger[0] + s.group_wait_events
+            if fire_at < chunk.end:
+                raise SplitChunk(fire_at)
+            state.pending_at = fire_at
+            state.start_event = min(t.first_event for t in state.subjects.values() if t.streak > 0)
+            state.start_time = chunk.time_at(trigger[0])
+        if state.pending_at >= 0 and state.pending_at <= chunk.end:
+            alerts.append(self._fire(state, chunk))
+        return alerts
+
+    def _close_windows(self, state: EpisodeState, window: int, chunk: Chunk) -> Alert | None:
+        closed = window - state.window
+        for track in state.subjects.values():
+            if track.last_window == state.window:  # the first closed window had a signal
+                track.clean = closed - 1
+                if closed > 1:
+                    track.streak = 0
+            else:
+                track.streak = 0
+                track.clean += closed
+        state.window = window
+        resolved = None
+        if state.firing and not self.drifting(state):
+            resolved = self._resolve(state, chunk)
+        if not state.firing and state.pending_at < 0:
+            keep = self.drifting(state)
+            state.subjects = {k: v for k, v in state.subjects.items() if k in keep}
+        return resolved
+
+    def ranked(self, state: EpisodeState) -> list[tuple[str, SubjectTrack]]:
+        active = [(k, t) for k, t in state.subjects.items() if t.signals > 0]
+        return sorted(active, key=lambda kt: (-kt[1].excess, kt[1].first_event, kt[0]))
+
+    def _fire(self, state: EpisodeState, chunk: Chunk) -> Alert:
+        at = state.pending_at
+        ranked = self.ranked(state)
+        top_name, top = ranked[0]
+        state.episode += 1
+        state.firing = True
+        state.pending_at = -1
+        state.retraining_requested = False
+        state.severity = "critical" if top.excess >= self.settings.critical_ratio else "warning"
+        state.alert_id = dedup_id(
+            chunk.model_id,
+            chunk.model_version,
+            chunk.kind,
+            top_name,
+            top.detector,
+            state.episode,
+            state.start_event,
+        )
+        state.fired_time = chunk.time_at(at)
+        names = ", ".join(name for name, _ in ranked[:3]) + (" …" if len(ranked) > 3 else "")
+        message = (
+            f"{_KIND_TITLE[chunk.kind]} on {chunk.model_id}: {len(ranked)} feature"
+            f"{'s' if len(ranked) != 1 else ''} ({names}); top: {top_name} {top.detector} "
+            f"{top.peak:.1f} over threshold {top.threshold:.1f}, "
+            f"{top.signals} signal{'s' if top.signals != 1 else ''}"
+        )
+        return self._alert("firing", state, chunk, ranked, at, message)
+
+    def _resolve(self, state: EpisodeState, chunk: Chunk) -> Alert:
+        state.firing = False
+        ranked = self.ranked(state)
+        cooldown = self.settings.cooldown_seconds
+        state.cooldown_until = float(chunk.times[0]) + cooldown
+        message = (
+            f"{_KIND_TITLE[chunk.kind]} on {chunk.model_id} resolved: no signal in "
+            f"{self.settings.resolve_after_windows} windows of "
+            f"{self.settings.window_events} events"
+        )
+        return self._alert("resolved", state, chunk, ranked, chunk.start, message)
 
     def _alert(
-        self, status: str, state: EpisodeState, ctx: AlertContext, verdict: Verdict
+        self,
+        status: str,
+        state: EpisodeState,
+        chunk: Chunk,
+        ranked: list[tuple[str, SubjectTrack]],
+        at: int,
+        message: str,
     ) -> Alert:
-        statistic = state.statistic if status == "firing" else verdict.statistic
-        if status == "firing":
-            message = (
-                f"{ctx.kind} on {ctx.model_id}/{ctx.feature}: {ctx.detector} statistic "
-                f"{statistic:.1f} crossed {state.threshold:.1f} after {ctx.events_seen} events"
+        evidence = [
+            FeatureEvidence(
+                feature=name,
+                detector=t.detector,
+                statistic=t.peak,
+                threshold=t.threshold,
+                events_seen=t.first_event,
+                signals=t.signals,
+                excess=t.excess,
             )
-        else:
-            message = (
-                f"{ctx.kind} on {ctx.model_id}/{ctx.feature} resolved: no signal for "
-                f"{ctx.events_seen - state.last_signal_event} events"
-            )
-        evidence = FeatureEvidence(
-            ctx.feature, ctx.detector, statistic, state.threshold, ctx.events_seen
-        )
+            for name, t in ranked[: self.settings.top_features]
+        ]
+        top = evidence[0]
+        last_time = chunk.time_at(at) if at > chunk.start else float(chunk.times[0])
         return Alert(
             alert_id=state.alert_id,
             status=status,  # type: ignore[arg-type]
-            severity="critical",
-            kind=ctx.kind,  # type: ignore[arg-type]
-            model_id=ctx.model_id,
-            model_version=ctx.model_version,
-            feature=ctx.feature,
-            detector=ctx.detector,
-            statistic=statistic,
-            threshold=state.threshold,
-            events_seen=ctx.events_seen,
-            first_event_time=state.first_event_time,
-            last_event_time=ctx.last_event_time,
-            reference_version=ctx.reference_version,
+            severity=state.severity,  # type: ignore[arg-type]
+            kind=chunk.kind,  # type: ignore[arg-type]
+            model_id=chunk.model_id,
+            model_version=chunk.model_version,
+            feature=top.feature,
+            detector=top.detector,
+            statistic=top.statistic,
+            threshold=top.threshold,
+            events_seen=at,
+            first_event_time=state.start_time,
+            last_event_time=last_time,
+            reference_version=chunk.reference_version,
             message=message,
             created_at=time.time(),
-            features=[evidence],
+            features=evidence,
+            window_start_event=state.start_event,
+            features_drifting=len(ranked),
         )
+
+
+_KIND_TITLE = {"drift": "Drift", "data_quality": "Data quality", "performance": "Performance"}
+
+
+def _recent(track: SubjectTrack, policy: AlertPolicy) -> bool:
+    return track.last_window >= 0 and track.clean < policy.settings.resolve_after_windows

@@ -90,9 +90,73 @@ class WorkerSettings(_Strict):
 
 
 class AlertSettings(_Strict):
-    resolve_after_events: int = Field(
-        default=2000, ge=1, description="clean events on a feature before a drift alert resolves"
+    """The alert policy between detector verdicts and the alerts topic (see alerting.py).
+
+    Windows are counted in a model's events, so the worker and ``driftline replay`` make the
+    same alerts however the stream was cut into batches; cooldowns are in event time.
+    """
+
+    window_events: int = Field(default=500, ge=1, description="events per policy window")
+    fire_after_windows: int = Field(
+        default=1, ge=1, description="consecutive windows with a signal before an alert fires"
     )
+    resolve_after_windows: int = Field(
+        default=4, ge=1, description="consecutive clean windows before an alert resolves"
+    )
+    # Features of one model rarely cross their thresholds on the same event; waiting this
+    # many events after the first lets the others join one grouped alert.
+    group_wait_events: int = Field(default=100, ge=0)
+    cooldown_seconds: float = Field(
+        default=600.0, ge=0, description="event time after a resolve before the next firing"
+    )
+    # A feature's excess is max(peak statistic / threshold, signals in the episode so far):
+    # detectors restart after a signal, so repeated signals are how a big shift shows.
+    critical_ratio: float = Field(default=2.0, ge=1.0)
+    top_features: int = Field(default=10, ge=1, description="features listed in one alert")
+
+
+class RetrainingPolicy(_Strict):
+    """When sustained trouble on a model becomes a RetrainingRequest (in event time)."""
+
+    enabled: bool = True
+    after_critical_seconds: float = Field(
+        default=900.0, ge=0, description="a critical alert held this long asks for retraining"
+    )
+    cooldown_seconds: float = Field(default=6 * 3600.0, ge=0)
+    max_per_day: int = Field(default=2, ge=0)
+    endpoint: str | None = Field(
+        default=None, description="a webhook receiver that is also POSTed each request"
+    )
+
+
+class ReceiverSettings(_Strict):
+    type: Literal["slack", "webhook"]
+    url_env: str = Field(description="environment variable holding the URL (a secret)")
+    # Resolved from url_env at load time; never read from the file itself.
+    url: SecretStr | None = Field(default=None, exclude=True)
+
+
+class RouteSettings(_Strict):
+    receivers: list[str] = Field(min_length=1)
+    models: list[str] | None = Field(default=None, description="all models when absent")
+    severities: list[Literal["warning", "critical"]] | None = None
+    kinds: list[Literal["drift", "data_quality", "performance"]] | None = None
+
+
+class DeliverySettings(_Strict):
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    initial_backoff_seconds: float = Field(default=1.0, gt=0)
+    max_backoff_seconds: float = Field(default=60.0, gt=0)
+    # A Slack outage shorter than this loses nothing; after it the alert is parked on the
+    # dead-letter topic (reason undeliverable) so that one dead endpoint cannot stall the rest.
+    give_up_after_seconds: float = Field(default=900.0, gt=0)
+
+
+class NotificationSettings(_Strict):
+    receivers: dict[str, ReceiverSettings] = Field(default_factory=dict)
+    routes: list[RouteSettings] = Field(default_factory=list)
+    delivery: DeliverySettings = DeliverySettings()
+    grafana_url: str | None = Field(default=None, description="base URL for dashboard links")
 
 
 class DetectorOverride(_Strict):
@@ -109,6 +173,7 @@ class ModelConfig(_Strict):
         default=1_000_000, gt=1, description="expected events between false alarms, whole model"
     )
     detectors: dict[str, DetectorOverride] = Field(default_factory=dict)
+    retraining: RetrainingPolicy = RetrainingPolicy()
 
     @field_validator("features")
     @classmethod
@@ -123,6 +188,7 @@ class Config(_Strict):
     topics: TopicSettings = TopicSettings()
     worker: WorkerSettings = WorkerSettings()
     alerts: AlertSettings = AlertSettings()
+    notifications: NotificationSettings = NotificationSettings()
     models: dict[str, ModelConfig]
     source: str = Field(default="<memory>", exclude=True)
 
@@ -168,7 +234,14 @@ def config_from_dict(
             )
         kafka = kafka.model_copy(update={"sasl_password": SecretStr(secret)})
         config = config.model_copy(update={"kafka": kafka})
+    config = _resolve_receivers(config, source, env)
     for model_id, model in config.models.items():
+        endpoint = model.retraining.endpoint
+        if endpoint is not None and endpoint not in config.notifications.receivers:
+            raise ConfigError(
+                f"{source}: models.{model_id}.retraining.endpoint: {endpoint!r} is not a "
+                f"receiver under notifications.receivers"
+            )
         for feature in model.detectors:
             if feature not in model.features:
                 raise ConfigError(
@@ -176,6 +249,41 @@ def config_from_dict(
                     f"(declared: {', '.join(model.features)})"
                 )
     return config
+
+
+def _resolve_receivers(config: Config, source: str, env: dict[str, str]) -> Config:
+    """Read each receiver's URL from its environment variable; check routes point somewhere."""
+    notifications = config.notifications
+    receivers = {}
+    for name, receiver in notifications.receivers.items():
+        url = env.get(receiver.url_env)
+        if not url:
+            raise ConfigError(
+                f"{source}: notifications.receivers.{name}.url_env: environment variable "
+                f"{receiver.url_env} is not set"
+            )
+        if not url.startswith(("http://", "https://")):
+            # The value is a secret: say what is wrong with it, never what it is.
+            raise ConfigError(
+                f"{source}: notifications.receivers.{name}.url_env: {receiver.url_env} does "
+                "not hold an http(s) URL"
+            )
+        receivers[name] = receiver.model_copy(update={"url": SecretStr(url)})
+    for i, route in enumerate(notifications.routes):
+        for name in route.receivers:
+            if name not in receivers:
+                raise ConfigError(
+                    f"{source}: notifications.routes.{i}.receivers: {name!r} is not defined "
+                    f"under notifications.receivers (defined: {', '.join(receivers) or 'none'})"
+                )
+        for model_id in route.models or []:
+            if model_id not in config.models:
+                raise ConfigError(
+                    f"{source}: notifications.routes.{i}.models: {model_id!r} is not a "
+                    "configured model"
+                )
+    notifications = notifications.model_copy(update={"receivers": receivers})
+    return config.model_copy(update={"notifications": notifications})
 
 
 def _describe(source: str, exc: ValidationError) -> str:

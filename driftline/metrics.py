@@ -67,7 +67,7 @@ class WorkerMetrics:
         )
         self.drifting = Gauge(
             "driftline_feature_drifting",
-            "1 while a drift alert is open on the feature",
+            "1 while the feature signalled drift within the alert policy's resolve windows",
             ["model", "feature"],
             registry=r,
         )
@@ -77,6 +77,29 @@ class WorkerMetrics:
             ["model", "kind", "status"],
             registry=r,
         )
+        self.retraining_requests = Counter(
+            "driftline_retraining_requests",
+            "RetrainingRequest records published",
+            ["model", "kind"],
+            registry=r,
+        )
+        receivers = list(config.notifications.receivers)
+        self.notifications = Counter(
+            "driftline_notifications",
+            "Alert and retraining records handed to a receiver, by final outcome "
+            "(delivered, parked on the dead-letter topic, or skipped as already delivered)",
+            ["receiver", "outcome"],
+            registry=r,
+        )
+        self.notification_attempts = Counter(
+            "driftline_notification_attempts",
+            "HTTP attempts to deliver to a receiver, by result",
+            ["receiver", "result"],
+            registry=r,
+        )
+        for receiver in receivers:
+            for outcome in ("delivered", "parked", "duplicate"):
+                self.notifications.labels(receiver, outcome)
         for model in self._models:  # series exist from the start, so dashboards are not empty
             self.events.labels(model)
             for reason in Reason.ALL:

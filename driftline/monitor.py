@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from driftline import detectors
-from driftline.alerting import AlertContext, AlertPolicy, EpisodeState
+from driftline.alerting import AlertPolicy, Chunk, EpisodeState, Signal, SplitChunk
 from driftline.config import ConfigError, ModelConfig
 from driftline.detectors.base import Detector, Verdict
 from driftline.detectors.profile import ReferenceProfile
-from driftline.records import Alert
+from driftline.records import Alert, RetrainingRequest
+from driftline.retraining import RetrainingPlanner, RetrainingState
 from driftline.stream.codec import ModelSchema, PredictionBatch
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class BatchOutcome:
     events: int
     alerts: list[Alert]
     features: list[FeatureOutcome]
+    retraining_requests: list[RetrainingRequest] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ class ModelMonitor:
         )
         self.specs = self._specs()
         self._live: dict[str, tuple[bytes, Detector]] = {}
-        self._episodes: dict[str, tuple[bytes | None, EpisodeState]] = {}
+        self._episode_cache: tuple[bytes | None, EpisodeState] | None = None
+        self.retraining = RetrainingPlanner(config.retraining, policy)
 
     def _specs(self) -> list[_FeatureSpec]:
         if self.profile is None:
@@ -117,11 +120,21 @@ class ModelMonitor:
     def key(self, feature: str, part: str) -> str:
         return f"{self.model_id}/{feature}/{part}"
 
-    def _detector(self, spec: _FeatureSpec, state: MutableMapping[str, bytes]) -> Detector:
+    @property
+    def policy_key(self) -> str:
+        return f"{self.model_id}/_policy/drift"
+
+    @property
+    def retraining_key(self) -> str:
+        return f"{self.model_id}/_model/retraining"
+
+    def _detector(
+        self, spec: _FeatureSpec, state: MutableMapping[str, bytes], fresh: bool
+    ) -> Detector:
         key = self.key(spec.feature, spec.detector)
         stored = state.get(key)
         cached = self._live.get(key)
-        if cached is not None and stored is cached[0]:
+        if not fresh and cached is not None and stored is cached[0]:
             return cached[1]
         assert self.profile is not None
         detector = detectors.create(
@@ -131,25 +144,40 @@ class ModelMonitor:
             detector.restore(stored)
         return detector
 
-    def _episode(self, key: str, state: MutableMapping[str, bytes]) -> EpisodeState:
-        stored = state.get(key)
-        cached = self._episodes.get(key)
-        if cached is not None and stored is cached[0]:
-            return cached[1]
-        episode = EpisodeState.from_bytes(stored)
-        self._episodes[key] = (stored, episode)
-        return episode
-
     def events_seen(self, state: MutableMapping[str, bytes]) -> int:
         raw = state.get(self.key("_model", "events"))
         return int(raw) if raw else 0
 
     def process(self, batch: PredictionBatch, state: MutableMapping[str, bytes]) -> BatchOutcome:
+        """Run the detectors and the alert policy over one batch; write state back once.
+
+        The batch is fed in chunks that end where a policy window ends and where an alert
+        fires, so alerts do not depend on batch boundaries. While nothing is drifting the
+        windows do not matter and the whole batch is one chunk; if it turns out to hold a
+        signal, the batch is run again from the stored state with the precise cuts.
+        """
+        cuts: set[int] = set()
+        precise = False
+        while True:
+            try:
+                return self._process(batch, state, cuts, precise)
+            except SplitChunk as split:
+                cuts.add(split.at)
+                precise = True
+            except _NeedWindows:
+                precise = True
+
+    def _process(
+        self,
+        batch: PredictionBatch,
+        state: MutableMapping[str, bytes],
+        cuts: set[int],
+        precise: bool,
+    ) -> BatchOutcome:
+        fresh = precise  # an earlier attempt changed the cached objects: start from the bytes
         before = self.events_seen(state)
         n = len(batch)
-        alerts: list[Alert] = []
-        outcomes: list[FeatureOutcome] = []
-        reference_version = self.profile.version if self.profile else ""
+        columns = []
         for spec in self.specs:
             if spec.kind == "numeric":
                 column = batch.numeric[spec.feature]
@@ -157,38 +185,96 @@ class ModelMonitor:
             else:
                 column = batch.categorical[spec.feature]
                 present = column != None  # noqa: E711  (elementwise on an object array)
-            rows = np.flatnonzero(present)
-            detector = self._detector(spec, state)
-            verdict = detector.update(column[rows])
+            columns.append((spec, column, present, self._detector(spec, state, fresh)))
+        episode = self._episode(state, fresh)
+        retraining: RetrainingState | None = None
+        alerts: list[Alert] = []
+        requests: list[RetrainingRequest] = []
+        verdicts: dict[str, Verdict] = {}
+        reference_version = self.profile.version if self.profile else ""
+        pos = 0
+        while pos < n:
+            count = before + pos
+            end_count = before + n
+            windowed = precise or not episode.quiet
+            if windowed:
+                end_count = min(end_count, self.policy.window_end(count))
+            if episode.pending_at > count:
+                end_count = min(end_count, episode.pending_at)
+            for cut in cuts:
+                if count < cut < end_count:
+                    end_count = cut
+            end = end_count - before
+            signals = []
+            for spec, column, present, detector in columns:
+                rows = np.flatnonzero(present[pos:end])
+                verdict = detector.update(column[pos:end][rows])
+                verdicts[spec.feature] = verdict
+                if verdict.drift:
+                    at = count + int(rows[verdict.first_alarm]) + 1
+                    signals.append(
+                        Signal(
+                            spec.feature,
+                            spec.detector,
+                            at,
+                            verdict.alarms,
+                            verdict.peak,
+                            verdict.threshold,
+                        )
+                    )
+            if signals and not windowed and self.policy.window_end(count) < end_count:
+                raise _NeedWindows
+            if signals or not episode.quiet:
+                chunk = Chunk(
+                    model_id=self.model_id,
+                    model_version=batch.model_version,
+                    kind="drift",
+                    reference_version=reference_version,
+                    start=count,
+                    times=batch.timestamps[pos:end],
+                )
+                alerts.extend(self.policy.step(episode, chunk, signals))
+                if self.retraining.wants(episode, chunk.kind):
+                    if retraining is None:
+                        retraining = RetrainingState.from_bytes(state.get(self.retraining_key))
+                    request = self.retraining.check(retraining, episode, chunk)
+                    if request is not None:
+                        requests.append(request)
+            pos = end
+        # Write back once per batch: each assignment is a changelog record in the worker.
+        for spec, _, _, detector in columns:
             key = self.key(spec.feature, spec.detector)
             blob = detector.state_bytes()
             state[key] = blob  # assigned back: Faust records only assignments
             self._live[key] = (blob, detector)
-            at = before + (int(rows[verdict.first_alarm]) + 1 if verdict.drift else n)
-            ctx = AlertContext(
-                model_id=self.model_id,
-                model_version=batch.model_version,
-                feature=spec.feature,
-                detector=spec.detector,
-                kind="drift",
-                reference_version=reference_version,
-                events_seen=at,
-                first_event_time=float(batch.timestamps[0]),
-                last_event_time=float(batch.timestamps[-1]),
-            )
-            policy_key = self.key(spec.feature, "policy")
-            episode = self._episode(policy_key, state)
-            if verdict.drift or episode.firing:  # otherwise the policy has nothing to change
-                was = episode.to_bytes()
-                episode, alert = self.policy.observe(episode, verdict, ctx)
-                now = episode.to_bytes()
-                if now != was:
-                    state[policy_key] = now
-                    self._episodes[policy_key] = (now, episode)
-            else:
-                alert = None
-            if alert is not None:
-                alerts.append(alert)
-            outcomes.append(FeatureOutcome(spec.feature, spec.detector, verdict, episode.firing))
+        blob = episode.to_bytes()
+        if blob != state.get(self.policy_key, b""):
+            state[self.policy_key] = blob
+        self._episode_cache = (state.get(self.policy_key), episode)
+        if retraining is not None:
+            state[self.retraining_key] = retraining.to_bytes()
         state[self.key("_model", "events")] = str(before + n).encode()
-        return BatchOutcome(model_id=self.model_id, events=n, alerts=alerts, features=outcomes)
+        drifting = self.policy.drifting(episode)
+        outcomes = [
+            FeatureOutcome(f, spec.detector, verdicts[f], f in drifting)
+            for spec in self.specs
+            if (f := spec.feature) in verdicts
+        ]
+        return BatchOutcome(
+            model_id=self.model_id,
+            events=n,
+            alerts=alerts,
+            features=outcomes,
+            retraining_requests=requests,
+        )
+
+    def _episode(self, state: MutableMapping[str, bytes], fresh: bool) -> EpisodeState:
+        stored = state.get(self.policy_key)
+        cached = self._episode_cache
+        if not fresh and cached is not None and stored is cached[0]:
+            return cached[1]
+        return EpisodeState.from_bytes(stored)
+
+
+class _NeedWindows(Exception):
+    """A batch run as one chunk held a signal: run it again cut at the policy windows."""

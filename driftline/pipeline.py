@@ -16,7 +16,7 @@ from driftline.config import Config, ConfigError
 from driftline.detectors.profile import ReferenceProfile
 from driftline.metrics import WorkerMetrics
 from driftline.monitor import BatchOutcome, ModelMonitor
-from driftline.records import Alert
+from driftline.records import Alert, RetrainingRequest
 from driftline.stream.codec import BatchDecoder, DeadLetter, PredictionBatch
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ class BatchResult:
     # (index of the message in the run, dead letter): the agent adds the source offsets
     dead_letters: list[tuple[int, DeadLetter]] = field(default_factory=list)
     outcomes: list[BatchOutcome] = field(default_factory=list)
+    retraining_requests: list[RetrainingRequest] = field(default_factory=list)
 
     @property
     def events(self) -> int:
@@ -45,7 +46,7 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.metrics = metrics if metrics is not None else WorkerMetrics(config)
-        policy = AlertPolicy(resolve_after_events=config.alerts.resolve_after_events)
+        policy = AlertPolicy(config.alerts)
         try:
             self.monitors = {
                 model_id: ModelMonitor(model_id, model, profiles.get(model_id), policy)
@@ -138,6 +139,7 @@ class Pipeline:
         outcome = self.monitors[model_id].process(batch, state)
         result.outcomes.append(outcome)
         result.alerts.extend(outcome.alerts)
+        result.retraining_requests.extend(outcome.retraining_requests)
         self._record(batch, outcome)
 
     def _record(self, batch: PredictionBatch, outcome: BatchOutcome) -> None:
@@ -151,6 +153,8 @@ class Pipeline:
             m.drifting.labels(model, f.feature).set(1.0 if f.firing else 0.0)
         for alert in outcome.alerts:
             m.alerts.labels(model, alert.kind, alert.status).inc()
+        for request in outcome.retraining_requests:
+            m.retraining_requests.labels(model, request.kind).inc()
 
 
 Source = tuple[str, int, int]  # topic, partition, offset of a message

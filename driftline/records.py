@@ -18,16 +18,24 @@ RETRAINING_SCHEMA = "driftline.retraining-request/v1"
 
 @dataclass(frozen=True)
 class FeatureEvidence:
+    """One feature's part in an alert, ranked by ``excess`` (how far past its threshold)."""
+
     feature: str
     detector: str
-    statistic: float
+    statistic: float  # peak statistic at the feature's signals in this episode
     threshold: float
-    events_seen: int
+    events_seen: int  # model events processed at the feature's first signal in the episode
+    signals: int = 1  # times its detector signalled in the episode (it restarts after each)
+    excess: float = 1.0  # max(statistic / threshold, signals): what severity and rank use
 
 
 @dataclass(frozen=True)
 class Alert:
-    """One alert event: a problem starts (``firing``) or ends (``resolved``)."""
+    """One alert event: a problem starts (``firing``) or ends (``resolved``).
+
+    A firing alert groups every feature of the model that signalled within the group wait;
+    ``feature``, ``detector``, ``statistic`` and ``threshold`` repeat the top-ranked one.
+    """
 
     alert_id: str  # dedup id: the same for the firing and the resolved record of an episode
     status: Literal["firing", "resolved"]
@@ -46,6 +54,8 @@ class Alert:
     message: str
     created_at: float
     features: list[FeatureEvidence] = field(default_factory=list)
+    window_start_event: int = 0  # the model's event count at the episode's first signal
+    features_drifting: int = 0  # all features in the episode (``features`` lists the top ones)
     schema: str = ALERT_SCHEMA
 
     def to_json(self) -> bytes:
@@ -60,18 +70,30 @@ class Alert:
 
 @dataclass(frozen=True)
 class RetrainingRequest:
+    """Ask the retraining pipeline to act; consumers deduplicate on ``idempotency_key``."""
+
     idempotency_key: str
     model_id: str
     model_version: str
     reason: str
-    reference_version: str
+    reference_version: str  # the profile the drift was measured against
     alert_ids: list[str]
-    features: list[str]
+    features: list[str]  # the drifted features, most drifted first
+    kind: str
+    severity: str
+    window_start_event: int
+    events_seen: int
+    first_event_time: float
+    last_event_time: float
     created_at: float
     schema: str = RETRAINING_SCHEMA
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> RetrainingRequest:
+        return cls(**orjson.loads(data))
 
 
 def dedup_id(*parts: object) -> str:

@@ -51,7 +51,16 @@ scrape = scrape_total  # the tests watch workers as the demo does
 class WorkerProcess:
     """A ``driftline worker`` subprocess with its own topics and consumer group."""
 
-    def __init__(self, tmp: Path, bootstrap: str, models: dict[str, Any], **worker: Any) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        bootstrap: str,
+        models: dict[str, Any],
+        alerts: dict[str, Any] | None = None,
+        notifications: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        **worker: Any,
+    ) -> None:
         run = uuid.uuid4().hex[:8]
         self.metrics_port = free_port()
         self.config = {
@@ -63,9 +72,12 @@ class WorkerProcess:
                 "data_dir": str(tmp / "worker"),
                 **worker,
             },
-            "alerts": {"resolve_after_events": 1500},
+            "alerts": alerts or {"window_events": 500, "resolve_after_windows": 3},
             "models": models,
         }
+        if notifications:
+            self.config["notifications"] = notifications
+        self.env = env or {}
         self.path = tmp / "config.yaml"
         self.path.write_text(yaml.safe_dump(self.config))
         self.log_path = tmp / "worker.log"
@@ -79,6 +91,7 @@ class WorkerProcess:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+        env.update(self.env)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "driftline", "worker", "--config", str(self.path)],

@@ -17,7 +17,7 @@ def pipeline(tmp_path: Path, **model_extra: object) -> Pipeline:
     profile = write_profile(tmp_path / "m1.json")
     config = config_from_dict(
         {
-            "alerts": {"resolve_after_events": 1000},
+            "alerts": {"window_events": 250, "resolve_after_windows": 4},
             "models": {"m1": model_config(profile, **model_extra)},
         }
     )

@@ -64,6 +64,12 @@ def test_alerts_we_publish_validate(tmp_path: Path) -> None:
         assert Alert.from_json(alert.to_json()) == alert
 
 
-def test_retraining_request_validates() -> None:
-    request = RetrainingRequest("k", "m", "1", "drift", "abc", ["a1"], ["x1"], 1.0)
-    jsonschema.validate(orjson.loads(request.to_json()), schema("retraining-request"))
+def test_retraining_requests_we_publish_validate(tmp_path: Path) -> None:
+    from tests.test_alerting import make_pipeline, run, stream
+
+    p = make_pipeline(tmp_path, model={"retraining": {"after_critical_seconds": 60}})
+    _, requests = run(p, stream(6_000, 5, [(2_000, 6_000, 2.0, 2)]))
+    assert requests
+    for request in requests:
+        jsonschema.validate(orjson.loads(request.to_json()), schema("retraining-request"))
+        assert RetrainingRequest.from_json(request.to_json()) == request
