@@ -7,6 +7,7 @@ one event per second of event time; a drift shifts some features by ``shift`` sd
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def messages(cols: dict[str, np.ndarray], cuts: list[int], version: str = "1") -
     n = len(next(iter(cols.values())))
     bounds = [0, *sorted(c for c in set(cuts) if 0 < c < n), n]
     out = []
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         out.append(
             orjson.dumps(
                 {
