@@ -17,11 +17,14 @@ from faust.streams import _current_event
 from faust.types import EventT
 
 from driftline.config import Config
+from driftline.notify import Delivery, Notifier
 from driftline.pipeline import BatchResult, Pipeline
+from driftline.records import Alert, RetrainingRequest
 
 log = logging.getLogger(__name__)
 
 STATE_TABLE = "detector-state"
+DELIVERY_TABLE = "deliveries"
 
 
 def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None) -> faust.App:
@@ -51,6 +54,7 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
     }
     predictions = app.topic(config.topics.predictions, **raw)
     alerts = app.topic(config.topics.alerts, **raw)
+    retraining = app.topic(config.topics.retraining_requests, **raw)
     dead_letter = app.topic(config.topics.dead_letter, **raw)
     state = app.Table(
         STATE_TABLE,
@@ -75,6 +79,9 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
         for alert in result.alerts:
             log.info("alert %s: %s", alert.status, alert.message)
             await alerts.send(key=alert.model_id.encode(), value=alert.to_json())
+        for request in result.retraining_requests:
+            log.info("retraining request %s: %s", request.idempotency_key, request.reason)
+            await retraining.send(key=request.model_id.encode(), value=request.to_json())
 
     linger = config.worker.micro_batch_linger_ms / 1000.0
 
@@ -91,7 +98,85 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
                 result = pipeline.process_messages([e.value for e in group], state, sources)
                 await publish(result, group)
 
+    if needs_delivery(config):
+        add_delivery_agents(app, config, pipeline, alerts, retraining, dead_letter, partitions)
     return app
+
+
+def needs_delivery(config: Config) -> bool:
+    return bool(config.notifications.routes) or any(
+        m.retraining.endpoint for m in config.models.values()
+    )
+
+
+def add_delivery_agents(
+    app: faust.App,
+    config: Config,
+    pipeline: Pipeline,
+    alerts: faust.TopicT,
+    retraining: faust.TopicT,
+    dead_letter: faust.TopicT,
+    partitions: int,
+) -> None:
+    """Agents that post alerts and retraining requests to their receivers, once each.
+
+    A delivery is recorded in the ``deliveries`` table (changelogged, flushed right after
+    the post) before the record's offset is committed: a record read again after a restart
+    or a rebalance is skipped for the receivers that already have it. What cannot be
+    delivered within the retry budget is parked on the dead-letter topic with the reason.
+    """
+    notifier = Notifier(config.notifications, pipeline.metrics)
+    deliveries = app.Table(DELIVERY_TABLE, key_type=str, value_type=bytes, partitions=partitions)
+
+    async def deliver(
+        event: EventT, record: Alert | RetrainingRequest, receivers: list[str], ident: str
+    ) -> None:
+        for name in receivers:
+            key = f"{name}/{ident}"
+            if key in deliveries:
+                notifier.count(name, "duplicate")
+                continue
+            outcome = await notifier.deliver(name, record)
+            if not outcome.delivered:
+                await park(event, name, outcome)
+            notifier.count(name, "delivered" if outcome.delivered else "parked")
+            deliveries[key] = outcome.to_bytes()
+            await app.producer.flush()  # the changelog record, before anything else happens
+
+    async def park(event: EventT, receiver: str, outcome: Delivery) -> None:
+        message = event.message
+        await dead_letter.send(
+            key=message.key,
+            value=message.value,
+            headers=[
+                ("reason", b"undeliverable"),
+                ("detail", f"after {outcome.attempts} attempts: {outcome.result}".encode()),
+                ("receiver", receiver.encode()),
+                ("source.topic", str(message.topic).encode()),
+                ("source.partition", str(message.partition).encode()),
+                ("source.offset", str(message.offset).encode()),
+            ],
+        )
+
+    @app.agent(alerts, name="driftline.deliver-alerts")
+    async def deliver_alerts(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            alert = Alert.from_json(event.value)
+            await deliver(event, alert, notifier.routes(alert), f"{alert.alert_id}/{alert.status}")
+
+    endpoints = {m: c.retraining.endpoint for m, c in config.models.items()}
+
+    @app.agent(retraining, name="driftline.deliver-retraining-requests")
+    async def deliver_requests(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            request = RetrainingRequest.from_json(event.value)
+            endpoint = endpoints.get(request.model_id)
+            receivers = [endpoint] if endpoint else []
+            await deliver(event, request, receivers, f"retraining/{request.idempotency_key}")
+
+    @app.on_before_shutdown.connect
+    async def close_notifier(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await notifier.close()
 
 
 def by_partition(events: Sequence[EventT]) -> list[list[EventT]]:
