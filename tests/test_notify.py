@@ -176,7 +176,7 @@ def test_gives_up_after_the_budget_and_never_logs_the_url(
     caplog.set_level(logging.DEBUG)
     with fake_slack() as slack:
         slack.outage = True
-        n, metrics = notifier({"oncall": slack.url}, give_up_after_seconds=1.0)
+        n, _ = notifier({"oncall": slack.url}, give_up_after_seconds=1.0)
         outcome = deliver(n, "oncall", make_alert())
         refused = notifier({"oncall": slack.url})[0]
         slack.outage, slack.script = False, [400]
