@@ -38,7 +38,7 @@ class SubjectTrack:
     last_window: int = -1  # the last window with a signal
     first_event: int = 0  # event count at the first signal of the current streak
     signals: int = 0  # signals since then
-    peak: float = 0.0  # largest statistic at a signal since then
+    peak: float = 0.0  # the statistic at that first signal (past the threshold)
     threshold: float = 0.0
 
     @property
@@ -154,8 +154,9 @@ class AlertPolicy:
                 track.streak += 1
                 track.last_window = window
                 track.clean = 0
+            if track.signals == 0:  # later crossings are not all seen: keep the first one's
+                track.peak = sig.peak
             track.signals += sig.count
-            track.peak = max(track.peak, sig.peak)
             track.threshold = sig.threshold
             state.subjects[sig.subject] = track
             can_fire = not state.firing and state.pending_at < 0 and trigger is None

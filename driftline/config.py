@@ -86,6 +86,11 @@ class WorkerSettings(_Strict):
     merge_events: int = Field(default=4096, ge=1, description="events per detector call")
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="0 disables")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    # How often consumed offsets are committed (Faust's broker_commit_interval). Longer means
+    # more messages read again after a crash; state and deliveries stay exact either way.
+    commit_interval_seconds: float = Field(default=2.8, gt=0)
+    # A worker that died without leaving its group holds its partitions this long.
+    session_timeout_seconds: float = Field(default=60.0, ge=6.0)
     data_dir: str = ".driftline/worker"
 
 

@@ -22,7 +22,7 @@ class FeatureEvidence:
 
     feature: str
     detector: str
-    statistic: float  # peak statistic at the feature's signals in this episode
+    statistic: float  # the statistic when the feature first signalled in this episode
     threshold: float
     events_seen: int  # model events processed at the feature's first signal in the episode
     signals: int = 1  # times its detector signalled in the episode (it restarts after each)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from driftline.alerting import AlertPolicy, Chunk, EpisodeState
+from driftline.alerting import AlertPolicy, Chunk, EpisodeState, SplitChunk
 from driftline.config import RetrainingPolicy
 from driftline.records import RetrainingRequest, dedup_id
 
@@ -56,7 +56,11 @@ class RetrainingPlanner:
     def check(
         self, retraining: RetrainingState, episode: EpisodeState, chunk: Chunk
     ) -> RetrainingRequest | None:
-        """The request due within this chunk, if any; updates both states when it is made."""
+        """The request due within this chunk, if any; updates both states when it is made.
+
+        Raises ``SplitChunk`` when it falls due before the chunk's last event (as the alert
+        policy does), so the request's evidence does not depend on batch boundaries.
+        """
         if not self.wants(episode, chunk.kind):
             return None
         p = self.policy
@@ -72,6 +76,8 @@ class RetrainingPlanner:
             return None
         i = int(hits[0])
         at, now = chunk.start + i + 1, float(times[i])
+        if at < chunk.end:  # the evidence must be what was known at that event, no later
+            raise SplitChunk(at)
         day = int(now // DAY)
         retraining.today = retraining.today + 1 if day == retraining.day else 1
         retraining.day, retraining.last_time = day, now

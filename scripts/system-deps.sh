@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # System packages driftline's demo and tests need: a JDK and Maven (the local Kafka broker),
-# kcat (an independent Kafka client the tests use). Installs only what is missing.
+# kcat (an independent Kafka client the tests use), promtool and amtool (the tests check the
+# shipped Prometheus rules and Alertmanager config with them). Installs only what is missing.
 set -euo pipefail
 need=()
 command -v java >/dev/null 2>&1 || need+=(default-jdk-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing system packages: ${need[*]}"

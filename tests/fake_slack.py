@@ -1,9 +1,9 @@
 """A real HTTP server on loopback standing in for Slack's incoming-webhook endpoint.
 
 It records every request it gets and answers from a script, one answer per request, then 200:
-``200``, ``(429, retry_after)``, ``500``, ``400`` or ``("hang", seconds)`` (answers only after
-sleeping, so the client's timeout fires first). ``down()`` / ``up()`` make it answer 503 to
-everything for a while, as during an outage.
+``200``, ``(429, retry_after)``, ``500``, ``400`` or ``("hang", seconds)`` (a 504 sent only after
+sleeping, so the client's timeout fires first; the message counts as not delivered). Setting
+``outage`` makes it answer 503 to everything, as during an outage.
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ class FakeSlack:
                     )
                 extra: dict[str, str] = {}
                 if isinstance(answer, tuple) and answer[0] == "hang":
+                    # a gateway that never got the message through, answering too late
                     time.sleep(float(answer[1]))
-                    status = 200
+                    status = 504
                 elif isinstance(answer, tuple):
                     status = int(answer[0])
                     extra["Retry-After"] = str(int(answer[1]))

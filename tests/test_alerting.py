@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from driftline.config import config_from_dict
@@ -178,6 +178,8 @@ def test_cooldown_holds_back_a_new_episode_until_it_has_passed(tmp_path: Path) -
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(cuts=st.lists(st.integers(1, 7_999), max_size=12))
+@example(cuts=[2024])  # a cut on a feature's first signal (its later crossings differ)
+@example(cuts=[2419])  # a cut on the event the retraining request falls due
 def test_alerts_and_requests_do_not_depend_on_batch_cuts(tmp_path: Path, cuts: list[int]) -> None:
     cols = stream(8_000, 8, [(2_000, 8_000, 1.0, 3), (2_600, 8_000, 0.7, 5)])
     sections = {"model": {"retraining": {"after_critical_seconds": 300}}}

@@ -14,11 +14,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from driftline.config import TopicSettings, config_from_dict
+from driftline.config import Config, TopicSettings, config_from_dict
 from driftline.demo.scenario import DRIFTING, FEATURES, Scenario
+from driftline.demo.slack_sink import SlackSink
 from driftline.detectors.profile import build_profile
 from driftline.localkafka import PROJECT_ROOT, LocalKafka
 from driftline.metrics import scrape_total
@@ -28,6 +30,7 @@ from driftline.stream.topics import ensure_topics
 from kafka import KafkaConsumer, KafkaProducer
 
 MODEL = "eta"
+SLACK_URL_ENV = "DRIFTLINE_DEMO_SLACK_URL"
 BAD_MESSAGES = [
     b"\x00\x01 not json",
     b'{"model_id": "eta", "events": [{"prediction_id": "x"}]}',
@@ -113,7 +116,7 @@ def _run_with_broker(
     profile = build_profile(MODEL, "3", cols, FEATURES, prediction=eta)
     profile_path = workdir / "eta.profile.json"
     profile_path.write_bytes(profile.to_json())
-    raw_config = {
+    raw_config: dict[str, Any] = {
         "kafka": {"bootstrap_servers": bootstrap},
         "topics": {"prefix": f"driftline.demo-{run_id}.", "partitions": 3},
         "worker": {
@@ -127,13 +130,52 @@ def _run_with_broker(
                 "features": FEATURES,
                 "reference": str(profile_path),
                 "false_alarm_budget": 1_000_000,
+                # the demo's event time is short: ask for retraining after 5 s of critical drift
+                "retraining": {"after_critical_seconds": 5},
             }
         },
+        "notifications": {
+            "receivers": {"demo-slack": {"type": "slack", "url_env": SLACK_URL_ENV}},
+            "routes": [{"receivers": ["demo-slack"]}],
+            "grafana_url": "http://127.0.0.1:3000",
+        },
     }
-    config_path = workdir / "config.yaml"
-    config_path.write_text(yaml.safe_dump(raw_config, sort_keys=False))
-    config = config_from_dict(raw_config, source=str(config_path))
-    ensure_topics(config)
+    with SlackSink(_show_slack) as slack:
+        env = {**os.environ, SLACK_URL_ENV: slack.url}
+        config_path = workdir / "config.yaml"
+        config_path.write_text(yaml.safe_dump(raw_config, sort_keys=False))
+        config = config_from_dict(raw_config, source=str(config_path), env=env)
+        ensure_topics(config)
+        return _run_worker(
+            scenario,
+            config,
+            config_path,
+            env,
+            bootstrap,
+            workdir,
+            metrics_port,
+            rate,
+            started,
+            slack,
+        )
+
+
+def _show_slack(message: dict[str, Any]) -> None:
+    _say(f"  [slack   ] {message['blocks'][0]['text']['text']}")
+
+
+def _run_worker(
+    scenario: Scenario,
+    config: Config,
+    config_path: Path,
+    env: dict[str, str],
+    bootstrap: str,
+    workdir: Path,
+    metrics_port: int,
+    rate: float,
+    started: float,
+    slack: SlackSink,
+) -> int:
 
     print(f"Starting a driftline worker (config {config_path}) ...")
     worker_log = (workdir / "worker.log").open("w")
@@ -141,6 +183,7 @@ def _run_with_broker(
         [sys.executable, "-m", "driftline", "worker", "--config", str(config_path)],
         stdout=worker_log,
         stderr=subprocess.STDOUT,
+        env=env,
     )
     alerts = AlertLog()
     stop = threading.Event()
@@ -150,7 +193,7 @@ def _run_with_broker(
     watcher.start()
     try:
         return _produce_and_report(
-            scenario, config.topics, bootstrap, worker, alerts, metrics_port, rate, started
+            scenario, config.topics, bootstrap, worker, alerts, metrics_port, rate, started, slack
         )
     finally:
         stop.set()
@@ -171,6 +214,7 @@ def _produce_and_report(
     metrics_port: int,
     rate: float,
     started: float,
+    slack: SlackSink,
 ) -> int:
     events = scenario.events()
     print(
@@ -214,7 +258,12 @@ def _produce_and_report(
         time.sleep(0.5)
     time.sleep(2.0)  # let the last alerts arrive
     dead = scrape_total(metrics_port, "driftline_dead_letters_total")
-    _report(scenario, alerts, processed, dead, topics, metrics_port, started, logger)
+    retraining = scrape_total(metrics_port, "driftline_retraining_requests_total")
+    delivered = [
+        f"  Slack messages       {len(slack.messages)} (to a loopback stand-in for the webhook)",
+        f"  retraining requests  {retraining:.0f} (topic {topics.retraining_requests})",
+    ]
+    _report(scenario, alerts, processed, dead, topics, metrics_port, started, logger, delivered)
     return 0
 
 
@@ -227,6 +276,7 @@ def _report(
     metrics_port: int,
     started: float,
     logger: PredictionLogger,
+    delivered: list[str],
 ) -> None:
     with alerts.lock:
         firing = [a for a in alerts.alerts if a.status == "firing"]
@@ -237,34 +287,30 @@ def _report(
     )
     print(f"  dead-lettered        {dead:.0f} messages/rows (reasons in the message headers)")
     print(f"  run time             {time.monotonic() - started:.0f} s")
-    print("\n  feature            alerts  first alert at event  detection delay (events)")
+    for alert in firing:
+        print(
+            f"\n  {alert.severity} {alert.kind} alert {alert.alert_id} at event "
+            f"{alert.events_seen:,}: {alert.features_drifting} feature(s), grouped"
+        )
+    signalled = {f.feature: f.events_seen for a in firing for f in a.features}
+    print("\n  feature            first signal at event  detection delay (events)")
     for feature in FEATURES:
-        mine = [a for a in firing if a.feature == feature]
-        if not mine:
+        if feature not in signalled:
             if feature in DRIFTING:
-                print(f"  {feature:<18} {0:>6}  {'-':>20}  missed")
+                print(f"  {feature:<18} {'-':>21}  missed")
             continue
-        first = min(a.events_seen for a in mine)
+        first = signalled[feature]
         delay = first - scenario.onset
         verdict = f"{delay:,}" if delay >= 0 else "false alarm (before the drift)"
         if feature not in DRIFTING:
             verdict = "false alarm (feature did not drift)"
-        print(f"  {feature:<18} {len(mine):>6}  {first:>20,}  {verdict}")
-    quiet = [f for f in FEATURES if f not in DRIFTING and not any(a.feature == f for a in firing)]
-    print(f"  quiet (no alert, as expected): {', '.join(quiet)}")
+        print(f"  {feature:<18} {first:>21,}  {verdict}")
+    quiet = [f for f in FEATURES if f not in DRIFTING and f not in signalled]
+    print(f"  quiet (no alert, as expected): {', '.join(quiet)}\n")
+    print("\n".join(delivered))
     print("\nWhere to look next")
     print(f"  alerts topic      {topics.alerts}  (kcat -C -t <topic> -b <broker>)")
     print(f"  dead letters      {topics.dead_letter}")
     print(f"  metrics           http://127.0.0.1:{metrics_port}/metrics while a worker runs")
     print("  worker log        .driftline/demo/worker.log; config and profile beside it")
     print("  your own model    driftline baseline, then driftline worker --config your.yaml")
-
-
-def summary_delays(alerts: list[Alert], onset: int) -> dict[str, int]:
-    """First-alert delay in events per drifted feature (used by tests)."""
-    out: dict[str, int] = {}
-    for alert in alerts:
-        if alert.status == "firing":
-            delay = alert.events_seen - onset
-            out[alert.feature] = min(out.get(alert.feature, delay), delay)
-    return out

@@ -7,9 +7,10 @@ state in a table whose changelog restores it after a restart or a rebalance.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Awaitable, Iterator, MutableMapping, Sequence
 from typing import Any
 
 import faust
@@ -39,6 +40,8 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
         topic_replication_factor=config.topics.replication_factor,
         table_standby_replicas=0,
         processing_guarantee=config.worker.processing_guarantee,
+        broker_commit_interval=config.worker.commit_interval_seconds,
+        broker_session_timeout=config.worker.session_timeout_seconds,
         consumer_auto_offset_reset="earliest",
         datadir=config.worker.data_dir,
         web_enabled=False,
@@ -64,6 +67,8 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
     )
 
     async def publish(result: BatchResult, events: Sequence[EventT]) -> None:
+        """Send what a run produced and wait until the broker has it (see the agent)."""
+        sent: list[Awaitable[Any]] = []
         for index, dead in result.dead_letters:
             message = events[index].message
             headers = [
@@ -75,13 +80,19 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
             ]
             if dead.row is not None:
                 headers.append(("source.row", str(dead.row).encode()))
-            await dead_letter.send(key=message.key, value=dead.payload, headers=headers)
+            sent.append(
+                await dead_letter.send(key=message.key, value=dead.payload, headers=headers)
+            )
         for alert in result.alerts:
             log.info("alert %s: %s", alert.status, alert.message)
-            await alerts.send(key=alert.model_id.encode(), value=alert.to_json())
+            sent.append(await alerts.send(key=alert.model_id.encode(), value=alert.to_json()))
         for request in result.retraining_requests:
             log.info("retraining request %s: %s", request.idempotency_key, request.reason)
-            await retraining.send(key=request.model_id.encode(), value=request.to_json())
+            sent.append(
+                await retraining.send(key=request.model_id.encode(), value=request.to_json())
+            )
+        if sent:
+            await asyncio.gather(*sent)
 
     linger = config.worker.micro_batch_linger_ms / 1000.0
 
@@ -95,8 +106,14 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
                 # of this group current before its state is written.
                 _set_current_event(group[-1])
                 sources = [(e.message.topic, e.message.partition, e.message.offset) for e in group]
-                result = pipeline.process_messages([e.value for e in group], state, sources)
+                # State (with the offsets it has applied) is written only once the alerts and
+                # dead letters of the run are on the broker: a crash in between replays the
+                # messages and sends the same alerts again (same ids, so delivery skips
+                # them), rather than marking them applied with their alerts lost.
+                staged = StagedWrites(state)
+                result = pipeline.process_messages([e.value for e in group], staged, sources)
                 await publish(result, group)
+                staged.apply()
 
     if needs_delivery(config):
         add_delivery_agents(app, config, pipeline, alerts, retraining, dead_letter, partitions)
@@ -177,6 +194,36 @@ def add_delivery_agents(
     @app.on_before_shutdown.connect
     async def close_notifier(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await notifier.close()
+
+
+class StagedWrites(MutableMapping[str, bytes]):
+    """A view of a table that keeps writes aside until ``apply()``; reads see them."""
+
+    def __init__(self, table: MutableMapping[str, bytes]) -> None:
+        self.table = table
+        self.writes: dict[str, bytes] = {}
+
+    def __getitem__(self, key: str) -> bytes:
+        if key in self.writes:
+            return self.writes[key]
+        return self.table[key]
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.writes[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        raise NotImplementedError("driftline never deletes detector state")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(self.table), **self.writes})
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def apply(self) -> None:
+        for key, value in self.writes.items():
+            self.table[key] = value
+        self.writes.clear()
 
 
 def by_partition(events: Sequence[EventT]) -> list[list[EventT]]:

@@ -1,0 +1,141 @@
+"""The alert path end to end on the real broker: policy, Slack delivery, retraining requests.
+
+A model with 50 features, all shifted by 1 sd for 3,000 events, then stable again. Slack (a
+real HTTP server on loopback) is down when the alert fires, the worker is killed while it
+retries, Slack comes back answering 429, 500 and a hang before it accepts; the worker is
+killed again right after delivering, with offsets not yet committed, so it reads the alerts
+again. Through all that: one grouped firing alert and one resolved alert, each posted to Slack
+exactly once and in order, and one retraining request.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from driftline.records import Alert, RetrainingRequest
+from kafka import KafkaProducer
+from tests.conftest import WorkerProcess, read_topic, scrape
+from tests.fake_slack import fake_slack
+from tests.test_alerting import make_pipeline, messages, stream
+from tests.test_notify import check_block_kit
+
+pytestmark = pytest.mark.kafka
+
+WIDTH = 50
+
+
+def test_one_grouped_alert_delivered_once_through_outage_and_crashes(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    pipeline = make_pipeline(tmp_path, width=WIDTH)  # writes the profile m.json
+    assert (tmp_path / "m.json").exists() and pipeline.monitors["m"].profile is not None
+    model: dict[str, Any] = {
+        "task": "regression",
+        "features": {f"f{i:02d}": "numeric" for i in range(WIDTH)},
+        "reference": str(tmp_path / "m.json"),
+        "retraining": {"after_critical_seconds": 600, "endpoint": "ml-hook"},
+    }
+    cols = stream(10_000, WIDTH, [(3_000, 6_000, 1.0, WIDTH)])
+    with fake_slack() as slack, fake_slack() as hook:
+        notifications = {
+            "receivers": {
+                "oncall": {"type": "slack", "url_env": "TEST_SLACK_URL"},
+                "ml-hook": {"type": "webhook", "url_env": "TEST_HOOK_URL"},
+            },
+            "routes": [{"receivers": ["oncall", "ml-hook"]}],
+            "delivery": {
+                "timeout_seconds": 0.5,
+                "initial_backoff_seconds": 0.2,
+                "max_backoff_seconds": 0.5,
+                "give_up_after_seconds": 300,
+            },
+        }
+        worker = WorkerProcess(
+            tmp_path,
+            kafka_bootstrap,
+            {"m": model},
+            alerts={"window_events": 500, "resolve_after_windows": 3, "cooldown_seconds": 0},
+            notifications=notifications,
+            env={"TEST_SLACK_URL": slack.url, "TEST_HOOK_URL": hook.url},
+            commit_interval_seconds=120,  # a crash re-reads everything since the start
+            session_timeout_seconds=6,  # the killed worker's partitions come back soon
+        )
+        slack.outage = True
+        worker.start()
+        try:
+            producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+            for value in messages(cols, list(range(250, 10_000, 250))):
+                producer.send(worker.topic("predictions"), key=b"m", value=value)
+            producer.flush()
+            producer.close()
+            worker.wait_processed(10_000)
+            deadline = time.monotonic() + 60
+            while len(slack.received) < 3 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert len(slack.received) >= 3 and not slack.delivered()  # retrying, not lost
+
+            worker.stop(signal.SIGKILL)  # mid-retry
+            slack.script = [(429, 1), 500, ("hang", 1.5)]
+            slack.outage = False
+            worker.start()
+            delivered = slack.wait_delivered(2, timeout=90)
+            hook.wait_delivered(3, timeout=30)  # firing, resolved, the retraining request
+
+            worker.stop(signal.SIGKILL)  # right after delivering, before any offset commit
+            worker.start()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                duplicates = scrape(
+                    worker.metrics_port, "driftline_notifications_total", "duplicate"
+                )
+                if duplicates >= 4:  # two alerts x two receivers read again and skipped
+                    break
+                time.sleep(0.25)
+            assert duplicates >= 4, worker.log_tail()
+            time.sleep(2.0)
+        finally:
+            worker.stop()
+        alerts = [
+            Alert.from_json(m.value) for m in read_topic(kafka_bootstrap, worker.topic("alerts"))
+        ]
+        requests = [
+            RetrainingRequest.from_json(m.value)
+            for m in read_topic(kafka_bootstrap, worker.topic("retraining-requests"))
+        ]
+        dead = read_topic(kafka_bootstrap, worker.topic("dead-letter"), timeout_ms=1000)
+        final_slack, final_hook = slack.delivered(), hook.delivered()
+
+    # The policy: one episode, one grouped firing alert and one resolve, not a storm.
+    episodes = {(a.alert_id, a.status) for a in alerts}
+    assert len(episodes) == 2, alerts
+    firing = next(a for a in alerts if a.status == "firing")
+    resolved = next(a for a in alerts if a.status == "resolved")
+    assert firing.alert_id == resolved.alert_id
+    assert firing.features_drifting >= 45 and len(firing.features) == 10
+    assert firing.severity == "critical" and 3_000 < firing.events_seen < 3_300
+    assert resolved.events_seen >= 6_000 + 3 * 500
+
+    # Slack: exactly one message per (dedup id, status), firing before resolved.
+    assert len(final_slack) == 2 and final_slack == delivered
+    bodies = [r.json() for r in final_slack]
+    for body in bodies:
+        check_block_kit(body)
+        assert firing.alert_id in body["text"]
+    assert "CRITICAL" in bodies[0]["blocks"][0]["text"]["text"]
+    assert "RESOLVED" in bodies[1]["blocks"][0]["text"]["text"]
+    answered = [r.answered for r in slack.received]
+    assert 429 in answered and 500 in answered and 503 in answered
+
+    # The retraining request: one on its topic, posted once to the orchestrator's hook.
+    assert len({r.idempotency_key for r in requests}) == 1
+    request = requests[0]
+    assert request.alert_ids == [firing.alert_id] and len(request.features) >= 45
+    posted = [r.json() for r in final_hook]
+    assert [d.get("schema") for d in posted].count("driftline.retraining-request/v1") == 1
+    assert sorted(d["status"] for d in posted if "status" in d) == ["firing", "resolved"]
+    assert dead == []  # nothing parked: the outage was shorter than the retry budget
