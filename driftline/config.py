@@ -69,6 +69,10 @@ class TopicSettings(_Strict):
     def profiles(self) -> str:
         return self.name("profiles")
 
+    @property
+    def deliveries(self) -> str:
+        return self.name("deliveries")
+
 
 class WorkerSettings(_Strict):
     app_id: str = "driftline"

@@ -3,9 +3,9 @@
 ``Notifier.deliver`` posts one record to one receiver and retries on 429 (waiting what
 Retry-After says), on 5xx, timeouts and refused connections, with exponential backoff and
 jitter, until ``give_up_after_seconds``; other 4xx answers will not get better and end at
-once. The caller (the delivery agent in ``stream/app.py``) records each delivery in a table,
-so a record is posted once per receiver even when it is read again after a restart, and parks
-what could not be delivered on the dead-letter topic.
+once. The caller (``stream/delivery.py``) notes each delivery on a compacted topic, so a
+record is posted once per receiver even when it is read again after a restart, and parks what
+could not be delivered on the dead-letter topic.
 
 Webhook URLs are secrets (Slack's carries the token in its path): they are read from the
 environment once, and nothing here logs, counts or raises with a URL in it, only the
@@ -101,7 +101,10 @@ class Notifier:
         attempts = 0
         while True:
             attempts += 1
-            result, retry_after = await self._post(receiver, body, headers)
+            # Its own task: aiohttp enforces its timeout by cancelling the task that runs the
+            # request, and a late cancel landing in the caller's next await (a Faust stream)
+            # stalled the delivery agent for good.
+            result, retry_after = await asyncio.create_task(self._post(receiver, body, headers))
             self._count_attempt(name, result)
             if result == "ok":
                 return Delivery(True, attempts, result)

@@ -18,14 +18,13 @@ from faust.streams import _current_event
 from faust.types import EventT
 
 from driftline.config import Config
-from driftline.notify import Delivery, Notifier
+from driftline.notify import Notifier
 from driftline.pipeline import BatchResult, Pipeline
-from driftline.records import Alert, RetrainingRequest
+from driftline.stream.delivery import DeliveryLoop, run_forever
 
 log = logging.getLogger(__name__)
 
 STATE_TABLE = "detector-state"
-DELIVERY_TABLE = "deliveries"
 
 
 def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None) -> faust.App:
@@ -116,7 +115,7 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
                 staged.apply()
 
     if needs_delivery(config):
-        add_delivery_agents(app, config, pipeline, alerts, retraining, dead_letter, partitions)
+        add_delivery_loop(app, config, pipeline)
     return app
 
 
@@ -126,74 +125,13 @@ def needs_delivery(config: Config) -> bool:
     )
 
 
-def add_delivery_agents(
-    app: faust.App,
-    config: Config,
-    pipeline: Pipeline,
-    alerts: faust.TopicT,
-    retraining: faust.TopicT,
-    dead_letter: faust.TopicT,
-    partitions: int,
-) -> None:
-    """Agents that post alerts and retraining requests to their receivers, once each.
+def add_delivery_loop(app: faust.App, config: Config, pipeline: Pipeline) -> None:
+    """Post alerts and retraining requests to their receivers (see stream/delivery.py)."""
+    delivery = DeliveryLoop(config, Notifier(config.notifications, pipeline.metrics))
 
-    A delivery is recorded in the ``deliveries`` table (changelogged, flushed right after
-    the post) before the record's offset is committed: a record read again after a restart
-    or a rebalance is skipped for the receivers that already have it. What cannot be
-    delivered within the retry budget is parked on the dead-letter topic with the reason.
-    """
-    notifier = Notifier(config.notifications, pipeline.metrics)
-    deliveries = app.Table(DELIVERY_TABLE, key_type=str, value_type=bytes, partitions=partitions)
-
-    async def deliver(
-        event: EventT, record: Alert | RetrainingRequest, receivers: list[str], ident: str
-    ) -> None:
-        for name in receivers:
-            key = f"{name}/{ident}"
-            if key in deliveries:
-                notifier.count(name, "duplicate")
-                continue
-            outcome = await notifier.deliver(name, record)
-            if not outcome.delivered:
-                await park(event, name, outcome)
-            notifier.count(name, "delivered" if outcome.delivered else "parked")
-            deliveries[key] = outcome.to_bytes()
-            await app.producer.flush()  # the changelog record, before anything else happens
-
-    async def park(event: EventT, receiver: str, outcome: Delivery) -> None:
-        message = event.message
-        await dead_letter.send(
-            key=message.key,
-            value=message.value,
-            headers=[
-                ("reason", b"undeliverable"),
-                ("detail", f"after {outcome.attempts} attempts: {outcome.result}".encode()),
-                ("receiver", receiver.encode()),
-                ("source.topic", str(message.topic).encode()),
-                ("source.partition", str(message.partition).encode()),
-                ("source.offset", str(message.offset).encode()),
-            ],
-        )
-
-    @app.agent(alerts, name="driftline.deliver-alerts")
-    async def deliver_alerts(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            alert = Alert.from_json(event.value)
-            await deliver(event, alert, notifier.routes(alert), f"{alert.alert_id}/{alert.status}")
-
-    endpoints = {m: c.retraining.endpoint for m, c in config.models.items()}
-
-    @app.agent(retraining, name="driftline.deliver-retraining-requests")
-    async def deliver_requests(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            request = RetrainingRequest.from_json(event.value)
-            endpoint = endpoints.get(request.model_id)
-            receivers = [endpoint] if endpoint else []
-            await deliver(event, request, receivers, f"retraining/{request.idempotency_key}")
-
-    @app.on_before_shutdown.connect
-    async def close_notifier(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        await notifier.close()
+    @app.task
+    async def deliver() -> None:
+        await run_forever(delivery)
 
 
 class StagedWrites(MutableMapping[str, bytes]):

@@ -35,6 +35,24 @@ def kafka_client_options(kafka: KafkaSettings) -> dict[str, Any]:
     return options
 
 
+def aiokafka_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """The same connection options for aiokafka clients (the delivery loop)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers.split(","),
+        "security_protocol": kafka.security_protocol,
+    }
+    if kafka.sasl_mechanism:
+        options["sasl_mechanism"] = kafka.sasl_mechanism
+        options["sasl_plain_username"] = kafka.sasl_username
+        if kafka.sasl_password is not None:
+            options["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        options["ssl_context"] = create_ssl_context(cafile=kafka.ssl_cafile)
+    return options
+
+
 def ensure_topics(config: Config, timeout: float = 30.0) -> dict[str, int]:
     """Create missing driftline topics; return the partition count of each."""
     topics = config.topics
@@ -44,7 +62,9 @@ def ensure_topics(config: Config, timeout: float = 30.0) -> dict[str, int]:
         topics.alerts: topics.partitions,
         topics.retraining_requests: topics.partitions,
         topics.dead_letter: topics.partitions,
+        topics.deliveries: 1,  # small, compacted, read whole by every worker at start
     }
+    compacted = {topics.deliveries}
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -59,7 +79,12 @@ def ensure_topics(config: Config, timeout: float = 30.0) -> dict[str, int]:
     try:
         existing = set(admin.list_topics())
         new = [
-            NewTopic(name, num_partitions=n, replication_factor=topics.replication_factor)
+            NewTopic(
+                name,
+                num_partitions=n,
+                replication_factor=topics.replication_factor,
+                topic_configs={"cleanup.policy": "compact"} if name in compacted else {},
+            )
             for name, n in wanted.items()
             if name not in existing
         ]
