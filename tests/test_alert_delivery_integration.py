@@ -4,8 +4,9 @@ A model with 50 features, all shifted by 1 sd for 3,000 events, then stable agai
 real HTTP server on loopback) is down when the alert fires, the worker is killed while it
 retries, Slack comes back answering 429, 500 and a hang before it accepts; the worker is
 killed again right after delivering, and the firing alert is put on the topic a second time
-(as a monitor replaying its input after a crash would). Through all that: one grouped firing alert and one resolved alert, each posted to Slack
-exactly once and in order, and one retraining request.
+(as a monitor replaying its input after a crash would). Through all that: one grouped firing
+alert and one resolved alert, each posted to Slack exactly once and in order, and one
+retraining request.
 """
 
 from __future__ import annotations
