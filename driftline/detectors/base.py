@@ -119,8 +119,13 @@ def cusum_scan(
     peak = float(state.max()) if k else 0.0
     # (A cheaper bound that skips the running minimum was tried and measured slower: for
     # CUSUMs with negative drift it almost never settles a batch.)
+    # The whole batch in one pass while nothing alarms; after an alarm, short blocks that
+    # double while quiet: under sustained drift a CUSUM alarms every few dozen values, and
+    # rescanning the whole rest of the batch after each one made a batch cost O(alarms * n).
+    block = n
     while pos < n:
-        running = np.cumsum(increments[:, pos:], axis=1)
+        end = min(n, pos + block)
+        running = np.cumsum(increments[:, pos:end], axis=1)
         running += state[:, None]
         floor = np.minimum.accumulate(running, axis=1)
         np.minimum(floor, 0.0, out=floor)
@@ -130,7 +135,8 @@ def cusum_scan(
             if alarms == 0:
                 peak = max(peak, float(running.max()))
             state = running[:, -1].copy()
-            break
+            pos, block = end, block * 2
+            continue
         hit = int(over[0])
         if alarms == 0:
             peak = float(running[:, hit].max())
@@ -138,5 +144,5 @@ def cusum_scan(
         if first < 0:
             first = pos + hit
         state = np.zeros(k)
-        pos += hit + 1
+        pos, block = pos + hit + 1, 128
     return state, alarms, first, peak
