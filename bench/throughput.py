@@ -139,9 +139,18 @@ def main() -> None:
         help="instead: single-event worker rate per micro-batch linger, and the in-process "
         "pipeline per merge_events cap (how the defaults were chosen)",
     )
+    parser.add_argument(
+        "--guarantees",
+        action="store_true",
+        help="instead: worker rate with processing_guarantee at_least_once vs exactly_once, "
+        "alternating, two runs each",
+    )
     args = parser.parse_args()
     if args.sweep:
         sweep()
+        return
+    if args.guarantees:
+        guarantees()
         return
     n_batched = 50_000 if args.quick else 200_000
     n_single = 5_000 if args.quick else 20_000
@@ -191,6 +200,33 @@ def main() -> None:
             f"| {label} | {n:,} | {m:,} | {dec:,.0f} | {full:,.0f} | {worker:,.0f} | "
             f"{msg_rate:,.0f} |"
         )
+
+
+def guarantees() -> None:
+    """Worker events/s under each processing guarantee, alternated in one run (noise shows)."""
+    rng = np.random.default_rng(0)
+    kafka = LocalKafka(port=39092, controller_port=39093, name="bench")
+    kafka.start(fresh=True)
+    try:
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            tmp = Path(tmp_dir)
+            model = bench_model(tmp, rng)
+            print(f"{'messages':<20} {'guarantee':<15} {'events/s':>10}")
+            cases = [
+                ("columnar 500/msg", 500, 100_000, True),
+                ("single event/msg", 1, 8_000, False),
+            ]
+            for label, batch, n, columnar in cases:
+                msgs = messages(n, batch, rng, columnar)
+                for i, g in enumerate(["at_least_once", "exactly_once"] * 2):
+                    run_dir = tmp / f"{batch}-{g}-{i}"
+                    run_dir.mkdir()
+                    counted, elapsed = worker_run(
+                        run_dir, kafka.bootstrap_servers, model, msgs, n, processing_guarantee=g
+                    )
+                    print(f"{label:<20} {g:<15} {counted / elapsed:>10,.0f}", flush=True)
+    finally:
+        kafka.stop()
 
 
 def sweep() -> None:

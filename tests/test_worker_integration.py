@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -46,11 +45,12 @@ def comparable(alert: Alert) -> tuple:
 
 
 def changelog_state(bootstrap: str, app_id: str) -> dict[str, bytes]:
-    """The last value per key of the worker's detector-state changelog topic."""
+    """The worker's state keys, from the last record per model on its changelog topic."""
     messages = read_topic(bootstrap, f"{app_id}-detector-state-changelog", wait=5)
     state: dict[str, bytes] = {}
-    for m in messages:
-        state[json.loads(m.key)] = m.value
+    for m in messages:  # one record per model, holding all its keys (see ModelRecords)
+        record = orjson.loads(m.value)
+        state.update({k: v.encode("latin-1") for k, v in record.items()})
     return state
 
 
