@@ -92,8 +92,8 @@ class WorkerSettings(_Strict):
     # exactly_once: Faust writes the state changelog and commits the consumed offsets in one
     # Kafka transaction. With at_least_once Faust may commit offsets before the changelog
     # writes of those messages are on the broker, and a kill -9 in between lost them (200 of
-    # 20,000 events, 2 runs in 3, tests/test_crash_integration.py); throughput was within
-    # this machine's noise of at_least_once (two A/B pairs, see the closing notes).
+    # 20,000 events, 2 runs in 3, tests/test_crash_integration.py). It costs throughput:
+    # 0.57-0.96x batched, 0.77-0.92x single-event in one run (bench/throughput.py --guarantees).
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "exactly_once"
     # How often consumed offsets are committed (Faust's broker_commit_interval). Longer means
     # more messages read again after a crash; state and deliveries stay exact either way.
