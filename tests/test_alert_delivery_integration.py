@@ -16,14 +16,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from driftline.records import Alert, RetrainingRequest
 from kafka import KafkaProducer
 from tests.conftest import WorkerProcess, read_topic, scrape
 from tests.fake_slack import FakeSlack, fake_slack
+from tests.streams import events, model_config, write_profile
 from tests.test_alerting import make_pipeline, messages, stream
 from tests.test_notify import check_block_kit
+from tests.test_worker_integration import produce
 
 pytestmark = pytest.mark.kafka
 
@@ -155,3 +158,40 @@ def test_one_grouped_alert_delivered_once_through_outage_and_crashes(
     assert "retrying" in log_text and "oncall" in log_text
     for secret in ("s3cr3t-t0ken", FakeSlack.PATH):
         assert secret not in log_text and secret not in metrics_text
+
+
+def test_an_alert_slack_refuses_is_parked_on_the_dead_letter_topic(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    profile = write_profile(tmp_path / "m1.json")
+    rng = np.random.default_rng(1)
+    rows = events(3_000, rng) + events(1_000, rng, start=3_000, x1_shift=1.0)
+    with fake_slack() as slack:
+        slack.script = [400]  # e.g. a revoked webhook: retrying will not help
+        worker = WorkerProcess(
+            tmp_path,
+            kafka_bootstrap,
+            {"m1": model_config(profile)},
+            notifications={
+                "receivers": {"oncall": {"type": "slack", "url_env": "TEST_SLACK_URL"}},
+                "routes": [{"receivers": ["oncall"]}],
+            },
+            env={"TEST_SLACK_URL": slack.url},
+        )
+        worker.start()
+        try:
+            produce(kafka_bootstrap, worker.topic("predictions"), "m1", rows, 250)
+            worker.wait_processed(4_000)
+            dead = read_topic(kafka_bootstrap, worker.topic("dead-letter"), min_messages=1)
+            parked = scrape(worker.metrics_port, "driftline_notifications_total", "parked")
+        finally:
+            worker.stop()
+    assert [r.answered for r in slack.received] == [400]  # one attempt, no retries
+    (message,) = dead
+    headers = {k: v.decode() for k, v in message.headers}
+    assert headers["reason"] == "undeliverable" and headers["receiver"] == "oncall"
+    assert headers["source.topic"] == worker.topic("alerts")
+    assert "http_4xx" in headers["detail"]
+    alert = Alert.from_json(message.value)  # the alert itself, whole, to re-send from there
+    assert alert.status == "firing" and alert.feature == "x1"
+    assert parked == 1
