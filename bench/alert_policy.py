@@ -3,7 +3,8 @@
 While nothing drifts a batch is one detector run per feature; while an episode is open (or a
 signal appears) the monitor cuts each batch at the policy windows (500 events) and fire
 points, so that alerts do not depend on batch boundaries. This measures that cost side by
-side, in one process: 25 numeric features, columnar messages of 500 events.
+side, in one process: 25 numeric features, columnar messages of 500 events, takes of 200
+messages (the worker's defaults). The streams are the ones tests/test_alerting.py uses.
 
     .venv/bin/python bench/alert_policy.py [--events N]
 """
@@ -16,48 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import orjson
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from driftline.config import config_from_dict
-from driftline.detectors.profile import build_profile
 from driftline.pipeline import Pipeline
+from tests.test_alerting import make_pipeline, messages, stream
 
 WIDTH = 25
-
-
-def pipeline(tmp: Path) -> Pipeline:
-    rng = np.random.default_rng(100)
-    names = [f"f{i:02d}" for i in range(WIDTH)]
-    kinds = dict.fromkeys(names, "numeric")
-    profile = build_profile("b", "1", {n: rng.normal(0, 1, 20_000) for n in names}, kinds)
-    (tmp / "b.json").write_bytes(profile.to_json())
-    model = {"task": "regression", "features": kinds, "reference": str(tmp / "b.json")}
-    return Pipeline.from_config(config_from_dict({"models": {"b": model}}))
-
-
-def messages(n: int, shift: float, seed: int = 1) -> list[bytes]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for start in range(0, n, 500):
-        cols = {f"f{i:02d}": (rng.normal(shift, 1.0, 500)).tolist() for i in range(WIDTH)}
-        out.append(
-            orjson.dumps(
-                {
-                    "model_id": "b",
-                    "model_version": "1",
-                    "columns": {
-                        "prediction_id": list(range(start, start + 500)),
-                        "timestamp": [1.7e9 + start + i for i in range(500)],
-                        "prediction": [0.0] * 500,
-                        "features": cols,
-                    },
-                }
-            )
-        )
-    return out
 
 
 def rate(p: Pipeline, msgs: list[bytes], take: int = 200) -> tuple[float, int]:
@@ -73,12 +38,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
     args = parser.parse_args()
-    quiet, drifting = messages(args.events, 0.0), messages(args.events, 1.0)
+    n, cuts = args.events, list(range(500, args.events, 500))
+    quiet = messages(stream(n, WIDTH, []), cuts)
+    drifting = messages(stream(n, WIDTH, [(0, n, 1.0, WIDTH)]), cuts)
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
         for label, msgs in [("quiet stream", quiet), ("episode open (1 sd shift)", drifting)]:
-            rate(pipeline(Path(tmp)), msgs[:40])  # warm up
-            events_per_s, alerts = rate(pipeline(Path(tmp)), msgs)
+            rate(make_pipeline(Path(tmp), width=WIDTH), msgs[:40])  # warm up
+            events_per_s, alerts = rate(make_pipeline(Path(tmp), width=WIDTH), msgs)
             rows.append((label, events_per_s, alerts))
     base = rows[0][1]
     print(f"{'stream':<28} {'events/s':>10} {'vs quiet':>9} {'alerts':>7}")

@@ -15,6 +15,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +132,25 @@ def worker_run(
     return n_events - first, elapsed
 
 
+@contextmanager
+def workspace(rng: np.random.Generator) -> Iterator[tuple[str, Path, dict[str, Any]]]:
+    """A broker ($KAFKA_BOOTSTRAP_SERVERS, else a fresh local one), a scratch directory and
+    the bench model (its profile written there)."""
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    kafka = None
+    if not bootstrap:
+        kafka = LocalKafka(port=39092, controller_port=39093, name="bench")
+        kafka.start(fresh=True)
+        bootstrap = kafka.bootstrap_servers
+    try:
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            tmp = Path(tmp_dir)
+            yield bootstrap, tmp, bench_model(tmp, rng)
+    finally:
+        if kafka is not None:
+            kafka.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -155,33 +176,21 @@ def main() -> None:
     n_batched = 50_000 if args.quick else 200_000
     n_single = 5_000 if args.quick else 20_000
     rng = np.random.default_rng(0)
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    kafka = None
-    if not bootstrap:
-        kafka = LocalKafka(port=39092, controller_port=39093, name="bench")
-        kafka.start(fresh=True)
-        bootstrap = kafka.bootstrap_servers
-    try:
-        with tempfile.TemporaryDirectory() as tmp_dir:
-            tmp = Path(tmp_dir)
-            model = bench_model(tmp, rng)
-            pipeline = Pipeline.from_config(config_from_dict({"models": {"bench": model}}))
-            rows = []
-            for label, batch, n, columnar in [
-                ("columnar batch (500/msg)", 500, n_batched, True),
-                ("row batch (500/msg)", 500, n_batched, False),
-                ("single event/msg", 1, n_single, False),
-            ]:
-                msgs = messages(n, batch, rng, columnar)
-                decode = in_process(pipeline, msgs, decode_only=True)
-                full = in_process(pipeline, msgs, decode_only=False)
-                run_dir = tmp / label.replace(" ", "_").replace("/", "_")
-                run_dir.mkdir()
-                counted, elapsed = worker_run(run_dir, bootstrap, model, msgs, n)
-                rows.append((label, n, len(msgs), n / decode, n / full, counted / elapsed))
-    finally:
-        if kafka is not None:
-            kafka.stop()
+    with workspace(rng) as (bootstrap, tmp, model):
+        pipeline = Pipeline.from_config(config_from_dict({"models": {"bench": model}}))
+        rows = []
+        for label, batch, n, columnar in [
+            ("columnar batch (500/msg)", 500, n_batched, True),
+            ("row batch (500/msg)", 500, n_batched, False),
+            ("single event/msg", 1, n_single, False),
+        ]:
+            msgs = messages(n, batch, rng, columnar)
+            decode = in_process(pipeline, msgs, decode_only=True)
+            full = in_process(pipeline, msgs, decode_only=False)
+            run_dir = tmp / label.replace(" ", "_").replace("/", "_")
+            run_dir.mkdir()
+            counted, elapsed = worker_run(run_dir, bootstrap, model, msgs, n)
+            rows.append((label, n, len(msgs), n / decode, n / full, counted / elapsed))
     print(f"\n{N_NUMERIC} numeric + {N_CATEGORICAL} categorical features, default detectors\n")
     head = (
         "path",
@@ -205,65 +214,51 @@ def main() -> None:
 def guarantees() -> None:
     """Worker events/s under each processing guarantee, alternated in one run (noise shows)."""
     rng = np.random.default_rng(0)
-    kafka = LocalKafka(port=39092, controller_port=39093, name="bench")
-    kafka.start(fresh=True)
-    try:
-        with tempfile.TemporaryDirectory() as tmp_dir:
-            tmp = Path(tmp_dir)
-            model = bench_model(tmp, rng)
-            print(f"{'messages':<20} {'guarantee':<15} {'events/s':>10}")
-            cases = [
-                ("columnar 500/msg", 500, 100_000, True),
-                ("single event/msg", 1, 8_000, False),
-            ]
-            for label, batch, n, columnar in cases:
-                msgs = messages(n, batch, rng, columnar)
-                for i, g in enumerate(["at_least_once", "exactly_once"] * 2):
-                    run_dir = tmp / f"{batch}-{g}-{i}"
-                    run_dir.mkdir()
-                    counted, elapsed = worker_run(
-                        run_dir, kafka.bootstrap_servers, model, msgs, n, processing_guarantee=g
-                    )
-                    print(f"{label:<20} {g:<15} {counted / elapsed:>10,.0f}", flush=True)
-    finally:
-        kafka.stop()
+    with workspace(rng) as (bootstrap, tmp, model):
+        print(f"{'messages':<20} {'guarantee':<15} {'events/s':>10}")
+        cases = [
+            ("columnar 500/msg", 500, 100_000, True),
+            ("single event/msg", 1, 8_000, False),
+        ]
+        for label, batch, n, columnar in cases:
+            msgs = messages(n, batch, rng, columnar)
+            for i, g in enumerate(["at_least_once", "exactly_once"] * 2):
+                run_dir = tmp / f"{batch}-{g}-{i}"
+                run_dir.mkdir()
+                counted, elapsed = worker_run(
+                    run_dir, bootstrap, model, msgs, n, processing_guarantee=g
+                )
+                print(f"{label:<20} {g:<15} {counted / elapsed:>10,.0f}", flush=True)
 
 
 def sweep() -> None:
     rng = np.random.default_rng(0)
-    kafka = LocalKafka(port=39092, controller_port=39093, name="bench")
-    kafka.start(fresh=True)
-    try:
-        with tempfile.TemporaryDirectory() as tmp_dir:
-            tmp = Path(tmp_dir)
-            model = bench_model(tmp, rng)
-            single = messages(20_000, 1, rng)
-            print("\n| micro_batch_linger_ms | worker ev/s, single-event messages |")
-            print("|---|---|")
-            for linger in (20, 100, 250):
-                run_dir = tmp / f"linger{linger}"
-                run_dir.mkdir()
-                counted, elapsed = worker_run(
-                    run_dir,
-                    kafka.bootstrap_servers,
-                    model,
-                    single,
-                    20_000,
-                    micro_batch_linger_ms=linger,
-                )
-                print(f"| {linger} | {counted / elapsed:,.0f} |", flush=True)
-            batched = messages(100_000, 500, rng, columnar=True)
-            print("\n| merge_events | in-process pipeline ev/s, columnar 500/msg |")
-            print("|---|---|")
-            for merge in (1_000_000, 4096, 1024):
-                config = config_from_dict(
-                    {"worker": {"merge_events": merge}, "models": {"bench": model}}
-                )
-                pipeline = Pipeline.from_config(config)
-                best = min(in_process_all(pipeline, batched) for _ in range(2))
-                print(f"| {merge:,} | {100_000 / best:,.0f} |", flush=True)
-    finally:
-        kafka.stop()
+    with workspace(rng) as (bootstrap, tmp, model):
+        single = messages(20_000, 1, rng)
+        print("\n| micro_batch_linger_ms | worker ev/s, single-event messages |")
+        print("|---|---|")
+        for linger in (20, 100, 250):
+            run_dir = tmp / f"linger{linger}"
+            run_dir.mkdir()
+            counted, elapsed = worker_run(
+                run_dir,
+                bootstrap,
+                model,
+                single,
+                20_000,
+                micro_batch_linger_ms=linger,
+            )
+            print(f"| {linger} | {counted / elapsed:,.0f} |", flush=True)
+        batched = messages(100_000, 500, rng, columnar=True)
+        print("\n| merge_events | in-process pipeline ev/s, columnar 500/msg |")
+        print("|---|---|")
+        for merge in (1_000_000, 4096, 1024):
+            config = config_from_dict(
+                {"worker": {"merge_events": merge}, "models": {"bench": model}}
+            )
+            pipeline = Pipeline.from_config(config)
+            best = min(in_process_all(pipeline, batched) for _ in range(2))
+            print(f"| {merge:,} | {100_000 / best:,.0f} |", flush=True)
 
 
 def in_process_all(pipeline: Pipeline, msgs: list[bytes]) -> float:

@@ -91,8 +91,9 @@ class WorkerSettings(_Strict):
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="0 disables")
     # exactly_once: Faust writes the state changelog and commits the consumed offsets in one
     # Kafka transaction. With at_least_once Faust may commit offsets before the changelog
-    # writes of those messages are on the broker, and a kill -9 in between lost them (200 of
-    # 20,000 events, 2 runs in 3, tests/test_crash_integration.py). It costs throughput:
+    # writes of those messages are on the broker, and a kill -9 in between lost them (2 runs
+    # in 3 failed tests/test_crash_integration.py; 19,800 of 20,000 in the one inspected).
+    # It costs throughput:
     # 0.57-0.96x batched, 0.77-0.92x single-event in one run (bench/throughput.py --guarantees).
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "exactly_once"
     # How often consumed offsets are committed (Faust's broker_commit_interval). Longer means

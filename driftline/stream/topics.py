@@ -36,20 +36,13 @@ def kafka_client_options(kafka: KafkaSettings) -> dict[str, Any]:
 
 
 def aiokafka_options(kafka: KafkaSettings) -> dict[str, Any]:
-    """The same connection options for aiokafka clients (the delivery loop)."""
-    options: dict[str, Any] = {
-        "bootstrap_servers": kafka.bootstrap_servers.split(","),
-        "security_protocol": kafka.security_protocol,
-    }
-    if kafka.sasl_mechanism:
-        options["sasl_mechanism"] = kafka.sasl_mechanism
-        options["sasl_plain_username"] = kafka.sasl_username
-        if kafka.sasl_password is not None:
-            options["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
+    """The same options for aiokafka (the delivery loop): it takes an SSL context, not a file."""
+    options = kafka_client_options(kafka)
+    cafile = options.pop("ssl_cafile", None)
     if kafka.security_protocol in ("SSL", "SASL_SSL"):
         from aiokafka.helpers import create_ssl_context
 
-        options["ssl_context"] = create_ssl_context(cafile=kafka.ssl_cafile)
+        options["ssl_context"] = create_ssl_context(cafile=cafile)
     return options
 
 
