@@ -19,7 +19,7 @@ the stream was cut into batches (the monitor cuts its chunks at window ends and 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import orjson
@@ -40,6 +40,12 @@ class SubjectTrack:
     signals: int = 0  # signals since then
     peak: float = 0.0  # the statistic at that first signal (past the threshold)
     threshold: float = 0.0
+    # data-quality subjects (keyed "<feature>/<check>"): the feature, the check's reference
+    # rate, its flagged events up to the first signal, and example flagged values
+    feature: str = ""
+    reference_rate: float | None = None
+    flagged_at: int = -1
+    examples: list[str] = field(default_factory=list)
 
     @property
     def excess(self) -> float:
@@ -89,6 +95,10 @@ class Signal:
     count: int  # signals in the chunk
     peak: float  # statistic at the first signal
     threshold: float
+    feature: str = ""  # when the subject is not the feature's name (data quality)
+    reference_rate: float | None = None
+    flagged_at: int = -1  # a rate check's flagged events up to the first signal
+    examples: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,8 @@ class Chunk:
     reference_version: str
     start: int  # the model's event count before the chunk
     times: np.ndarray  # event timestamps (epoch seconds), one per event
+    # rate checks' flagged events up to the end of the chunk, by subject (data quality)
+    flagged: dict[str, int] = field(default_factory=dict)
 
     @property
     def end(self) -> int:
@@ -156,6 +168,10 @@ class AlertPolicy:
                 track.clean = 0
             if track.signals == 0:  # later crossings are not all seen: keep the first one's
                 track.peak = sig.peak
+                track.feature = sig.feature
+                track.reference_rate = sig.reference_rate
+                track.flagged_at = sig.flagged_at
+                track.examples = list(sig.examples)
             track.signals += sig.count
             track.threshold = sig.threshold
             state.subjects[sig.subject] = track
@@ -220,14 +236,8 @@ class AlertPolicy:
             state.start_event,
         )
         state.fired_time = chunk.time_at(at)
-        names = ", ".join(name for name, _ in ranked[:3]) + (" …" if len(ranked) > 3 else "")
-        message = (
-            f"{_KIND_TITLE[chunk.kind]} on {chunk.model_id}: {len(ranked)} feature"
-            f"{'s' if len(ranked) != 1 else ''} ({names}); top: {top_name} {top.detector} "
-            f"{top.peak:.1f} over threshold {top.threshold:.1f}, "
-            f"{top.signals} signal{'s' if top.signals != 1 else ''}"
-        )
-        return self._alert("firing", state, chunk, ranked, at, message)
+        alert = self._alert("firing", state, chunk, ranked, at, "")
+        return replace(alert, message=firing_message(alert))
 
     def _resolve(self, state: EpisodeState, chunk: Chunk) -> Alert:
         state.firing = False
@@ -252,13 +262,16 @@ class AlertPolicy:
     ) -> Alert:
         evidence = [
             FeatureEvidence(
-                feature=name,
+                feature=t.feature or name,
                 detector=t.detector,
                 statistic=t.peak,
                 threshold=t.threshold,
                 events_seen=t.first_event,
                 signals=t.signals,
                 excess=t.excess,
+                rate=_rate_since(t, chunk, name, at) if status == "firing" else None,
+                reference_rate=t.reference_rate,
+                examples=list(t.examples),
             )
             for name, t in ranked[: self.settings.top_features]
         ]
@@ -288,6 +301,51 @@ class AlertPolicy:
 
 
 _KIND_TITLE = {"drift": "Drift", "data_quality": "Data quality", "performance": "Performance"}
+_CHECK_TEXT = {
+    "missing": "missing",
+    "type_error": "of the wrong type",
+    "out_of_range": "outside the reference range",
+    "unseen_category": "categories the reference never saw",
+    "constant": "equal to the value before",
+    "unexpected_field": "carrying this undeclared field",
+    "model_version": "from a new model version (the reference may no longer apply)",
+}
+
+
+def firing_message(alert: Alert) -> str:
+    """One line for people: what is wrong, where, and how badly."""
+    ranked = alert.features
+    title = f"{_KIND_TITLE[alert.kind]} on {alert.model_id}"
+    if alert.kind == "data_quality":
+        causes = ", ".join(f"{f.feature} {f.detector}" for f in ranked[:3])
+        more = alert.features_drifting - min(len(ranked), 3)
+        top = ranked[0]
+        line = f"{title}: {causes}" + (f" and {more} more" if more > 0 else "")
+        if top.rate is not None:
+            ref = f" (reference {top.reference_rate:.1%})" if top.reference_rate else ""
+            line += (
+                f"; {top.feature}: {top.rate:.0%} of events since event {top.events_seen:,} "
+                f"{_CHECK_TEXT.get(top.detector, top.detector)}{ref}"
+            )
+        if top.examples:
+            line += f", e.g. {', '.join(repr(e) for e in top.examples[:3])}"
+        return line
+    top = ranked[0]
+    names = ", ".join(f.feature for f in ranked[:3]) + (" …" if alert.features_drifting > 3 else "")
+    n = alert.features_drifting
+    return (
+        f"{title}: {n} feature{'s' if n != 1 else ''} ({names}); top: {top.feature} "
+        f"{top.detector} {top.statistic:.1f} over threshold {top.threshold:.1f}, "
+        f"{top.signals} signal{'s' if top.signals != 1 else ''}"
+    )
+
+
+def _rate_since(track: SubjectTrack, chunk: Chunk, subject: str, at: int) -> float | None:
+    """A rate check's share of flagged events from its first signal to the alert."""
+    flagged_now = chunk.flagged.get(subject)
+    if flagged_now is None or track.flagged_at < 0 or at <= track.first_event:
+        return None
+    return (flagged_now - track.flagged_at) / (at - track.first_event)
 
 
 def _recent(track: SubjectTrack, policy: AlertPolicy) -> bool:

@@ -180,6 +180,43 @@ class DetectorOverride(_Strict):
     params: dict[str, float] = Field(default_factory=dict)
 
 
+QualityCheck = Literal[
+    "missing",
+    "type_error",
+    "out_of_range",
+    "unseen_category",
+    "constant",
+    "unexpected_field",
+    "model_version",
+]
+
+
+class DataQualitySettings(_Strict):
+    """Data-quality checks of one model's events (see driftline/quality.py).
+
+    Each check watches a rate against the reference profile with a share of the model's
+    false-alarm budget, like the drift detectors.
+    """
+
+    enabled: bool = True
+    # The smallest rise of a rate (missing, out of range, unseen, wrong type) worth an alert:
+    # 0.05 catches a missing rate going from 1% to 6%, and ignores wobbles of a point or two.
+    tolerance: float = Field(default=0.05, gt=0, lt=1)
+    # Values this share of the reference range beyond its min or max count as out of range.
+    range_margin: float = Field(default=0.1, ge=0)
+    # At least this many equal values in a row make a feature "constant" (more when the
+    # reference repeats values often). Features that are legitimately constant for a while
+    # (an hour of day on time-ordered traffic) should skip the check.
+    constant_min_run: int = Field(default=100, ge=2)
+    model_version: bool = Field(default=True, description="report model version changes")
+    ignore_fields: list[str] = Field(
+        default_factory=list, description="undeclared fields the events are known to carry"
+    )
+    skip: dict[str, list[QualityCheck]] = Field(
+        default_factory=dict, description="feature -> checks not to run on it"
+    )
+
+
 class ModelConfig(_Strict):
     task: Task
     features: dict[str, FeatureType]
@@ -189,6 +226,7 @@ class ModelConfig(_Strict):
     )
     detectors: dict[str, DetectorOverride] = Field(default_factory=dict)
     retraining: RetrainingPolicy = RetrainingPolicy()
+    data_quality: DataQualitySettings = DataQualitySettings()
 
     @field_validator("features")
     @classmethod
@@ -257,10 +295,12 @@ def config_from_dict(
                 f"{source}: models.{model_id}.retraining.endpoint: {endpoint!r} is not a "
                 f"receiver under notifications.receivers"
             )
-        for feature in model.detectors:
+        named = [("detectors", f) for f in model.detectors]
+        named += [("data_quality.skip", f) for f in model.data_quality.skip]
+        for where, feature in named:
             if feature not in model.features:
                 raise ConfigError(
-                    f"{source}: models.{model_id}.detectors.{feature}: not a declared feature "
+                    f"{source}: models.{model_id}.{where}.{feature}: not a declared feature "
                     f"(declared: {', '.join(model.features)})"
                 )
     return config

@@ -77,6 +77,20 @@ class WorkerMetrics:
             ["model", "kind", "status"],
             registry=r,
         )
+        self.quality_flagged = Counter(
+            "driftline_data_quality_flagged_events",
+            "Events a data-quality check flagged (missing, wrong type, out of range, unseen "
+            "category, repeating a constant, undeclared field, other model version); feature "
+            '"_schema" for the model-level checks',
+            ["model", "feature", "check"],
+            registry=r,
+        )
+        self.quality_failing = Gauge(
+            "driftline_data_quality_failing",
+            "1 while the check signalled within the alert policy's resolve windows",
+            ["model", "feature", "check"],
+            registry=r,
+        )
         self.retraining_requests = Counter(
             "driftline_retraining_requests",
             "RetrainingRequest records published",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from driftline.alerting import AlertPolicy, Chunk, EpisodeState, Signal, SplitCh
 from driftline.config import ConfigError, ModelConfig
 from driftline.detectors.base import Detector, Verdict
 from driftline.detectors.profile import ReferenceProfile
+from driftline.quality import QualityMonitor
 from driftline.records import Alert, RetrainingRequest
 from driftline.retraining import RetrainingPlanner, RetrainingState
 from driftline.stream.codec import ModelSchema, PredictionBatch
@@ -43,6 +44,9 @@ class BatchOutcome:
     alerts: list[Alert]
     features: list[FeatureOutcome]
     retraining_requests: list[RetrainingRequest] = field(default_factory=list)
+    # (feature or "_schema", check) -> events flagged in the batch; and the checks failing
+    quality: dict[tuple[str, str], int] = field(default_factory=dict)
+    quality_failing: set[tuple[str, str]] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -76,9 +80,13 @@ class ModelMonitor:
             numeric=tuple(f for f, t in config.features.items() if t == "numeric"),
             categorical=tuple(f for f, t in config.features.items() if t == "categorical"),
         )
+        self._quality_checks = QualityMonitor.count(config, profile)
         self.specs = self._specs()
+        self.quality = QualityMonitor(
+            model_id, config, profile, len(self.specs) + self._quality_checks
+        )
         self._live: dict[str, tuple[bytes, Detector]] = {}
-        self._episode_cache: tuple[bytes | None, EpisodeState] | None = None
+        self._episode_cache: dict[str, tuple[bytes | None, EpisodeState]] = {}
         self.retraining = RetrainingPlanner(config.retraining, policy)
 
     def _specs(self) -> list[_FeatureSpec]:
@@ -93,9 +101,10 @@ class ModelMonitor:
                 self.model_id,
                 ", ".join(sorted(missing)),
             )
-        # The model's budget is shared evenly: with F detectors each may raise a false alarm
-        # once per F * budget values, so the model as a whole keeps its budget (union bound).
-        share = self.config.false_alarm_budget * max(len(features), 1)
+        # The model's budget is shared evenly: with F detectors and Q data-quality checks each
+        # may raise a false alarm once per (F + Q) * budget values, so the model as a whole
+        # keeps its budget (union bound).
+        share = self.config.false_alarm_budget * max(len(features) + self._quality_checks, 1)
         specs = []
         for feature in features:
             kind = self.config.features[feature]
@@ -123,6 +132,10 @@ class ModelMonitor:
     @property
     def policy_key(self) -> str:
         return f"{self.model_id}/_policy/drift"
+
+    @property
+    def quality_policy_key(self) -> str:
+        return f"{self.model_id}/_policy/data_quality"
 
     @property
     def retraining_key(self) -> str:
@@ -186,7 +199,10 @@ class ModelMonitor:
                 column = batch.categorical[spec.feature]
                 present = column != None  # noqa: E711  (elementwise on an object array)
             columns.append((spec, column, present, self._detector(spec, state, fresh)))
-        episode = self._episode(state, fresh)
+        episode = self._episode(self.policy_key, state, fresh)
+        quality = self._episode(self.quality_policy_key, state, fresh)
+        runs = self.quality.load(state, fresh)
+        counts: dict[tuple[str, str], int] = {}
         retraining: RetrainingState | None = None
         alerts: list[Alert] = []
         requests: list[RetrainingRequest] = []
@@ -196,15 +212,18 @@ class ModelMonitor:
         while pos < n:
             count = before + pos
             end_count = before + n
-            windowed = precise or not episode.quiet
+            windowed = precise or not episode.quiet or not quality.quiet
             if windowed:
                 end_count = min(end_count, self.policy.window_end(count))
-            if episode.pending_at > count:
-                end_count = min(end_count, episode.pending_at)
+            for pending in (episode.pending_at, quality.pending_at):
+                if pending > count:
+                    end_count = min(end_count, pending)
             for cut in cuts:
                 if count < cut < end_count:
                     end_count = cut
             end = end_count - before
+            tracked = set(quality.subjects)
+            quality_signals = self.quality.step(batch, pos, end, count, runs, tracked, counts)
             signals = []
             for spec, column, present, detector in columns:
                 rows = np.flatnonzero(present[pos:end])
@@ -222,19 +241,41 @@ class ModelMonitor:
                             verdict.threshold,
                         )
                     )
-            if signals and not windowed and self.policy.window_end(count) < end_count:
+            if (
+                (signals or quality_signals)
+                and not windowed
+                and self.policy.window_end(count) < end_count
+            ):
                 raise _NeedWindows
+            times = batch.timestamps[pos:end]
+            version = batch.versions[end - 1]  # at the chunk's end, where an alert fires
+            # Data quality first: when a pipeline breaks, its alert comes before any drift
+            # alert it causes, and the drift alert can point at it.
+            if quality_signals or not quality.quiet:
+                flagged = {k: run.flagged for k, run in runs.items()}
+                chunk = Chunk(
+                    self.model_id,
+                    version,
+                    "data_quality",
+                    reference_version,
+                    count,
+                    times,
+                    flagged,
+                )
+                alerts.extend(self.policy.step(quality, chunk, quality_signals))
             if signals or not episode.quiet:
                 chunk = Chunk(
                     model_id=self.model_id,
-                    model_version=batch.model_version,
+                    model_version=version,
                     kind="drift",
                     reference_version=reference_version,
                     start=count,
-                    times=batch.timestamps[pos:end],
+                    times=times,
                 )
-                alerts.extend(self.policy.step(episode, chunk, signals))
-                if self.retraining.wants(episode, chunk.kind):
+                for alert in self.policy.step(episode, chunk, signals):
+                    alerts.append(self._with_quality(alert, quality))
+                # A broken pipeline is not mended by retraining: hold requests meanwhile.
+                if self.retraining.wants(episode, chunk.kind) and not quality.firing:
                     if retraining is None:
                         retraining = RetrainingState.from_bytes(state.get(self.retraining_key))
                     request = self.retraining.check(retraining, episode, chunk)
@@ -247,10 +288,13 @@ class ModelMonitor:
             blob = detector.state_bytes()
             state[key] = blob  # assigned back: Faust records only assignments
             self._live[key] = (blob, detector)
-        blob = episode.to_bytes()
-        if blob != state.get(self.policy_key, b""):
-            state[self.policy_key] = blob
-        self._episode_cache = (state.get(self.policy_key), episode)
+        for key, ep in ((self.policy_key, episode), (self.quality_policy_key, quality)):
+            blob = ep.to_bytes()
+            if blob != state.get(key, b""):
+                state[key] = blob
+            self._episode_cache[key] = (state.get(key), ep)
+        if self.quality.settings.enabled:
+            self.quality.save(state, runs)
         if retraining is not None:
             state[self.retraining_key] = retraining.to_bytes()
         state[self.key("_model", "events")] = str(before + n).encode()
@@ -260,17 +304,40 @@ class ModelMonitor:
             for spec in self.specs
             if (f := spec.feature) in verdicts
         ]
+        failing = {
+            (self.quality.label(t.feature, t.detector), t.detector)
+            for s, t in quality.subjects.items()
+            if s in self.policy.drifting(quality)
+        }
         return BatchOutcome(
             model_id=self.model_id,
             events=n,
             alerts=alerts,
             features=outcomes,
             retraining_requests=requests,
+            quality=counts,
+            quality_failing=failing,
         )
 
-    def _episode(self, state: MutableMapping[str, bytes], fresh: bool) -> EpisodeState:
-        stored = state.get(self.policy_key)
-        cached = self._episode_cache
+    def _with_quality(self, alert: Alert, quality: EpisodeState) -> Alert:
+        """A firing drift alert names its features' open data-quality problems."""
+        if alert.status != "firing":
+            return alert
+        open_now = self.policy.drifting(quality)
+        names = {f.feature for f in alert.features}
+        problems = sorted(
+            f"{t.feature}: {t.detector}"
+            for s, t in quality.subjects.items()
+            if s in open_now and t.feature in names
+        )
+        if not problems:
+            return alert
+        note = f" (data-quality problem open on {', '.join(problems)}: check the pipeline first)"
+        return replace(alert, data_quality=problems, message=alert.message + note)
+
+    def _episode(self, key: str, state: MutableMapping[str, bytes], fresh: bool) -> EpisodeState:
+        stored = state.get(key)
+        cached = self._episode_cache.get(key)
         if not fresh and cached is not None and stored is cached[0]:
             return cached[1]
         return EpisodeState.from_bytes(stored)

@@ -54,6 +54,10 @@ class Pipeline:
             }
         except ConfigError as exc:
             raise ConfigError(f"{config.source}: {exc}") from None
+        for model_id, monitor in self.monitors.items():  # every series from the start
+            for feature, check in monitor.quality.series():
+                self.metrics.quality_flagged.labels(model_id, feature, check)
+                self.metrics.quality_failing.labels(model_id, feature, check)
         self._merge_events = config.worker.merge_events
         self.decoder = BatchDecoder(
             {m: mon.schema for m, mon in self.monitors.items()},
@@ -145,12 +149,16 @@ class Pipeline:
     def _record(self, batch: PredictionBatch, outcome: BatchOutcome) -> None:
         m, model = self.metrics, batch.model_id
         m.events.labels(model).inc(outcome.events)
-        for feature, count in batch.type_errors.items():
-            m.type_errors.labels(model, feature).inc(count)
+        for feature, rows in batch.type_errors.items():
+            m.type_errors.labels(model, feature).inc(len(rows))
         for f in outcome.features:
             m.statistic.labels(model, f.feature, f.detector).set(f.verdict.statistic)
             m.threshold.labels(model, f.feature, f.detector).set(f.verdict.threshold)
             m.drifting.labels(model, f.feature).set(1.0 if f.firing else 0.0)
+        for (feature, check), flagged in outcome.quality.items():
+            m.quality_flagged.labels(model, feature, check).inc(flagged)
+            failing = (feature, check) in outcome.quality_failing
+            m.quality_failing.labels(model, feature, check).set(1.0 if failing else 0.0)
         for alert in outcome.alerts:
             m.alerts.labels(model, alert.kind, alert.status).inc()
         for request in outcome.retraining_requests:

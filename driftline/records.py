@@ -27,6 +27,11 @@ class FeatureEvidence:
     events_seen: int  # model events processed at the feature's first signal in the episode
     signals: int = 1  # times its detector signalled in the episode (it restarts after each)
     excess: float = 1.0  # max(statistic / threshold, signals): what severity and rank use
+    # data quality: the share of events flagged from the first signal to the alert, the
+    # reference's share, and a few flagged values (clipped; never whole events)
+    rate: float | None = None
+    reference_rate: float | None = None
+    examples: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,9 @@ class Alert:
     features: list[FeatureEvidence] = field(default_factory=list)
     window_start_event: int = 0  # the model's event count at the episode's first signal
     features_drifting: int = 0  # all features in the episode (``features`` lists the top ones)
+    # on a drift alert: "<feature>: <check>" for its features with a data-quality problem
+    # open at the same time (a broken pipeline, not the world, may be what moved them)
+    data_quality: list[str] = field(default_factory=list)
     schema: str = ALERT_SCHEMA
 
     def to_json(self) -> bytes:

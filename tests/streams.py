@@ -59,3 +59,41 @@ def events(
 
 def batch_message(model_id: str, rows: list[dict[str, Any]], version: str = "1") -> bytes:
     return orjson.dumps({"model_id": model_id, "model_version": version, "events": rows})
+
+
+BREAKS = ("null", "scaled", "new_category", "renamed", "version", "type_error", "constant")
+
+
+def broken(rows: list[dict[str, Any]], mode: str, at: int, seed: int = 7) -> list[dict[str, Any]]:
+    """The events with one pipeline break from index ``at`` on (a copy; the rows before stay).
+
+    null: x2 arrives null; scaled: x1 in other units (x 1000); new_category: a colour the
+    reference never saw in 20% of events; renamed: x2 arrives as "x2_value"; version: the
+    events come from model version 2; type_error: x1 arrives as a string; constant: x2 is
+    stuck at one value.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, row in enumerate(rows):
+        row = {**row, "features": dict(row["features"])}
+        f = row["features"]
+        if i >= at:
+            if mode == "null":
+                f["x2"] = None
+            elif mode == "scaled":
+                f["x1"] = f["x1"] * 1000.0
+            elif mode == "new_category":
+                if rng.random() < 0.2:
+                    f["color"] = "ultraviolet"
+            elif mode == "renamed":
+                f["x2_value"] = f.pop("x2")
+            elif mode == "version":
+                row["model_version"] = "2"
+            elif mode == "type_error":
+                f["x1"] = f"{f['x1']:.2f}"
+            elif mode == "constant":
+                f["x2"] = 3.0
+            else:
+                raise ValueError(f"unknown break {mode!r}; one of {BREAKS}")
+        out.append(row)
+    return out

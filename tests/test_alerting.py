@@ -215,9 +215,10 @@ def test_a_sustained_episode_asks_for_retraining_once(tmp_path: Path) -> None:
 
 
 def test_retraining_cooldown_and_daily_cap(tmp_path: Path) -> None:
-    # three sustained episodes about 1.4 hours of event time apart
-    segments = [(s, s + 3_000, 2.0, 1) for s in (1_000, 6_000, 11_000)]
-    cols = stream(15_000, 5, segments)
+    # three sustained episodes 6,000 s of event time apart, with 3,000 quiet events between
+    # them: more than the resolve windows plus a detector's last late signal
+    segments = [(s, s + 3_000, 2.0, 1) for s in (1_000, 7_000, 13_000)]
+    cols = stream(17_000, 5, segments)
     base = {"after_critical_seconds": 60, "cooldown_seconds": 0, "max_per_day": 10}
     alerts, requests = run(
         make_pipeline(tmp_path, alerts={"cooldown_seconds": 0}, model={"retraining": base}), cols

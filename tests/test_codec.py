@@ -36,7 +36,10 @@ def test_row_batch_becomes_numpy_columns() -> None:
     assert np.isnan(batch.numeric["a"][2]) and np.isnan(batch.numeric["b"][2])
     assert batch.numeric["b"].tolist()[:2] == [0.0, 1.0]
     assert batch.categorical["c"].tolist() == ["x", "x", None, "x", "x"]
-    assert batch.model_version == "3" and batch.unknown_fields == {"zzz"}
+    assert batch.model_version == "3"
+    assert {k: v.tolist() for k, v in batch.unknown_fields.items()} == {
+        "zzz": [False, False, True, False, False]
+    }
     assert batch.timestamps.tolist() == [1000.0, 1001.0, 1002.0, 1003.0, 1004.0]
 
 
@@ -82,8 +85,16 @@ def test_columnar_fast_path_matches_rows_with_missing_and_wrong_types() -> None:
     for k in ("a", "b"):
         np.testing.assert_array_equal(fast.numeric[k], slow.numeric[k])
     assert fast.categorical["c"].tolist() == slow.categorical["c"].tolist()
-    assert fast.type_errors == slow.type_errors == {"a": 1}
-    assert fast.unknown_fields == slow.unknown_fields == {"extra"}
+
+    def rows_of(named: dict[str, np.ndarray]) -> dict[str, list[int]]:
+        return {
+            k: np.flatnonzero(v).tolist() if v.dtype == bool else v.tolist()
+            for k, v in named.items()
+        }
+
+    assert rows_of(fast.type_errors) == rows_of(slow.type_errors)
+    assert rows_of(fast.unknown_fields) == rows_of(slow.unknown_fields)
+    assert list(fast.type_errors) == ["a"] and list(fast.unknown_fields) == ["extra"]
     assert fast.versions == ["2"] * 6 and fast.prediction_ids == slow.prediction_ids
 
 
@@ -180,7 +191,7 @@ def test_wrong_typed_feature_becomes_missing_and_is_counted() -> None:
     assert batch is not None and not out.dead_letters
     assert np.isnan(batch.numeric["a"][1]) and np.isnan(batch.numeric["b"][1])
     assert batch.categorical["c"][1] == "7"  # an int category is read as its text
-    assert batch.type_errors == {"a": 1, "b": 1}
+    assert {k: v.tolist() for k, v in batch.type_errors.items()} == {"a": [1], "b": [1]}
 
 
 def test_labels_decode_and_reject() -> None:

@@ -7,7 +7,8 @@ numpy conversions, not a Python step per value, where the values have the right 
 
 Bad input never raises: the whole message, or each bad row of a batch, becomes a
 ``DeadLetter`` with a reason code and a human detail. A wrong-typed feature value does not
-spoil its row: it becomes missing and is counted in ``type_errors`` (data quality sees it).
+spoil its row: it becomes missing and its row is listed in ``type_errors``, and fields the
+model does not declare are kept as per-row masks in ``unknown_fields``: data quality sees both.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ import numpy as np
 import orjson
 
 NUMBER_TYPES = (int, float)
+# Undeclared fields tracked per message: a producer sending random field names costs a bounded
+# amount (the names come from messages, so they are never metric labels either).
+MAX_UNKNOWN_FIELDS = 8
+_NO_ROWS = np.zeros(0, dtype=np.intp)
 _NUMERIC_OK = {int, float, type(None)}
 _CATEGORICAL_OK = {str, type(None)}
 
@@ -70,8 +75,10 @@ class PredictionBatch:
     predictions: list[Any]
     scores: list[dict[str, float] | None]
     segments: list[dict[str, str] | None]
-    type_errors: dict[str, int] = field(default_factory=dict)
-    unknown_fields: frozenset[str] = frozenset()
+    # feature -> indices of the rows whose value had the wrong type (and is now missing)
+    type_errors: dict[str, np.ndarray] = field(default_factory=dict)
+    # undeclared field -> which rows carry a value for it (at most MAX_UNKNOWN_FIELDS names)
+    unknown_fields: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.prediction_ids)
@@ -82,10 +89,22 @@ class PredictionBatch:
         if len(batches) == 1:
             return batches[0]
         first = batches[0]
-        type_errors: dict[str, int] = {}
-        for b in batches:
-            for name, count in b.type_errors.items():
-                type_errors[name] = type_errors.get(name, 0) + count
+        offsets = np.cumsum([0] + [len(b) for b in batches[:-1]])
+        type_errors: dict[str, np.ndarray] = {}
+        for name in sorted({k for b in batches for k in b.type_errors}):
+            parts = [
+                b.type_errors[name] + o
+                for b, o in zip(batches, offsets, strict=True)
+                if name in b.type_errors
+            ]
+            type_errors[name] = np.concatenate(parts)
+        unknown = sorted({k for b in batches for k in b.unknown_fields})[:MAX_UNKNOWN_FIELDS]
+        unknown_fields = {
+            name: np.concatenate(
+                [b.unknown_fields.get(name, np.zeros(len(b), dtype=bool)) for b in batches]
+            )
+            for name in unknown
+        }
         return cls(
             model_id=first.model_id,
             model_version=first.model_version,
@@ -100,7 +119,7 @@ class PredictionBatch:
             scores=[s for b in batches for s in b.scores],
             segments=[s for b in batches for s in b.segments],
             type_errors=type_errors,
-            unknown_fields=frozenset().union(*(b.unknown_fields for b in batches)),
+            unknown_fields=unknown_fields,
         )
 
 
@@ -254,13 +273,14 @@ class BatchDecoder:
             return Decoded(None, dead)
         schema = self.models[model_id]
         features = [row["features"] for row in good]
-        type_errors: dict[str, int] = {}
+        type_errors: dict[str, np.ndarray] = {}
         numeric = _numeric_columns(features, schema.numeric, type_errors)
         categorical = _categorical_columns(features, schema.categorical, type_errors)
         declared = set(schema.numeric) | set(schema.categorical)
         seen: set[str] = set()
         for f in features:
             seen.update(f)
+        unknown = sorted(seen - declared)[:MAX_UNKNOWN_FIELDS]
         batch = PredictionBatch(
             model_id=model_id,
             model_version=versions[0],
@@ -273,7 +293,12 @@ class BatchDecoder:
             scores=[row.get("scores") for row in good],
             segments=[row.get("segment") for row in good],
             type_errors=type_errors,
-            unknown_fields=frozenset(seen - declared),
+            unknown_fields={
+                name: np.fromiter(
+                    (f.get(name) is not None for f in features), dtype=bool, count=len(features)
+                )
+                for name in unknown
+            },
         )
         return Decoded(batch, dead)
 
@@ -315,7 +340,7 @@ class BatchDecoder:
             return None
         schema = self.models[model_id]
         missing = [None] * n
-        type_errors: dict[str, int] = {}
+        type_errors: dict[str, np.ndarray] = {}
         numeric = _each_column(
             ((n, features.get(n, missing)) for n in schema.numeric), _numeric_column, type_errors
         )
@@ -337,7 +362,12 @@ class BatchDecoder:
             scores=columns.get("scores", missing),
             segments=columns.get("segment", missing),
             type_errors=type_errors,
-            unknown_fields=frozenset(features) - set(schema.numeric) - set(schema.categorical),
+            unknown_fields={
+                name: np.fromiter((v is not None for v in features[name]), dtype=bool, count=n)
+                for name in sorted(set(features) - set(schema.numeric) - set(schema.categorical))[
+                    :MAX_UNKNOWN_FIELDS
+                ]
+            },
         )
 
     # -- labels --------------------------------------------------------------------------
@@ -504,7 +534,7 @@ def _feature_table(
 
 
 def _numeric_columns(
-    features: list[dict[str, Any]], names: tuple[str, ...], type_errors: dict[str, int]
+    features: list[dict[str, Any]], names: tuple[str, ...], type_errors: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     if not names:
         return {}
@@ -514,7 +544,7 @@ def _numeric_columns(
         if np.isinf(matrix).any():  # only overflowing literals (1e999): JSON has no Infinity
             bad = np.isinf(matrix)
             for j in np.flatnonzero(bad.any(axis=0)).tolist():
-                type_errors[names[j]] = int(bad[:, j].sum())
+                type_errors[names[j]] = np.flatnonzero(bad[:, j])
             matrix[bad] = np.nan
         return {name: matrix[:, j].copy() for j, name in enumerate(names)}
     pairs = ((name, [row[j] for row in table]) for j, name in enumerate(names))
@@ -522,7 +552,7 @@ def _numeric_columns(
 
 
 def _categorical_columns(
-    features: list[dict[str, Any]], names: tuple[str, ...], type_errors: dict[str, int]
+    features: list[dict[str, Any]], names: tuple[str, ...], type_errors: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     if not names:
         return {}
@@ -537,44 +567,46 @@ def _categorical_columns(
 
 def _each_column(
     columns: Iterable[tuple[str, list[Any]]],
-    convert: Callable[[list[Any]], tuple[np.ndarray, int]],
-    type_errors: dict[str, int],
+    convert: Callable[[list[Any]], tuple[np.ndarray, np.ndarray]],
+    type_errors: dict[str, np.ndarray],
 ) -> dict[str, np.ndarray]:
-    """Convert each named list of values, counting wrong-typed values per name."""
+    """Convert each named list of values, noting the rows of wrong-typed values per name."""
     out = {}
     for name, values in columns:
         out[name], errors = convert(values)
-        if errors:
+        if errors.size:
             type_errors[name] = errors
     return out
 
 
-def _numeric_column(values: list[Any]) -> tuple[np.ndarray, int]:
-    """float64 column, NaN for missing; wrong-typed values become NaN and are counted."""
-    errors = 0
+def _numeric_column(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """float64 column, NaN for missing; wrong-typed values become NaN, their rows returned."""
+    wrong = np.zeros(len(values), dtype=bool)
     if set(map(type, values)) <= _NUMERIC_OK:
         column = np.array(values, dtype=np.float64)  # None -> NaN in one C loop
     else:
         ok = [v if type(v) in (int, float) else None for v in values]
-        errors = sum(
-            1 for v, kept in zip(values, ok, strict=True) if v is not None and kept is None
+        wrong = np.fromiter(
+            (v is not None and kept is None for v, kept in zip(values, ok, strict=True)),
+            dtype=bool,
+            count=len(values),
         )
         column = np.array(ok, dtype=np.float64)
     if np.isinf(column).any():
         # Only overflowing literals (1e999) get here: JSON has no NaN or Infinity.
         bad = np.isinf(column)
-        errors += int(bad.sum())
+        wrong |= bad
         column[bad] = np.nan
-    return column, errors
+    return column, np.flatnonzero(wrong)
 
 
-def _categorical_column(values: list[Any]) -> tuple[np.ndarray, int]:
+def _categorical_column(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     """object column of str, None for missing; ints and bools are read as their text."""
     kinds = set(map(type, values))
     if kinds <= _CATEGORICAL_OK:
-        return np.array(values, dtype=object), 0
+        return np.array(values, dtype=object), _NO_ROWS
     out = np.empty(len(values), dtype=object)
-    errors = 0
+    errors = []
     for i, v in enumerate(values):
         if v is None or isinstance(v, str):
             out[i] = v
@@ -584,8 +616,8 @@ def _categorical_column(values: list[Any]) -> tuple[np.ndarray, int]:
             out[i] = str(v)
         else:
             out[i] = None
-            errors += 1
-    return out, errors
+            errors.append(i)
+    return out, np.asarray(errors, dtype=np.intp)
 
 
 def _columns_to_rows(columns: Any) -> list[dict[str, Any]]:
