@@ -301,14 +301,14 @@ class AlertPolicy:
 
 
 _KIND_TITLE = {"drift": "Drift", "data_quality": "Data quality", "performance": "Performance"}
-_CHECK_TEXT = {
+_CHECK_TEXT = {  # how a data-quality cause reads after the feature's name
     "missing": "missing",
     "type_error": "of the wrong type",
     "out_of_range": "outside the reference range",
-    "unseen_category": "categories the reference never saw",
-    "constant": "equal to the value before",
-    "unexpected_field": "carrying this undeclared field",
-    "model_version": "from a new model version (the reference may no longer apply)",
+    "unseen_category": "with categories the reference never saw",
+    "constant": "repeating one value",
+    "unexpected_field": "(not a declared feature) present",
+    "model_version": "changed: events from a new model version",
 }
 
 
@@ -316,21 +316,20 @@ def firing_message(alert: Alert) -> str:
     """One line for people: what is wrong, where, and how badly."""
     ranked = alert.features
     title = f"{_KIND_TITLE[alert.kind]} on {alert.model_id}"
+    top = ranked[0]
     if alert.kind == "data_quality":
-        causes = ", ".join(f"{f.feature} {f.detector}" for f in ranked[:3])
-        more = alert.features_drifting - min(len(ranked), 3)
-        top = ranked[0]
-        line = f"{title}: {causes}" + (f" and {more} more" if more > 0 else "")
+        line = f"{title}: {top.feature} {_CHECK_TEXT.get(top.detector, top.detector)}"
         if top.rate is not None:
-            ref = f" (reference {top.reference_rate:.1%})" if top.reference_rate else ""
-            line += (
-                f"; {top.feature}: {top.rate:.0%} of events since event {top.events_seen:,} "
-                f"{_CHECK_TEXT.get(top.detector, top.detector)}{ref}"
-            )
+            line += f" in {top.rate:.0%} of events since event {top.events_seen:,}"
+            if top.reference_rate:
+                line += f" (reference {top.reference_rate:.1%})"
         if top.examples:
             line += f", e.g. {', '.join(repr(e) for e in top.examples[:3])}"
+        others = [f"{f.feature} {f.detector}" for f in ranked[1:3]]
+        more = alert.features_drifting - 1 - len(others)
+        if others:
+            line += "; also " + ", ".join(others) + (f" and {more} more" if more > 0 else "")
         return line
-    top = ranked[0]
     names = ", ".join(f.feature for f in ranked[:3]) + (" …" if alert.features_drifting > 3 else "")
     n = alert.features_drifting
     return (

@@ -30,7 +30,7 @@ import orjson
 
 from driftline.config import NotificationSettings, ReceiverSettings
 from driftline.metrics import WorkerMetrics
-from driftline.records import Alert, RetrainingRequest
+from driftline.records import Alert, FeatureEvidence, RetrainingRequest
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +210,24 @@ def dashboard_link(grafana_url: str, alert: Alert) -> str:
     return f"{base}/d/{MODEL_DASHBOARD_UID}/driftline-model?{urlencode(params)}"
 
 
+def _evidence_line(f: FeatureEvidence) -> str:
+    """One feature's evidence: a rate against the reference for data-quality checks, the
+    statistic against its threshold for detectors."""
+    if f.rate is not None or f.examples:
+        line = f"• `{_md(f.feature)}` {_md(f.detector)}"
+        if f.rate is not None:
+            line += f" {f.rate:.0%} of events"
+            if f.reference_rate is not None:
+                line += f" (reference {f.reference_rate:.1%})"
+        if f.examples:
+            line += ", e.g. " + ", ".join(f"`{_md(e)}`" for e in f.examples[:3])
+        return line
+    return (
+        f"• `{_md(f.feature)}` {_md(f.detector)} {f.statistic:.2f} / {f.threshold:.2f}"
+        f" ({f.signals} signal{'s' if f.signals != 1 else ''}, excess {f.excess:.1f})"
+    )
+
+
 def slack_message(alert: Alert, grafana_url: str | None = None) -> dict[str, Any]:
     """A Slack incoming-webhook message in Block Kit: title, severity, model, top features,
     time window, the dedup id and a dashboard link; ``text`` is the notification fallback."""
@@ -220,14 +238,13 @@ def slack_message(alert: Alert, grafana_url: str | None = None) -> dict[str, Any
         title = f"{icon} {alert.severity.upper()}: {kind} on {alert.model_id}"
     else:
         title = f":white_check_mark: RESOLVED: {kind} on {alert.model_id}"
-    lines = [
-        f"• `{_md(f.feature)}` {_md(f.detector)} {f.statistic:.2f} / {f.threshold:.2f}"
-        f" ({f.signals} signal{'s' if f.signals != 1 else ''}, excess {f.excess:.1f})"
-        for f in alert.features
-    ]
+    lines = [_evidence_line(f) for f in alert.features]
     more = alert.features_drifting - len(alert.features)
     if more > 0:
         lines.append(f"… and {more} more")
+    if alert.data_quality:
+        problems = ", ".join(f"`{_md(p)}`" for p in alert.data_quality)
+        lines.append(f":wrench: data-quality problem open on {problems}: check the pipeline first")
     header = "*Top features*" if firing else "*Features in the episode*"
     fields = [
         f"*Model*\n{_md(alert.model_id)} (version {_md(alert.model_version)})",

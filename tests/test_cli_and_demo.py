@@ -99,7 +99,7 @@ def test_baseline_publishes_to_a_compacted_topic(tmp_path: Path, kafka_bootstrap
 
 
 @pytest.mark.kafka
-def test_demo_finds_both_drifts_and_nothing_else(kafka_bootstrap: str) -> None:
+def test_demo_finds_the_outage_and_both_drifts_and_nothing_else(kafka_bootstrap: str) -> None:
     env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap)
     out = cli(
         "demo",
@@ -116,7 +116,12 @@ def test_demo_finds_both_drifts_and_nothing_else(kafka_bootstrap: str) -> None:
     text = out.stdout
     # one grouped alert names both drifted features, and reaches the Slack stand-in
     assert text.count("[FIRING  ] Drift on eta: 2 features") == 1, text
-    assert "[slack   ] " in text and "Slack messages       1" in text
+    # the courier_load outage is one data-quality alert, apart from drift, that resolves
+    assert text.count("[FIRING  ] Data quality on eta: courier_load missing in 100%") == 1
+    assert re.search(r"data_quality alert \w+ at event 2,\d{3}: courier_load missing", text)
+    assert "(the outage began at 2,400); resolved at event" in text
+    # Slack got the data-quality firing and resolved messages and the drift alert
+    assert "[slack   ] " in text and "Slack messages       3" in text
     assert "false alarm" not in text and "missed" not in text
     assert re.search(r"distance_km +6,\d{3} +\d+\n", text), text
     assert re.search(r"weather +6,\d{3} +\d+\n", text), text

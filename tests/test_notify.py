@@ -136,6 +136,20 @@ def test_slack_message_is_block_kit_with_the_evidence() -> None:
     assert "<!channel>" not in mrkdwn and "&lt;!channel&gt; &amp; co" in mrkdwn
 
 
+def test_slack_message_for_data_quality_shows_rates_and_examples() -> None:
+    evidence = FeatureEvidence(
+        "color", "unseen_category", 19.7, 17.1, 3_033, 9, 9.0, 0.22, 0.0, ["ultra<violet>"]
+    )
+    message = slack_message(make_alert(kind="data_quality", features=[evidence]), None)
+    check_block_kit(message)
+    text = str(message)
+    assert "data quality on eta" in message["blocks"][0]["text"]["text"]
+    assert "`color` unseen_category 22% of events (reference 0.0%)" in text
+    assert "`ultra&lt;violet&gt;`" in text  # examples are escaped like every name
+    drift = slack_message(make_alert(data_quality=["feature_0: out_of_range"]), None)
+    assert "data-quality problem open on `feature_0: out_of_range`" in str(drift)
+
+
 def test_delivers_once_on_success_and_posts_to_the_secret_path() -> None:
     with fake_slack() as slack:
         n, metrics = notifier({"oncall": slack.url})

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from driftline.config import Config, TopicSettings, config_from_dict
-from driftline.demo.scenario import DRIFTING, FEATURES, Scenario
+from driftline.demo.scenario import DRIFTING, FEATURES, OUTAGE_FEATURE, Scenario
 from driftline.demo.slack_sink import SlackSink
 from driftline.detectors.profile import build_profile
 from driftline.localkafka import PROJECT_ROOT, LocalKafka
@@ -83,7 +83,9 @@ def run_demo(
     workdir: Path | None = None,
     metrics_port: int = 9464,
 ) -> int:
-    scenario = Scenario(n_events=n_events, onset=n_events // 2)
+    scenario = Scenario(
+        n_events=n_events, onset=n_events // 2, outage=(n_events // 5, n_events // 5 + 2_000)
+    )
     workdir = workdir or PROJECT_ROOT / ".driftline" / "demo"
     workdir.mkdir(parents=True, exist_ok=True)
     run_id = uuid.uuid4().hex[:8]
@@ -218,8 +220,10 @@ def _produce_and_report(
 ) -> int:
     events = scenario.events()
     print(
-        f"Replaying {len(events):,} ETA predictions at ~{rate:,.0f}/s: stable, then from event "
-        f"{scenario.onset:,} a new suburb (distance_km) and a storm (weather).\n"
+        f"Replaying {len(events):,} ETA predictions at ~{rate:,.0f}/s: stable, but "
+        f"{OUTAGE_FEATURE} arrives null from event {scenario.outage[0]:,} to "
+        f"{scenario.outage[1]:,} (a tracking outage);\nfrom event {scenario.onset:,} a new "
+        "suburb (distance_km) and a storm (weather).\n"
     )
     # A few broken messages, as real producers send: they go to the dead-letter topic.
     bad = KafkaProducer(bootstrap_servers=bootstrap)
@@ -244,6 +248,8 @@ def _produce_and_report(
             time.sleep(ahead)
         processed = scrape_total(metrics_port, "driftline_events_processed_total")
         phase = "stable" if start + step <= scenario.onset else "DRIFTING"
+        if scenario.outage[0] < start + step <= scenario.outage[1]:
+            phase = "OUTAGE"
         _progress(
             f"  sent {start + step:>7,} / {len(events):,}  processed {processed:>9,.0f}  "
             f"phase {phase:<8}  alerts {len(alerts.alerts)}"
@@ -287,12 +293,29 @@ def _report(
     )
     print(f"  dead-lettered        {dead:.0f} messages/rows (reasons in the message headers)")
     print(f"  run time             {time.monotonic() - started:.0f} s")
-    for alert in firing:
+    with alerts.lock:
+        resolved = {a.alert_id: a for a in alerts.alerts if a.status == "resolved"}
+    quality = [a for a in firing if a.kind == "data_quality"]
+    print("\n  data quality (pipeline breaks, reported apart from drift)")
+    for alert in quality:
+        top = alert.features[0]
+        rate = f", {top.rate:.0%} of events" if top.rate is not None else ""
+        end = resolved.get(alert.alert_id)
         print(
-            f"\n  {alert.severity} {alert.kind} alert {alert.alert_id} at event "
+            f"  {alert.severity} data_quality alert {alert.alert_id} at event "
+            f"{alert.events_seen:,}: {top.feature} {top.detector}{rate} from event "
+            f"{top.events_seen:,} (the outage began at {scenario.outage[0]:,}); "
+            + (f"resolved at event {end.events_seen:,}" if end else "still open")
+        )
+    if not quality:
+        print(f"  none: the {OUTAGE_FEATURE} outage was missed")
+    drift = [a for a in firing if a.kind == "drift"]
+    for alert in drift:
+        print(
+            f"\n  {alert.severity} drift alert {alert.alert_id} at event "
             f"{alert.events_seen:,}: {alert.features_drifting} feature(s), grouped"
         )
-    signalled = {f.feature: f.events_seen for a in firing for f in a.features}
+    signalled = {f.feature: f.events_seen for a in drift for f in a.features}
     print("\n  feature            first signal at event  detection delay (events)")
     for feature in FEATURES:
         if feature not in signalled:

@@ -2,7 +2,9 @@
 
 Stable traffic, then from ``onset`` on two named changes: a new far-out suburb enters the
 delivery area (``distance_km`` grows by about a third) and a storm sets in (``weather`` turns
-mostly rain and snow). Everything else stays as it was, so any alert on it is a false alarm.
+mostly rain and snow). Everything else stays as it was, so any drift alert on it is a false
+alarm. Before that, a pipeline break: the courier-tracking service is down for ``outage``
+events and ``courier_load`` arrives null (a data-quality problem, not drift).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ FEATURES: dict[str, str] = {
     "vehicle": "categorical",
 }
 DRIFTING = ("distance_km", "weather")
+OUTAGE_FEATURE = "courier_load"
 
 WEATHER = np.array(["clear", "cloudy", "rain", "snow"], dtype=object)
 ZONES = np.array(["centre", "north", "south", "east", "west", "harbour"], dtype=object)
@@ -35,6 +38,7 @@ class Scenario:
     n_events: int = 60_000
     onset: int = 30_000
     seed: int = 42
+    outage: tuple[int, int] = (12_000, 14_000)  # events with courier_load null
 
     def columns(self, n: int, drifted: bool, rng: np.random.Generator) -> dict[str, np.ndarray]:
         distance = rng.gamma(2.2, 1.6, n) * (1.35 if drifted else 1.0)
@@ -86,4 +90,6 @@ class Scenario:
             for i, prediction in enumerate(eta.tolist()):
                 features = {name: column[i] for name, column in zip(names, values, strict=True)}
                 out.append({"features": features, "prediction": prediction})
+        for event in out[self.outage[0] : self.outage[1]]:
+            event["features"][OUTAGE_FEATURE] = None
         return out

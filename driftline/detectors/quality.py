@@ -306,7 +306,7 @@ def _plain(value: Any) -> Any:
 def _count_examples(examples: dict[str, int], values: np.ndarray) -> None:
     """Count flagged values; the first MAX_EXAMPLES distinct ones keep a slot."""
     for value in values.tolist():
-        key = str(value)[:EXAMPLE_CHARS]
+        key = (f"{value:.6g}" if isinstance(value, float) else str(value))[:EXAMPLE_CHARS]
         if key in examples:
             examples[key] += 1
         elif len(examples) < MAX_EXAMPLES:
