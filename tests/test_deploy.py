@@ -29,7 +29,7 @@ def tool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_promtool_checks_the_rules_and_the_prometheus_config() -> None:
     rules = tool("promtool", "check", "rules", str(RULES))
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "SUCCESS: 8 rules found" in rules.stdout
+    assert "SUCCESS: 9 rules found" in rules.stdout
     config = tool("promtool", "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
     assert config.returncode == 0, config.stdout + config.stderr
 
