@@ -175,18 +175,23 @@ class QualityMonitor:
             return []
         signals: list[Signal] = []
         n = end - pos
+        columns: dict[str, _Column] = {}  # each feature's column and masks, once per chunk
         for spec in self.specs:
             state = runs.setdefault(spec.subject, RunState())
             before = state.flagged
+            column = columns.get(spec.feature) or columns.setdefault(
+                spec.feature, self._column(batch, spec.feature, pos, end)
+            )
             if spec.constant is not None:
-                result = spec.constant.update(state, self._present(batch, spec.feature, pos, end))
+                kept = ~column.missing
+                result = spec.constant.update(state, column.values[kept])
                 if result.alarms:  # from the index among present values to the chunk's row
-                    rows = self._present_rows(batch, spec.feature, pos, end)
+                    rows = np.flatnonzero(kept)
                     result = replace(result, first=int(rows[result.first]))
                 reference = spec.constant.reference_rate
             else:
                 assert spec.rate is not None
-                flagged, values = self._flagged(batch, spec, pos, end, n)
+                flagged, values = self._flagged(spec, column, n)
                 result = spec.rate.update(state, flagged, values)
                 reference = spec.rate.reference_rate
             self._note(
@@ -304,44 +309,41 @@ class QualityMonitor:
         del runs[min(idle)]
         return True
 
-    def _present(self, batch: PredictionBatch, feature: str, pos: int, end: int) -> np.ndarray:
+    def _column(self, batch: PredictionBatch, feature: str, pos: int, end: int) -> _Column:
         if self.features[feature] == "numeric":
-            column = batch.numeric[feature][pos:end]
-            return column[~np.isnan(column)]
-        column = batch.categorical[feature][pos:end]
-        return column[column != None]  # noqa: E711  (elementwise on an object array)
-
-    def _present_rows(self, batch: PredictionBatch, feature: str, pos: int, end: int) -> np.ndarray:
-        if self.features[feature] == "numeric":
-            return np.flatnonzero(~np.isnan(batch.numeric[feature][pos:end]))
-        return np.flatnonzero(batch.categorical[feature][pos:end] != None)  # noqa: E711
+            values = batch.numeric[feature][pos:end]
+            missing = np.isnan(values)
+        else:
+            values = batch.categorical[feature][pos:end]
+            missing = values == None  # noqa: E711  (elementwise on an object array)
+        wrong = np.zeros(end - pos, dtype=bool)
+        rows = batch.type_errors.get(feature)
+        if rows is not None:
+            wrong[rows[(rows >= pos) & (rows < end)] - pos] = True
+        return _Column(values, missing, wrong)
 
     def _flagged(
-        self, batch: PredictionBatch, spec: _Spec, pos: int, end: int, n: int
+        self, spec: _Spec, column: _Column, n: int
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        feature = spec.feature
-        numeric = self.features[feature] == "numeric"
-        column = batch.numeric[feature][pos:end] if numeric else batch.categorical[feature][pos:end]
         if spec.check == TYPE_ERROR:
-            flagged = np.zeros(n, dtype=bool)
-            rows = batch.type_errors.get(feature)
-            if rows is not None:
-                inside = rows[(rows >= pos) & (rows < end)]
-                flagged[inside - pos] = True
-            return flagged, None
-        missing = np.isnan(column) if numeric else column == None  # noqa: E711
-        if spec.check == MISSING:
-            rows = batch.type_errors.get(feature)
-            if rows is not None:  # wrong types are missing values too, but named apart
-                inside = rows[(rows >= pos) & (rows < end)]
-                missing = missing.copy()
-                missing[inside - pos] = False
-            return missing, None
+            return column.wrong_type, None
+        if spec.check == MISSING:  # wrong types are missing values too, but named apart
+            return column.missing & ~column.wrong_type, None
+        values = column.values
         if spec.check == OUT_OF_RANGE:
-            return (column < spec.low) | (column > spec.high), column
+            return (values < spec.low) | (values > spec.high), values
         # unseen category
-        seen = np.fromiter(map(spec.categories.__contains__, column), dtype=bool, count=n)
-        return ~(seen | missing), column
+        seen = np.fromiter(map(spec.categories.__contains__, values), dtype=bool, count=n)
+        return ~(seen | column.missing), values
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One feature's values in a chunk, with its missing and wrong-typed rows."""
+
+    values: np.ndarray
+    missing: np.ndarray
+    wrong_type: np.ndarray
 
 
 def _field_of(subject: str) -> str | None:
