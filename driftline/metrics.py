@@ -8,12 +8,27 @@ the single label value ``model="_unknown"``.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from driftline.config import Config
+from driftline.detectors.profile import FeatureProfile, NumericProfile
 from driftline.stream.codec import Reason
 
 UNKNOWN_MODEL = "_unknown"
+ALERT_KINDS = ("drift", "data_quality")
+ALERT_STATUSES = ("firing", "resolved")
 
 
 class WorkerMetrics:
@@ -22,6 +37,9 @@ class WorkerMetrics:
         self._models = set(config.models)
         self._features = {m: set(c.features) for m, c in config.models.items()}
         r = self.registry
+        if registry is None:  # CPU, memory, open files of the worker (service health)
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
         self.events = Counter(
             "driftline_events_processed", "Prediction events processed", ["model"], registry=r
         )
@@ -44,6 +62,26 @@ class WorkerMetrics:
             "driftline_feature_type_errors",
             "Feature values of the wrong type (kept as missing)",
             ["model", "feature"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "driftline_consumer_lag",
+            "Messages on the partition not yet processed by this worker (end offset minus the "
+            "next offset to process), per assigned partition of the predictions topic",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.predictions = Counter(
+            "driftline_predictions",
+            "Predictions by bucket of the reference profile (its bins for a numeric prediction, "
+            "its classes and _other for a class)",
+            ["model", "bucket"],
+            registry=r,
+        )
+        self.reference_prediction_share = Gauge(
+            "driftline_reference_prediction_share",
+            "Share of the reference profile's predictions in each bucket",
+            ["model", "bucket"],
             registry=r,
         )
         self.batch_seconds = Histogram(
@@ -116,8 +154,16 @@ class WorkerMetrics:
                 self.notifications.labels(receiver, outcome)
         for model in self._models:  # series exist from the start, so dashboards are not empty
             self.events.labels(model)
+            self.batches.labels(model)
+            self.replayed.labels(model)
+            self.retraining_requests.labels(model, "drift")
             for reason in Reason.ALL:
                 self.dead_letters.labels(model, reason)
+            for kind in ALERT_KINDS:
+                for status in ALERT_STATUSES:
+                    self.alerts.labels(model, kind, status)
+            for feature in self._features[model]:
+                self.drifting.labels(model, feature)
         for reason in Reason.ALL:
             self.dead_letters.labels(UNKNOWN_MODEL, reason)
 
@@ -126,6 +172,54 @@ class WorkerMetrics:
 
     def feature_known(self, model_id: str, feature: str) -> bool:
         return feature in self._features.get(model_id, ())
+
+
+class PredictionBuckets:
+    """Sorts a model's predictions into the buckets of its reference profile's prediction.
+
+    A numeric prediction goes to the profile's quantile bins (names like ``03: 4.2 to 5.1``, a
+    number first so they sort in order); a class to its own name, or ``_other`` for classes the
+    reference did not have. The bucket names come from the profile, never from the events.
+    """
+
+    def __init__(self, profile: FeatureProfile) -> None:
+        self.numeric = isinstance(profile, NumericProfile)
+        if isinstance(profile, NumericProfile):
+            self.edges = np.asarray(profile.bin_edges, dtype=np.float64)
+            self.names = _bin_names(profile.bin_edges)
+            self.reference = profile.bin_probs
+        else:
+            self.names = [*profile.categories, "_other"]
+            self.reference = profile.probs
+            self.index = {c: i for i, c in enumerate(profile.categories)}
+
+    def counts(self, predictions: Sequence[Any]) -> np.ndarray:
+        """Predictions per bucket; predictions that are not a number (or not a class) skipped."""
+        if self.numeric:
+            values = np.asarray(predictions)
+            if values.dtype.kind not in "fiu":  # None, strings or bools among them
+                values = np.array([_as_float(p) for p in predictions], dtype=np.float64)
+            values = values[np.isfinite(values)]
+            bins = np.searchsorted(self.edges, values, side="right")
+        else:
+            other = len(self.names) - 1
+            found = [self.index.get(str(p), other) for p in predictions if p is not None]
+            bins = np.array(found, dtype=np.int64)
+        return np.bincount(bins, minlength=len(self.names))
+
+
+def _as_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return float("nan")
+    return float(value)
+
+
+def _bin_names(edges: Sequence[float]) -> list[str]:
+    width = len(str(len(edges) + 1))
+    bounds = [f"{e:.4g}" for e in edges]
+    inner = [f"{lo} to {hi}" for lo, hi in pairwise(bounds)]
+    labels = [f"below {bounds[0]}", *inner, f"{bounds[-1]} and above"] if bounds else ["all"]
+    return [f"{i + 1:0{width}d}: {label}" for i, label in enumerate(labels)]
 
 
 def scrape_total(port: int, name: str, labels: str = "", host: str = "127.0.0.1") -> float:

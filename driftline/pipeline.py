@@ -11,10 +11,12 @@ import time
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from driftline.alerting import AlertPolicy
 from driftline.config import Config, ConfigError
 from driftline.detectors.profile import ReferenceProfile
-from driftline.metrics import WorkerMetrics
+from driftline.metrics import PredictionBuckets, WorkerMetrics
 from driftline.monitor import BatchOutcome, ModelMonitor
 from driftline.records import Alert, RetrainingRequest
 from driftline.stream.codec import BatchDecoder, DeadLetter, PredictionBatch
@@ -58,6 +60,14 @@ class Pipeline:
             for feature, check in monitor.quality.series():
                 self.metrics.quality_flagged.labels(model_id, feature, check)
                 self.metrics.quality_failing.labels(model_id, feature, check)
+        self.prediction_buckets: dict[str, PredictionBuckets] = {}
+        for model_id, profile in profiles.items():
+            if profile is None or profile.prediction is None:
+                continue
+            buckets = self.prediction_buckets[model_id] = PredictionBuckets(profile.prediction)
+            for name, share in zip(buckets.names, buckets.reference, strict=True):
+                self.metrics.predictions.labels(model_id, name)
+                self.metrics.reference_prediction_share.labels(model_id, name).set(share)
         self._merge_events = config.worker.merge_events
         self.decoder = BatchDecoder(
             {m: mon.schema for m, mon in self.monitors.items()},
@@ -159,6 +169,11 @@ class Pipeline:
             m.quality_flagged.labels(model, feature, check).inc(flagged)
             failing = (feature, check) in outcome.quality_failing
             m.quality_failing.labels(model, feature, check).set(1.0 if failing else 0.0)
+        buckets = self.prediction_buckets.get(model)
+        if buckets is not None:
+            counts = buckets.counts(batch.predictions)
+            for i in np.flatnonzero(counts):
+                m.predictions.labels(model, buckets.names[i]).inc(int(counts[i]))
         for alert in outcome.alerts:
             m.alerts.labels(model, alert.kind, alert.status).inc()
         for request in outcome.retraining_requests:

@@ -22,6 +22,7 @@ from driftline.config import Config
 from driftline.notify import Notifier
 from driftline.pipeline import BatchResult, Pipeline
 from driftline.stream.delivery import DeliveryLoop, run_forever
+from driftline.stream.lag import INTERVAL_SECONDS, LagReporter
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
 
     linger = config.worker.micro_batch_linger_ms / 1000.0
     records = ModelRecords(state)
+    lag = LagReporter(config.topics.predictions, pipeline.metrics.consumer_lag)
 
     @app.agent(predictions, name="driftline.monitor-predictions")
     async def monitor_predictions(stream: faust.StreamT) -> None:
@@ -118,6 +120,14 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
                     records.writes.clear()  # not applied: the messages will be read again
                     raise
                 records.apply()
+                lag.processed_up_to(group[-1].message.tp, group[-1].message.offset)
+
+    @app.timer(INTERVAL_SECONDS, name="driftline.consumer-lag")
+    async def report_lag() -> None:
+        try:
+            await lag.report(app.consumer)
+        except Exception as exc:  # a metric must never stop the worker
+            log.warning("consumer lag not measured: %s", exc)
 
     if needs_delivery(config):
         add_delivery_loop(app, config, pipeline)
