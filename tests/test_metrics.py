@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from faust.types import TP
 
 import numpy as np
+from faust.types import TP
 from prometheus_client import CollectorRegistry, Gauge
 
 from driftline.config import config_from_dict
