@@ -19,6 +19,7 @@ drift detectors per model and feature against a reference profile, and publishes
   driftline baseline --config C ...    build a reference profile from training data
   driftline worker --config C          run the stream worker (scale out: run more of them)
   driftline replay --config C --events F   the worker's pipeline over a file, no Kafka
+  driftline dashboards generate|push   the Grafana dashboards (dashboards/*.json)
   driftline kafka start|stop|status    the local single-node Kafka used by demo and tests
 """
 
@@ -113,6 +114,35 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dashboards(args: argparse.Namespace) -> int:
+    from driftline import dashboards
+
+    directory = Path(args.dir)
+    if args.action == "generate":
+        if args.check:
+            stale = dashboards.stale(directory)
+            if stale:
+                print(
+                    f"stale in {directory}: {', '.join(stale)} (run driftline dashboards generate)",
+                    file=sys.stderr,
+                )
+                return 1
+            print(f"{directory}: {len(dashboards.DASHBOARDS)} dashboards up to date")
+            return 0
+        for path in dashboards.write(directory):
+            print(f"wrote {path}")
+        return 0
+    if not args.url:
+        raise ConfigError("dashboards push: --url is required (e.g. http://127.0.0.1:3000)")
+    try:
+        uids = dashboards.push(args.url, directory, dict(os.environ), folder=args.folder)
+    except dashboards.PushError as exc:
+        print(f"driftline: {exc}", file=sys.stderr)
+        return 1
+    print(f"pushed {len(uids)} dashboards to {args.url} (folder {args.folder}): {', '.join(uids)}")
+    return 0
+
+
 def _cmd_kafka(args: argparse.Namespace) -> int:
     from driftline.localkafka import main as kafka_main
 
@@ -185,6 +215,21 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", help="alerts as JSON lines (default: standard output)")
     replay.add_argument("--dead-letters", help="write rejected input here as JSON lines")
     replay.set_defaults(func=_cmd_replay)
+
+    boards = sub.add_parser(
+        "dashboards",
+        help="write the Grafana dashboards, or push them to a Grafana",
+        description="generate: write the dashboards (fleet overview, model, service health) "
+        "from driftline/dashboards.py into --dir; with --check, exit 1 if the files there are "
+        "stale. push: upload the dashboards in --dir to the Grafana at --url, with a "
+        "service-account token from $GRAFANA_TOKEN (or $GRAFANA_USER and $GRAFANA_PASSWORD).",
+    )
+    boards.add_argument("action", choices=["generate", "push"])
+    boards.add_argument("--dir", default="dashboards", help="where the JSON files are")
+    boards.add_argument("--check", action="store_true", help="generate: only check, write nothing")
+    boards.add_argument("--url", help="push: Grafana's base URL")
+    boards.add_argument("--folder", default="driftline", help="push: Grafana folder title")
+    boards.set_defaults(func=_cmd_dashboards)
 
     kafka = sub.add_parser(
         "kafka",
