@@ -45,9 +45,18 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from driftline.demo.run import run_demo
+    from driftline.demo import run
 
-    return run_demo(
+    if args.demo_action == "profile":
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        profile = run.demo_profile()
+        out.write_bytes(profile.to_json())
+        print(f"wrote {out}: profile {profile.version} of {run.MODEL} v{profile.model_version}")
+        return 0
+    if args.demo_action == "produce":
+        return run.produce(_config(args.config), args.rate, args.round_events, args.loop)
+    return run.run_demo(
         bootstrap=args.bootstrap,
         n_events=args.events,
         rate=args.rate,
@@ -179,7 +188,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--events", type=int, default=60_000, help="events to replay")
     demo.add_argument("--rate", type=float, default=2_000.0, help="events per second")
     demo.add_argument("--metrics-port", type=int, default=9464)
-    demo.set_defaults(func=_cmd_demo)
+    demo.set_defaults(func=_cmd_demo, demo_action=None)
+    demo_actions = demo.add_subparsers(dest="demo_action", metavar="ACTION")
+    profile = demo_actions.add_parser(
+        "profile",
+        help="only write the demo model's reference profile (for the compose stack)",
+        description="Write the ETA model's reference profile to --out and exit.",
+    )
+    profile.add_argument("--out", required=True)
+    produce = demo_actions.add_parser(
+        "produce",
+        help="only send the demo traffic to a running worker's Kafka (for the compose stack)",
+        description="Send the demo's ETA traffic (stable, an outage, then drift) to the "
+        "predictions topic of the config, at --rate events/s; with --loop, round after round.",
+    )
+    produce.add_argument("--config", help="YAML config (default: $DRIFTLINE_CONFIG)")
+    produce.add_argument("--rate", type=float, default=200.0, help="events per second")
+    produce.add_argument(
+        "--events", dest="round_events", type=int, default=60_000, help="events per round"
+    )
+    produce.add_argument("--loop", action="store_true", help="keep sending, round after round")
 
     baseline = sub.add_parser(
         "baseline",

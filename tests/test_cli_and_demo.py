@@ -127,3 +127,37 @@ def test_demo_finds_the_outage_and_both_drifts_and_nothing_else(kafka_bootstrap:
     assert re.search(r"weather +6,\d{3} +\d+\n", text), text
     assert "events processed     12,000" in text
     assert "dead-lettered        3" in text
+
+
+@pytest.mark.kafka
+def test_demo_profile_and_produce_feed_the_compose_stacks_worker(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    import orjson
+    import yaml
+
+    from driftline.config import load_config
+    from driftline.detectors.profile import ReferenceProfile
+    from driftline.localkafka import PROJECT_ROOT
+    from tests.conftest import read_topic
+
+    out = cli("demo", "profile", "--out", str(tmp_path / "eta.profile.json"))
+    assert out.returncode == 0, out.stderr
+    profile = ReferenceProfile.from_json((tmp_path / "eta.profile.json").read_bytes())
+    assert profile.model_id == "eta" and profile.prediction is not None
+    # the compose stack's config, pointed at the test broker and a topic prefix of its own
+    raw = yaml.safe_load((PROJECT_ROOT / "deploy/compose/driftline.yaml").read_text())
+    raw["kafka"]["bootstrap_servers"] = kafka_bootstrap
+    raw["topics"]["prefix"] = f"dltest-produce-{free_port()}."
+    raw["models"]["eta"]["reference"] = str(tmp_path / "eta.profile.json")
+    path = tmp_path / "driftline.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = cli("demo", "produce", "--config", str(path), "--events", "1500", "--rate", "20000")
+    assert out.returncode == 0, out.stdout + out.stderr
+    topic = load_config(path).topics.predictions
+    messages = read_topic(kafka_bootstrap, topic, min_messages=3)
+    docs = [orjson.loads(m.value) for m in messages]
+    assert {d["model_id"] for d in docs} == {"eta"}
+    ids = [i for d in docs for i in d["columns"]["prediction_id"]]
+    assert len(ids) == len(set(ids)) == 1500
+    assert set(docs[0]["columns"]["features"]) == set(profile.features)

@@ -21,7 +21,7 @@ import yaml
 from driftline.config import Config, TopicSettings, config_from_dict
 from driftline.demo.scenario import DRIFTING, FEATURES, OUTAGE_FEATURE, Scenario
 from driftline.demo.slack_sink import SlackSink
-from driftline.detectors.profile import build_profile
+from driftline.detectors.profile import ReferenceProfile, build_profile
 from driftline.localkafka import PROJECT_ROOT, LocalKafka
 from driftline.metrics import scrape_total
 from driftline.records import Alert
@@ -30,6 +30,7 @@ from driftline.stream.topics import ensure_topics
 from kafka import KafkaConsumer, KafkaProducer
 
 MODEL = "eta"
+MODEL_VERSION = "3"
 SLACK_URL_ENV = "DRIFTLINE_DEMO_SLACK_URL"
 BAD_MESSAGES = [
     b"\x00\x01 not json",
@@ -114,8 +115,7 @@ def _run_with_broker(
     started: float,
 ) -> int:
     print("Building the reference profile from the model's validation data ...")
-    cols, eta = scenario.training()
-    profile = build_profile(MODEL, "3", cols, FEATURES, prediction=eta)
+    profile = demo_profile(scenario)
     profile_path = workdir / "eta.profile.json"
     profile_path.write_bytes(profile.to_json())
     raw_config: dict[str, Any] = {
@@ -160,6 +160,49 @@ def _run_with_broker(
             started,
             slack,
         )
+
+
+def demo_profile(scenario: Scenario | None = None) -> ReferenceProfile:
+    """The ETA model's reference profile, from the data it was validated on."""
+    cols, eta = (scenario or Scenario()).training()
+    return build_profile(MODEL, MODEL_VERSION, cols, FEATURES, prediction=eta)
+
+
+def produce(config: Config, rate: float, n_events: int, loop: bool) -> int:
+    """Send the scenario's traffic to the config's predictions topic at about ``rate``/s.
+
+    For the compose stack: each round is stable, has the courier-tracking outage, then drifts;
+    with ``loop`` the rounds go on (a new seed each), so the dashboards keep moving.
+    """
+    logger = PredictionLogger(
+        MODEL,
+        MODEL_VERSION,
+        topic=config.topics.predictions,
+        bootstrap_servers=config.kafka.bootstrap_servers,
+        batch_size=500,
+    )
+    sent, round_ = 0, 0
+    t0 = time.monotonic()
+    try:
+        while True:
+            scenario = Scenario(
+                n_events=n_events,
+                onset=n_events // 2,
+                outage=(n_events // 5, n_events // 5 + n_events // 30),
+                seed=42 + round_,
+            )
+            print(f"round {round_}: {n_events:,} events, drift from event {scenario.onset:,}")
+            for i, event in enumerate(scenario.events()):
+                logger.log(f"r{round_}-{i}", event["features"], event["prediction"])
+                sent += 1
+                ahead = sent / rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+            round_ += 1
+            if not loop:
+                return 0
+    finally:
+        logger.close()
 
 
 def _show_slack(message: dict[str, Any]) -> None:
@@ -233,7 +276,7 @@ def _produce_and_report(
     bad.close()
 
     logger = PredictionLogger(
-        MODEL, "3", topic=topics.predictions, bootstrap_servers=bootstrap, batch_size=500
+        MODEL, MODEL_VERSION, topic=topics.predictions, bootstrap_servers=bootstrap, batch_size=500
     )
     t0 = time.monotonic()
     step = 500
