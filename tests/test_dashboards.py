@@ -222,3 +222,11 @@ def test_push_rejects_credentials_in_the_url(capsys: Any) -> None:
     assert main(["dashboards", "push", "--url", url, "--dir", str(DIR)]) == 1
     err = capsys.readouterr().err
     assert "GRAFANA_TOKEN" in err and "hunter2" not in err
+
+
+def test_slack_links_open_the_model_dashboard_with_its_variable() -> None:
+    from driftline.notify import MODEL_DASHBOARD_UID
+
+    assert MODEL_DASHBOARD_UID == dashboards.MODEL_UID
+    names = {v["name"] for v in DOCS["driftline-model.json"]["templating"]["list"]}
+    assert "model" in names  # the link sets var-model
