@@ -109,10 +109,11 @@ class DeliveryLoop:
             outcome = await self.notifier.deliver(name, item)
             if not outcome.delivered:
                 await self._park(producer, record, name, outcome)
-            self.notifier.count(name, "delivered" if outcome.delivered else "parked")
             value = outcome.to_bytes()
             await producer.send_and_wait(self.topics.deliveries, key=key.encode(), value=value)
             self.delivered[key] = value
+            # counted once noted: a delivery the metric shows is one a restart will not repeat
+            self.notifier.count(name, "delivered" if outcome.delivered else "parked")
 
     async def _park(
         self, producer: Any, record: ConsumerRecord[bytes, bytes], receiver: str, outcome: Delivery
