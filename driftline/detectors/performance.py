@@ -1,0 +1,218 @@
+"""Model performance from joined (prediction, label) pairs, and estimated from scores alone.
+
+Pure numpy. The metric functions compute what scikit-learn's functions of the same names
+compute (the tests compare them on the same data); the estimator is confidence-based
+performance estimation (CBPE, as in NannyML): calibrate the classifier's scores on reference
+data with known labels, then read the expected accuracy and ROC AUC off the calibrated
+probabilities of production events that have no label yet.
+
+CBPE holds under covariate shift (the inputs move, P(label | score) stays as on the reference:
+events drift toward the decision boundary and the estimate falls with the real accuracy). It
+does not hold under concept drift (the same inputs now mean another label): the scores do not
+change, so neither does the estimate; only the labels show it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: the metric each task is judged on, and whether higher is better
+PRIMARY = {"binary": "accuracy", "multiclass": "accuracy", "regression": "mae"}
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "precision": True,
+    "recall": True,
+    "f1": True,
+    "roc_auc": True,
+    "log_loss": False,
+    "calibration_error": False,
+    "mae": False,
+    "rmse": False,
+    "mape": False,
+}
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve: the Mann-Whitney U statistic, ties counted half.
+
+    >>> roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    0.75
+    """
+    y = np.asarray(y, dtype=bool)
+    pos, neg = int(y.sum()), int((~y).sum())
+    if pos == 0 or neg == 0:
+        return float("nan")  # undefined with one class only
+    ranks = _average_ranks(np.asarray(score, dtype=np.float64))
+    return float((ranks[y].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(x.size, dtype=np.float64)
+    ranks[order] = np.arange(1, x.size + 1)
+    sorted_x = x[order]
+    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
+    ends = np.r_[starts[1:], x.size]
+    mean_rank = (starts + 1 + ends) / 2.0  # the average of ranks start+1 .. end
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
+
+
+def log_loss(y: np.ndarray, proba: np.ndarray) -> float:
+    """Mean negative log-likelihood; ``proba`` is P(positive) (1-d) or per class (n x k,
+    columns in the order of the integer labels ``y``). Clipped at machine epsilon."""
+    proba = np.asarray(proba, dtype=np.float64)
+    y = np.asarray(y)
+    if proba.ndim == 1:
+        p = np.clip(proba, _EPS, 1 - _EPS)
+        yb = y.astype(bool)
+        return float(-np.mean(np.where(yb, np.log(p), np.log1p(-p))))
+    p = np.clip(proba / proba.sum(axis=1, keepdims=True), _EPS, 1 - _EPS)
+    return float(-np.mean(np.log(p[np.arange(y.size), y.astype(np.int64)])))
+
+
+def calibration_error(correct: np.ndarray, confidence: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: |accuracy - confidence| per equal-width confidence bin,
+    weighted by the bin's share of events. For a binary model pass P(positive) as the
+    confidence and the label as ``correct`` (the reliability diagram's error)."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    if confidence.size == 0:
+        return float("nan")
+    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    gap = np.abs(
+        np.bincount(which, correct, minlength=bins) - np.bincount(which, confidence, minlength=bins)
+    )
+    return float(gap.sum() / confidence.size)
+
+
+def classification_metrics(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    classes: list[str],
+    proba: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Accuracy, precision, recall, F1 and, with probabilities, ROC AUC, log loss and
+    calibration error.
+
+    ``y_true`` and ``y_pred`` are class indices into ``classes``. Two classes: precision,
+    recall and F1 of the positive class (index 1), ``proba`` is P(positive). More: macro
+    averages, ROC AUC one-vs-rest macro, ``proba`` has a column per class.
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    k = len(classes)
+    cm = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+    tp = np.diag(cm).astype(np.float64)
+    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros(k), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
+    out = {"accuracy": float(tp.sum() / max(1, y_true.size))}
+    if k == 2:
+        out.update(precision=float(precision[1]), recall=float(recall[1]), f1=float(f1[1]))
+    else:
+        present = actual + predicted > 0  # sklearn's macro average skips absent labels
+        out.update(
+            precision=float(precision[present].mean()),
+            recall=float(recall[present].mean()),
+            f1=float(f1[present].mean()),
+        )
+    if proba is not None and y_true.size:
+        proba = np.asarray(proba, dtype=np.float64)
+        if k == 2:
+            out["roc_auc"] = roc_auc(y_true == 1, proba)
+            out["log_loss"] = log_loss(y_true, proba)
+            out["calibration_error"] = calibration_error(y_true == 1, proba)
+        else:
+            aucs = [roc_auc(y_true == c, proba[:, c]) for c in range(k) if actual[c] > 0]
+            out["roc_auc"] = float(np.nanmean(aucs)) if aucs else float("nan")
+            out["log_loss"] = log_loss(y_true, proba)
+            top = proba.argmax(axis=1)
+            out["calibration_error"] = calibration_error(top == y_true, proba.max(axis=1))
+    return out
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE and MAPE (as a fraction; events with a true value of 0 left out of MAPE,
+    where scikit-learn would divide by machine epsilon instead)."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    err = np.asarray(y_pred, dtype=np.float64) - y_true
+    nonzero = y_true != 0
+    return {
+        "mae": float(np.mean(np.abs(err))),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "mape": float(np.mean(np.abs(err[nonzero] / y_true[nonzero])))
+        if nonzero.any()
+        else float("nan"),
+    }
+
+
+@dataclass(frozen=True)
+class ScoreCalibration:
+    """P(positive | score) by histogram binning, learnt on reference data with labels.
+
+    Histogram binning (equal-count bins of the reference scores, each the positive rate of
+    its events) is monotone enough for CBPE, needs no solver and is a few hundred bytes in
+    the reference profile.
+
+    >>> rng = np.random.default_rng(0)
+    >>> s = rng.random(20_000)
+    >>> cal = ScoreCalibration.fit(s, rng.random(20_000) < s)  # already calibrated scores
+    >>> [round(float(p), 2) for p in cal.probability(np.array([0.05, 0.5, 0.95]))]
+    [0.06, 0.5, 0.96]
+    """
+
+    edges: tuple[float, ...]  # inner bin edges
+    rates: tuple[float, ...]  # positive rate per bin (len(edges) + 1)
+
+    @classmethod
+    def fit(cls, score: np.ndarray, positive: np.ndarray, bins: int = 50) -> ScoreCalibration:
+        score = np.asarray(score, dtype=np.float64)
+        positive = np.asarray(positive, dtype=np.float64)
+        edges = np.unique(np.quantile(score, np.linspace(0, 1, bins + 1))[1:-1])
+        which = np.searchsorted(edges, score, side="right")
+        n = np.bincount(which, minlength=edges.size + 1)
+        hits = np.bincount(which, positive, minlength=edges.size + 1)
+        # a Beta(1, 1) prior keeps empty or tiny bins away from exactly 0 and 1
+        rates = (hits + 1) / (n + 2)
+        return cls(tuple(float(e) for e in edges), tuple(float(r) for r in rates))
+
+    def probability(self, score: np.ndarray) -> np.ndarray:
+        which = np.searchsorted(
+            np.asarray(self.edges), np.asarray(score, dtype=np.float64), "right"
+        )
+        return np.asarray(self.rates)[which]
+
+
+def expected_accuracy(p_positive: np.ndarray, predicted_positive: np.ndarray) -> float:
+    """CBPE accuracy: each event is right with its calibrated probability of its prediction."""
+    p = np.asarray(p_positive, dtype=np.float64)
+    pred = np.asarray(predicted_positive, dtype=bool)
+    return float(np.mean(np.where(pred, p, 1 - p))) if p.size else float("nan")
+
+
+def expected_roc_auc(score: np.ndarray, p_positive: np.ndarray) -> float:
+    """CBPE ROC AUC: the ROC curve of expected true and false positives at every threshold.
+
+    At a threshold, each event above it is a true positive with probability p and a false
+    positive with 1 - p; sums of those are the expected counts. Tied scores move together.
+    """
+    score = np.asarray(score, dtype=np.float64)
+    p = np.asarray(p_positive, dtype=np.float64)
+    if p.size == 0:
+        return float("nan")
+    order = np.argsort(-score, kind="mergesort")
+    s, p = score[order], p[order]
+    last_of_tie = np.r_[s[1:] != s[:-1], True]
+    tp = np.cumsum(p)[last_of_tie]
+    fp = np.cumsum(1 - p)[last_of_tie]
+    if tp[-1] <= 0 or fp[-1] <= 0:
+        return float("nan")
+    tpr = np.r_[0.0, tp / tp[-1]]
+    fpr = np.r_[0.0, fp / fp[-1]]
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
