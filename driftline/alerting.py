@@ -46,6 +46,8 @@ class SubjectTrack:
     reference_rate: float | None = None
     flagged_at: int = -1
     examples: list[str] = field(default_factory=list)
+    # performance subjects: the metric's value at the first signal (reference_rate: baseline)
+    value: float | None = None
 
     @property
     def excess(self) -> float:
@@ -99,6 +101,7 @@ class Signal:
     reference_rate: float | None = None
     flagged_at: int = -1  # a rate check's flagged events up to the first signal
     examples: tuple[str, ...] = ()
+    value: float | None = None  # a performance metric's value (reference_rate: its baseline)
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,7 @@ class AlertPolicy:
                 track.reference_rate = sig.reference_rate
                 track.flagged_at = sig.flagged_at
                 track.examples = list(sig.examples)
+                track.value = sig.value
             track.signals += sig.count
             track.threshold = sig.threshold
             state.subjects[sig.subject] = track
@@ -269,7 +273,9 @@ class AlertPolicy:
                 events_seen=t.first_event,
                 signals=t.signals,
                 excess=t.excess,
-                rate=_rate_since(t, chunk, name, at) if status == "firing" else None,
+                rate=t.value
+                if t.value is not None
+                else (_rate_since(t, chunk, name, at) if status == "firing" else None),
                 reference_rate=t.reference_rate,
                 examples=list(t.examples),
             )
@@ -330,12 +336,29 @@ def firing_message(alert: Alert) -> str:
         if others:
             line += "; also " + ", ".join(others) + (f" and {more} more" if more > 0 else "")
         return line
+    if alert.kind == "performance":
+        return f"{title}: " + "; ".join(_performance_text(f) for f in ranked[:2])
     names = ", ".join(f.feature for f in ranked[:3]) + (" …" if alert.features_drifting > 3 else "")
     n = alert.features_drifting
     return (
         f"{title}: {n} feature{'s' if n != 1 else ''} ({names}); top: {top.feature} "
         f"{top.detector} {top.statistic:.1f} over threshold {top.threshold:.1f}, "
         f"{top.signals} signal{'s' if top.signals != 1 else ''}"
+    )
+
+
+def _performance_text(f: FeatureEvidence) -> str:
+    if f.feature == "errors":
+        return (
+            f"errors rising from event {f.events_seen:,} ({f.detector} {f.statistic:.1f} over "
+            f"{f.threshold:.1f})"
+        )
+    name = f.feature.replace("_", " ")
+    if f.rate is None or f.reference_rate is None:
+        return f"{name} worse than the baseline"
+    return (
+        f"{name} {f.rate:.3g} in the window ending at event {f.events_seen:,}, baseline "
+        f"{f.reference_rate:.3g} (tolerance {f.threshold:g})"
     )
 
 

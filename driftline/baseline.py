@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,9 @@ import numpy as np
 import orjson
 
 from driftline.config import ModelConfig
+from driftline.detectors.performance import ScoreCalibration
 from driftline.detectors.profile import ReferenceProfile, build_profile
+from driftline.performance import OutcomeEncoder, baseline_performance
 
 
 def read_columns(path: Path) -> dict[str, list[Any]]:
@@ -51,7 +54,14 @@ def profile_from_file(
     model_version: str,
     prediction_column: str | None = "prediction",
     label_column: str | None = "label",
+    score_column: str | None = "score",
 ) -> ReferenceProfile:
+    """The reference profile of the data in ``path``.
+
+    With a label column: the label distribution and the baseline performance. A binary
+    classifier's ``score_column`` (P(positive class)) also gives the score calibration the
+    performance estimate needs.
+    """
     columns = read_columns(path)
     missing = [f for f in model.features if f not in columns]
     if missing:
@@ -74,18 +84,8 @@ def profile_from_file(
         return np.array([None if v is None else str(v) for v in values], dtype=object)
 
     prediction, label = outcome(prediction_column), outcome(label_column)
-    performance: dict[str, float] = {}
-    if prediction is not None and label is not None:
-        if out_type == "numeric":
-            err = prediction - label
-            ok = np.isfinite(err)
-            performance = {
-                "mae": float(np.mean(np.abs(err[ok]))),
-                "rmse": float(np.sqrt(np.mean(err[ok] ** 2))),
-            }
-        else:
-            performance = {"accuracy": float(np.mean(prediction == label))}
-    return build_profile(
+    score = _numeric(columns[score_column]) if score_column in columns else None
+    profile = build_profile(
         model_id,
         model_version,
         arrays,
@@ -93,5 +93,17 @@ def profile_from_file(
         prediction=prediction,
         prediction_type=out_type,
         label=label,
-        performance=performance,
     )
+    if prediction is None or label is None:
+        return profile
+    positive = model.performance.positive_class
+    scores = None if score is None else [{positive: float(s)} for s in score]
+    performance = baseline_performance(model, profile, list(prediction), list(label), scores)
+    calibration = None
+    if model.task == "binary" and score is not None:
+        encoder = OutcomeEncoder(model, profile)
+        y = encoder.encode(list(label))
+        ok = np.isfinite(score) & (y >= 0)
+        fitted = ScoreCalibration.fit(score[ok], y[ok] == 1)
+        calibration = {"edges": list(fitted.edges), "rates": list(fitted.rates)}
+    return replace(profile, performance=performance, calibration=calibration)

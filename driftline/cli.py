@@ -80,6 +80,7 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
         model_version=args.model_version,
         prediction_column=args.prediction_column,
         label_column=args.label_column,
+        score_column=args.score_column,
     )
     out = Path(args.out) if args.out else config.reference_path(args.model)
     if out is None:
@@ -222,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.add_argument("--model-version", default="1")
     baseline.add_argument("--prediction-column", default="prediction")
     baseline.add_argument("--label-column", default="label")
+    baseline.add_argument(
+        "--score-column",
+        default="score",
+        help="binary classifiers: P(positive class), for the performance estimate",
+    )
     baseline.add_argument("--out")
     baseline.add_argument(
         "--publish",

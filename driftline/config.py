@@ -217,6 +217,40 @@ class DataQualitySettings(_Strict):
     )
 
 
+ErrorDetector = Literal["cusum", "ddm", "eddm", "hddm_a", "hddm_w", "adwin"]
+PerformanceMetric = Literal[
+    "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "mae", "rmse", "mape"
+]
+
+
+class PerformanceSettings(_Strict):
+    """Labels joined to predictions, windowed metrics against the baseline, estimates."""
+
+    # Off by default: it keeps every prediction (id, prediction, scores, time: about 0.5 KB)
+    # until its label comes or the TTL passes, so memory grows with rate x TTL.
+    enabled: bool = False
+    label_ttl_seconds: float = Field(
+        default=86_400.0, gt=0, description="how long a prediction waits for its label"
+    )
+    window_labels: int = Field(default=500, ge=20, description="labelled events per window")
+    metric: PerformanceMetric | None = Field(
+        default=None, description="the metric alerts watch (accuracy, or mae for regression)"
+    )
+    # How much worse than the reference profile's baseline the metric may get: an absolute
+    # drop for scores (accuracy 0.91 -> 0.86 at 0.05), a relative rise for errors (MAE up 5%).
+    tolerance: float = Field(default=0.05, gt=0)
+    # The sequential test on the stream of errors (0/1 per labelled event) that warns before
+    # a window completes: "cusum" spends the model's false-alarm budget (a Bernoulli CUSUM
+    # from the baseline error rate to it plus the tolerance); river's detectors use their own
+    # defaults, not the budget. Classification only.
+    error_detector: ErrorDetector = "cusum"
+    positive_class: str = Field(default="1", description="binary: the class scores are for")
+    estimate: bool = Field(
+        default=True,
+        description="binary with scores: estimate accuracy and ROC AUC before labels (CBPE)",
+    )
+
+
 class ModelConfig(_Strict):
     task: Task
     features: dict[str, FeatureType]
@@ -227,6 +261,7 @@ class ModelConfig(_Strict):
     detectors: dict[str, DetectorOverride] = Field(default_factory=dict)
     retraining: RetrainingPolicy = RetrainingPolicy()
     data_quality: DataQualitySettings = DataQualitySettings()
+    performance: PerformanceSettings = PerformanceSettings()
 
     @field_validator("features")
     @classmethod

@@ -27,7 +27,8 @@ from driftline.detectors.profile import FeatureProfile, NumericProfile
 from driftline.stream.codec import Reason
 
 UNKNOWN_MODEL = "_unknown"
-ALERT_KINDS = ("drift", "data_quality")
+ALERT_KINDS = ("drift", "data_quality", "performance")
+LABEL_OUTCOMES = ("joined", "waiting", "expired_label", "expired_prediction", "duplicate")
 ALERT_STATUSES = ("firing", "resolved")
 
 
@@ -67,7 +68,8 @@ class WorkerMetrics:
         self.consumer_lag = Gauge(
             "driftline_consumer_lag",
             "Messages on the partition not yet processed by this worker (end offset minus the "
-            "next offset to process), per assigned partition of the predictions topic",
+            "next offset to process), per assigned partition of the predictions and labels "
+            "topics",
             ["topic", "partition"],
             registry=r,
         )
@@ -129,6 +131,39 @@ class WorkerMetrics:
             ["model", "feature", "check"],
             registry=r,
         )
+        self.labels = Counter(
+            "driftline_labels",
+            "Label events by what the join did with them (joined to their prediction, waiting "
+            "for it, expired without one, duplicate), and predictions expired without a label",
+            ["model", "outcome"],
+            registry=r,
+        )
+        self.label_delay = Histogram(
+            "driftline_label_delay_seconds",
+            "Event time from a prediction to its label, for joined labels",
+            ["model"],
+            buckets=(1, 10, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400),
+            registry=r,
+        )
+        self.performance = Gauge(
+            "driftline_performance",
+            "A performance metric over the last complete window of labelled events",
+            ["model", "metric"],
+            registry=r,
+        )
+        self.performance_estimate = Gauge(
+            "driftline_performance_estimate",
+            "A performance metric estimated from scores (CBPE) over the last window of "
+            "predictions, before their labels arrive",
+            ["model", "metric"],
+            registry=r,
+        )
+        self.performance_baseline = Gauge(
+            "driftline_performance_baseline",
+            "A performance metric on the reference data (the reference profile)",
+            ["model", "metric"],
+            registry=r,
+        )
         self.retraining_requests = Counter(
             "driftline_retraining_requests",
             "RetrainingRequest records published",
@@ -164,6 +199,9 @@ class WorkerMetrics:
                     self.alerts.labels(model, kind, status)
             for feature in self._features[model]:
                 self.drifting.labels(model, feature)
+            if config.models[model].performance.enabled:
+                for outcome in LABEL_OUTCOMES:
+                    self.labels.labels(model, outcome)
         for reason in Reason.ALL:
             self.dead_letters.labels(UNKNOWN_MODEL, reason)
 

@@ -81,9 +81,15 @@ class ModelMonitor:
             categorical=tuple(f for f, t in config.features.items() if t == "categorical"),
         )
         self._quality_checks = QualityMonitor.count(config, profile)
+        # the error test and the estimate's check (see performance.py) share the budget too
+        self._performance_checks = 2 if config.performance.enabled else 0
+        self.share = config.false_alarm_budget  # one check's ARL, set by _specs
         self.specs = self._specs()
         self.quality = QualityMonitor(
-            model_id, config, profile, len(self.specs) + self._quality_checks
+            model_id,
+            config,
+            profile,
+            len(self.specs) + self._quality_checks + self._performance_checks,
         )
         self._live: dict[str, tuple[bytes, Detector]] = {}
         self._episode_cache: dict[str, tuple[bytes | None, EpisodeState]] = {}
@@ -101,10 +107,11 @@ class ModelMonitor:
                 self.model_id,
                 ", ".join(sorted(missing)),
             )
-        # The model's budget is shared evenly: with F detectors and Q data-quality checks each
-        # may raise a false alarm once per (F + Q) * budget values, so the model as a whole
-        # keeps its budget (union bound).
-        share = self.config.false_alarm_budget * max(len(features) + self._quality_checks, 1)
+        # The model's budget is shared evenly: with F detectors, Q data-quality checks and P
+        # performance checks each may raise a false alarm once per (F + Q + P) * budget
+        # values, so the model as a whole keeps its budget (union bound).
+        checks = len(features) + self._quality_checks + self._performance_checks
+        share = self.share = self.config.false_alarm_budget * max(checks, 1)
         specs = []
         for feature in features:
             kind = self.config.features[feature]

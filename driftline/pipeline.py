@@ -16,10 +16,12 @@ import numpy as np
 from driftline.alerting import AlertPolicy
 from driftline.config import Config, ConfigError
 from driftline.detectors.profile import ReferenceProfile
+from driftline.join import JoinCounts, Joined, LabelJoin
 from driftline.metrics import PredictionBuckets, WorkerMetrics
 from driftline.monitor import BatchOutcome, ModelMonitor
+from driftline.performance import PerformanceEstimator, PerformanceMonitor, PerformanceOutcome
 from driftline.records import Alert, RetrainingRequest
-from driftline.stream.codec import BatchDecoder, DeadLetter, PredictionBatch
+from driftline.stream.codec import BatchDecoder, DeadLetter, LabelBatch, PredictionBatch
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ class BatchResult:
     dead_letters: list[tuple[int, DeadLetter]] = field(default_factory=list)
     outcomes: list[BatchOutcome] = field(default_factory=list)
     retraining_requests: list[RetrainingRequest] = field(default_factory=list)
+    performance: list[PerformanceOutcome] = field(default_factory=list)
+    joins: JoinCounts = field(default_factory=JoinCounts)
 
     @property
     def events(self) -> int:
@@ -68,11 +72,46 @@ class Pipeline:
             for name, share in zip(buckets.names, buckets.reference, strict=True):
                 self.metrics.predictions.labels(model_id, name)
                 self.metrics.reference_prediction_share.labels(model_id, name).set(share)
+        self._performance(config, profiles)
         self._merge_events = config.worker.merge_events
         self.decoder = BatchDecoder(
             {m: mon.schema for m, mon in self.monitors.items()},
             max_message_bytes=config.worker.max_message_bytes,
             max_batch_events=config.worker.max_batch_events,
+        )
+
+    def _performance(self, config: Config, profiles: dict[str, ReferenceProfile | None]) -> None:
+        """The label join and performance monitors of the models with performance enabled."""
+        self.performance: dict[str, PerformanceMonitor] = {}
+        self.estimators: dict[str, PerformanceEstimator] = {}
+        for model_id, model in config.models.items():
+            settings = model.performance
+            if not settings.enabled:
+                continue
+            profile = profiles.get(model_id)
+            monitor = PerformanceMonitor(
+                model_id, model, profile, config.alerts, self.monitors[model_id].share
+            )
+            if monitor.baseline is None:
+                raise ConfigError(
+                    f"{config.source}: models.{model_id}.performance: the reference profile has "
+                    f"no baseline {monitor.metric} to compare with (build it with `driftline "
+                    "baseline` from data with a label column)"
+                )
+            self.performance[model_id] = monitor
+            for metric, value in (profile.performance if profile else {}).items():
+                self.metrics.performance_baseline.labels(model_id, metric).set(value)
+            if (
+                model.task == "binary"
+                and settings.estimate
+                and profile is not None
+                and profile.calibration
+            ):
+                self.estimators[model_id] = PerformanceEstimator(
+                    model_id, model, profile, config.alerts
+                )
+        self.join = LabelJoin(
+            {m: config.models[m].performance.label_ttl_seconds for m in self.performance}
         )
 
     @classmethod
@@ -89,6 +128,7 @@ class Pipeline:
         values: Sequence[bytes | None],
         state: MutableMapping[str, bytes],
         sources: Sequence[Source] | None = None,
+        joins: MutableMapping[str, bytes] | None = None,
     ) -> BatchResult:
         """Decode each message, then run each model's detectors once over all its rows.
 
@@ -99,6 +139,9 @@ class Pipeline:
         model's detectors run, the highest offset applied is written beside their state, and a
         message at or below it (delivered again after a restart or rebalance, as Kafka's
         at-least-once delivery does) is skipped and counted instead of counted twice.
+
+        ``joins`` is the label join's state: predictions of models with performance enabled
+        wait there for their labels (a dict when there is no label stream to join).
         """
         started = time.perf_counter()
         result = BatchResult()
@@ -126,14 +169,14 @@ class Pipeline:
             self.metrics.batches.labels(label).inc()
             model_id = batch.model_id
             if pending.get(model_id) and sizes[model_id] + len(batch) > self._merge_events:
-                self._run(model_id, pending.pop(model_id), state, result)
+                self._run(model_id, pending.pop(model_id), state, result, joins)
                 sizes[model_id] = 0
             pending.setdefault(model_id, []).append(batch)
             sizes[model_id] = sizes.get(model_id, 0) + len(batch)
         # Decoded rows are held only until their model has about merge_events of them: memory
         # stays bounded however many large messages one take brings.
         for model_id, batches in pending.items():
-            self._run(model_id, batches, state, result)
+            self._run(model_id, batches, state, result, joins)
         # Written after the detector states: same changelog partition, so in order.
         for model_marks in marks.values():
             for key, offset in model_marks.items():
@@ -148,6 +191,7 @@ class Pipeline:
         batches: list[PredictionBatch],
         state: MutableMapping[str, bytes],
         result: BatchResult,
+        joins: MutableMapping[str, bytes] | None,
     ) -> None:
         batch = PredictionBatch.merge(batches)
         outcome = self.monitors[model_id].process(batch, state)
@@ -155,6 +199,83 @@ class Pipeline:
         result.alerts.extend(outcome.alerts)
         result.retraining_requests.extend(outcome.retraining_requests)
         self._record(batch, outcome)
+        estimator = self.estimators.get(model_id)
+        if estimator is not None:
+            self._performed(model_id, estimator.process(batch, state), result)
+        if joins is not None and self.join.monitors(model_id):
+            joined = self.join.add_predictions(batch, joins)
+            self._joined(model_id, joined.pairs, joined.counts, state, result)
+
+    def process_labels(
+        self,
+        values: Sequence[bytes | None],
+        state: MutableMapping[str, bytes],
+        joins: MutableMapping[str, bytes],
+        sources: Sequence[Source] | None = None,
+    ) -> BatchResult:
+        """Decode label messages, join each label to its prediction, run the performance
+        monitors on the pairs. Replays are skipped by offset as for predictions."""
+        result = BatchResult()
+        marks: dict[str, dict[str, int]] = {}
+        for index, value in enumerate(values):
+            decoded = self.decoder.decode_labels(value)
+            label = self.metrics.model_label(decoded.model_id)
+            if sources is not None and decoded.model_id in self.monitors:
+                topic, partition, offset = sources[index]
+                key = f"{decoded.model_id}/_applied/{topic}:{partition}"
+                if offset <= _watermark(state, marks, decoded.model_id, key):
+                    self.metrics.replayed.labels(decoded.model_id).inc()
+                    continue
+                marks.setdefault(decoded.model_id, {})[key] = offset
+            for dead in decoded.dead_letters:
+                self.metrics.dead_letters.labels(label, dead.reason).inc()
+                result.dead_letters.append((index, dead))
+            batch = decoded.batch
+            if not isinstance(batch, LabelBatch):
+                continue
+            if not self.join.monitors(batch.model_id):
+                self.metrics.labels.labels(batch.model_id, "not_monitored").inc(len(batch))
+                continue
+            joined = self.join.add_labels(batch, joins)
+            self._joined(batch.model_id, joined.pairs, joined.counts, state, result)
+        for model_marks in marks.values():
+            for key, offset in model_marks.items():
+                state[key] = str(offset).encode()
+        return result
+
+    def _joined(
+        self,
+        model_id: str,
+        pairs: list[Joined],
+        counts: JoinCounts,
+        state: MutableMapping[str, bytes],
+        result: BatchResult,
+    ) -> None:
+        m = self.metrics
+        result.joins.add(counts)
+        for outcome, n in (
+            ("joined", counts.joined),
+            ("waiting", counts.waiting_labels),
+            ("expired_label", counts.expired_labels),
+            ("expired_prediction", counts.expired_predictions),
+            ("duplicate", counts.duplicates),
+        ):
+            if n:
+                m.labels.labels(model_id, outcome).inc(n)
+        for pair in pairs:
+            m.label_delay.labels(model_id).observe(max(0.0, pair.label_time - pair.time))
+        if pairs:
+            self._performed(model_id, self.performance[model_id].process(pairs, state), result)
+
+    def _performed(self, model_id: str, outcome: PerformanceOutcome, result: BatchResult) -> None:
+        result.performance.append(outcome)
+        result.alerts.extend(outcome.alerts)
+        for metric, value in outcome.metrics.items():
+            self.metrics.performance.labels(model_id, metric).set(value)
+        for metric, value in outcome.estimate.items():
+            self.metrics.performance_estimate.labels(model_id, metric).set(value)
+        for alert in outcome.alerts:
+            self.metrics.alerts.labels(model_id, alert.kind, alert.status).inc()
 
     def _record(self, batch: PredictionBatch, outcome: BatchOutcome) -> None:
         m, model = self.metrics, batch.model_id

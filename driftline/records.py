@@ -28,7 +28,8 @@ class FeatureEvidence:
     signals: int = 1  # times its detector signalled in the episode (it restarts after each)
     excess: float = 1.0  # max(statistic / threshold, signals): what severity and rank use
     # data quality: the share of events flagged from the first signal to the alert, the
-    # reference's share, and a few flagged values (clipped; never whole events)
+    # reference's share, and a few flagged values (clipped; never whole events).
+    # performance: the metric's value in the window that signalled, and its baseline.
     rate: float | None = None
     reference_rate: float | None = None
     examples: list[str] = field(default_factory=list)

@@ -97,3 +97,78 @@ def broken(rows: list[dict[str, Any]], mode: str, at: int, seed: int = 7) -> lis
                 raise ValueError(f"unknown break {mode!r}; one of {BREAKS}")
         out.append(row)
     return out
+
+
+# A binary classifier on the same features: P(y = 1 | x) = sigmoid(x1 - 5), its score is that
+# probability (calibrated), its prediction the score over 0.5. ``flip`` inverts that share of
+# the labels (concept drift: the inputs and scores do not move, the accuracy falls).
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def classifier_columns(
+    n: int, rng: np.random.Generator, x1_shift: float = 0.0, flip: float = 0.0
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    cols = columns(n, rng, x1_shift)
+    score = _sigmoid(cols["x1"] - 5.0)
+    label = rng.random(n) < score
+    label = np.where(rng.random(n) < flip, ~label, label)
+    return cols, score, label.astype(int)
+
+
+def write_classifier_profile(path: Path, model_id: str = "clf", seed: int = 200) -> Path:
+    from dataclasses import replace
+
+    from driftline.config import ModelConfig
+    from driftline.detectors.performance import ScoreCalibration
+    from driftline.performance import baseline_performance
+
+    rng = np.random.default_rng(seed)
+    cols, score, label = classifier_columns(20_000, rng)
+    prediction = (score >= 0.5).astype(int).astype(str).astype(object)
+    profile = build_profile(
+        model_id,
+        "1",
+        cols,
+        FEATURES,
+        prediction=prediction,
+        prediction_type="categorical",
+        label=label.astype(str).astype(object),
+    )
+    config = ModelConfig(task="binary", features=dict(FEATURES))
+    scores = [{"1": float(s)} for s in score]
+    performance = baseline_performance(config, profile, list(prediction), list(label), scores)
+    fitted = ScoreCalibration.fit(score, label == 1)
+    calibration = {"edges": list(fitted.edges), "rates": list(fitted.rates)}
+    profile = replace(profile, performance=performance, calibration=calibration)
+    path.write_bytes(profile.to_json())
+    return path
+
+
+def classifier_events(
+    n: int,
+    rng: np.random.Generator,
+    start: int = 0,
+    x1_shift: float = 0.0,
+    flip: float = 0.0,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Prediction events (with scores) and their label events (same ids and times)."""
+    cols, score, label = classifier_columns(n, rng, x1_shift, flip)
+    predictions, labels = [], []
+    for i in range(n):
+        pid, ts = f"c{start + i}", 1_700_000_000.0 + start + i
+        predictions.append(
+            {
+                "prediction_id": pid,
+                "timestamp": ts,
+                "features": {
+                    "x1": float(cols["x1"][i]),
+                    "x2": float(cols["x2"][i]),
+                    "color": str(cols["color"][i]),
+                },
+                "prediction": int(score[i] >= 0.5),
+                "scores": {"0": float(1 - score[i]), "1": float(score[i])},
+            }
+        )
+        labels.append({"prediction_id": pid, "timestamp": ts, "label": int(label[i])})
+    return predictions, labels

@@ -113,7 +113,7 @@ def test_lag_counts_from_the_last_processed_offset_and_forgets_revoked_partition
         TP("preds", 1),
     )
     other = TP("driftline-detector-state-changelog", 0)
-    lag = LagReporter("preds", gauge)
+    lag = LagReporter({"preds"}, gauge)
     lag.processed_up_to(p0, 89)
     consumer = FakeConsumer({p0: 100, p1: 50, other: 7}, {p1: 20})
     asyncio.run(lag.report(consumer))

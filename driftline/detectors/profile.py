@@ -67,6 +67,9 @@ class ReferenceProfile:
     prediction: FeatureProfile | None = None
     label: FeatureProfile | None = None
     performance: dict[str, float] = field(default_factory=dict)
+    # binary classifiers with scores: P(positive | score) learnt on the labelled reference
+    # data ({"edges": [...], "rates": [...]}, see detectors/performance.ScoreCalibration)
+    calibration: dict[str, list[float]] | None = None
 
     @property
     def version(self) -> str:
@@ -83,7 +86,7 @@ class ReferenceProfile:
             "prediction": _profile_to_dict(self.prediction) if self.prediction else None,
             "label": _profile_to_dict(self.label) if self.label else None,
             "performance": self.performance,
-        }
+        } | ({"calibration": self.calibration} if self.calibration else {})
 
     def to_json(self) -> bytes:
         doc = {"format": PROFILE_FORMAT, "version": self.version, "created_at": self.created_at}
@@ -104,6 +107,7 @@ class ReferenceProfile:
             prediction=_profile_from_dict(doc["prediction"]) if doc.get("prediction") else None,
             label=_profile_from_dict(doc["label"]) if doc.get("label") else None,
             performance=dict(doc.get("performance") or {}),
+            calibration=doc.get("calibration") or None,
         )
 
 
@@ -158,6 +162,7 @@ def build_profile(
     prediction_type: str = "numeric",
     label: np.ndarray | None = None,
     performance: dict[str, float] | None = None,
+    calibration: dict[str, list[float]] | None = None,
 ) -> ReferenceProfile:
     features: dict[str, FeatureProfile] = {}
     n_rows = 0
@@ -186,6 +191,7 @@ def build_profile(
         prediction=profile_of(prediction),
         label=profile_of(label),
         performance=dict(performance or {}),
+        calibration=calibration,
     )
 
 

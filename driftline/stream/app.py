@@ -27,6 +27,7 @@ from driftline.stream.lag import INTERVAL_SECONDS, LagReporter
 log = logging.getLogger(__name__)
 
 STATE_TABLE = "detector-state"
+JOIN_TABLE = "label-join"
 
 
 def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None) -> faust.App:
@@ -56,7 +57,10 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
         "value_serializer": "raw",
         "partitions": partitions,
     }
-    predictions = app.topic(config.topics.predictions, **raw)
+    # Predictions and labels in one stream: a model's both land on the same partition number
+    # (keyed by model id, same partition count), so one worker holds its detectors and its
+    # label join, and one agent changes them in order.
+    inputs = app.topic(config.topics.predictions, config.topics.labels, **raw)
     alerts = app.topic(config.topics.alerts, **raw)
     retraining = app.topic(config.topics.retraining_requests, **raw)
     dead_letter = app.topic(config.topics.dead_letter, **raw)
@@ -66,6 +70,8 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
         value_type=bytes,  # Faust picks json for the str keys and raw for the bytes values
         partitions=partitions,
     )
+    # The label join: one record per waiting prediction or label (driftline/join.py).
+    joins = app.Table(JOIN_TABLE, key_type=str, value_type=bytes, partitions=partitions)
 
     async def publish(result: BatchResult, events: Sequence[EventT]) -> None:
         """Send what a run produced and wait until the broker has it (see the agent)."""
@@ -97,9 +103,11 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
 
     linger = config.worker.micro_batch_linger_ms / 1000.0
     records = ModelRecords(state)
-    lag = LagReporter(config.topics.predictions, pipeline.metrics.consumer_lag)
+    lag = LagReporter(
+        {config.topics.predictions, config.topics.labels}, pipeline.metrics.consumer_lag
+    )
 
-    @app.agent(predictions, name="driftline.monitor-predictions")
+    @app.agent(inputs, name="driftline.monitor-predictions")
     async def monitor_predictions(stream: faust.StreamT) -> None:
         assert isinstance(stream, faust.Stream)  # take_events is not on the StreamT protocol
         async for taken in stream.take_events(config.worker.micro_batch_messages, linger):
@@ -113,8 +121,12 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
                 # dead letters of the run are on the broker: a crash in between replays the
                 # messages and sends the same alerts again (same ids, so delivery skips
                 # them), rather than marking them applied with their alerts lost.
+                values = [e.value for e in group]
                 try:
-                    result = pipeline.process_messages([e.value for e in group], records, sources)
+                    if group[-1].message.topic == config.topics.labels:
+                        result = pipeline.process_labels(values, records, joins, sources)
+                    else:
+                        result = pipeline.process_messages(values, records, sources, joins)
                     await publish(result, group)
                 except BaseException:
                     records.writes.clear()  # not applied: the messages will be read again

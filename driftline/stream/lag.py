@@ -14,8 +14,8 @@ INTERVAL_SECONDS = 5.0
 
 
 class LagReporter:
-    def __init__(self, topic: str, gauge: Gauge) -> None:
-        self.topic = topic
+    def __init__(self, topics: set[str], gauge: Gauge) -> None:
+        self.topics = topics
         self.gauge = gauge
         self.processed: dict[Any, int] = {}  # TP -> highest offset processed
         self._reported: set[tuple[str, int]] = set()
@@ -25,7 +25,7 @@ class LagReporter:
 
     async def report(self, consumer: Any) -> None:
         """Set the lag of each assigned partition; drop the series of partitions moved away."""
-        assigned = [tp for tp in consumer.assignment() if tp.topic == self.topic]
+        assigned = [tp for tp in consumer.assignment() if tp.topic in self.topics]
         ends = await consumer.highwaters(*assigned) if assigned else {}
         now: set[tuple[str, int]] = set()
         for tp in assigned:

@@ -1,0 +1,451 @@
+"""PerformanceMonitor: labelled events into windowed metrics, sequential error tests and alerts;
+PerformanceEstimator: the expected accuracy and ROC AUC of predictions whose labels are not in.
+
+Both keep their state in the pipeline's ``MutableMapping[str, bytes]`` beside the model's
+detectors, and go through the same ``AlertPolicy`` as drift, in episodes of their own
+(``<model>/_policy/performance`` counted in labelled events, ``.../performance_estimate`` in
+predictions): one alert per episode, hysteresis, resolve, cooldown.
+
+- **Windows**: every ``window_labels`` labelled events (in the order labels are joined) make a
+  window; its metrics are compared with the reference profile's baseline. The primary metric
+  (accuracy, or MAE for regression, or ``performance.metric``) worse than the baseline by more
+  than ``tolerance`` is a signal; ``fire_after_windows`` such windows in a row fire.
+- **Errors, sequentially** (classification): each labelled event is right or wrong; a Bernoulli
+  CUSUM from the baseline error rate to it plus the tolerance signals within tens of events of
+  a real drop, calibrated on the model's false-alarm budget (or river's DDM, EDDM, HDDM, ADWIN
+  with their own defaults, when the config names one).
+- **Estimate** (binary with scores, and a calibration in the profile): CBPE over windows of
+  ``window_labels`` predictions, compared with the baseline like the realised metric.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from driftline import detectors
+from driftline.alerting import AlertPolicy, Chunk, EpisodeState, Signal, SplitChunk
+from driftline.config import AlertSettings, ModelConfig
+from driftline.detectors.base import Detector
+from driftline.detectors.performance import (
+    HIGHER_IS_BETTER,
+    PRIMARY,
+    ScoreCalibration,
+    classification_metrics,
+    expected_accuracy,
+    expected_roc_auc,
+    regression_metrics,
+)
+from driftline.detectors.profile import CategoricalProfile, ReferenceProfile
+from driftline.detectors.quality import RateCheck, RunState
+from driftline.join import Joined
+from driftline.records import Alert
+from driftline.stream.codec import PredictionBatch
+
+OTHER = "_other"
+RIVER_ERROR_DETECTORS = {
+    "ddm": "ddm",
+    "eddm": "eddm",
+    "hddm_a": "hddm_a",
+    "hddm_w": "hddm_w",
+    "adwin": "adwin",
+}
+
+
+class OutcomeEncoder:
+    """Predictions, labels and scores of one model as arrays the metrics take."""
+
+    def __init__(self, config: ModelConfig, profile: ReferenceProfile | None) -> None:
+        self.task = config.task
+        self.positive = config.performance.positive_class
+        if self.task == "binary":
+            self.classes = ["negative", self.positive]
+        elif self.task == "multiclass":
+            seen: dict[str, None] = {}
+            for p in (profile.label, profile.prediction) if profile else ():
+                if isinstance(p, CategoricalProfile):
+                    seen.update(dict.fromkeys(p.categories))
+            self.classes = [*seen, OTHER]
+        else:
+            self.classes = []
+        self.index = {c: i for i, c in enumerate(self.classes)}
+
+    def encode(self, values: Sequence[Any]) -> np.ndarray:
+        """Class indices (-1 for a missing value), or floats (NaN) for regression."""
+        if self.task == "regression":
+            return np.array([_number(v) for v in values], dtype=np.float64)
+        if self.task == "binary":
+            return np.array(
+                [-1 if v is None else int(_text(v) == self.positive) for v in values],
+                dtype=np.int64,
+            )
+        other = len(self.classes) - 1
+        return np.array(
+            [-1 if v is None else self.index.get(_text(v), other) for v in values],
+            dtype=np.int64,
+        )
+
+    def proba(self, scores: Sequence[Any]) -> np.ndarray | None:
+        """P(positive) per event (binary) or a row per event (multiclass); NaN where an event
+        sent no usable scores. None when no event sent any."""
+        if self.task == "regression" or not any(isinstance(s, dict) for s in scores):
+            return None
+        if self.task == "binary":
+            return np.array(
+                [_number(s.get(self.positive)) if isinstance(s, dict) else math.nan for s in scores]
+            )
+        out = np.full((len(scores), len(self.classes)), math.nan)
+        for i, s in enumerate(scores):
+            if isinstance(s, dict):
+                out[i] = [_number(s.get(c, 0.0)) for c in self.classes[:-1]] + [0.0]
+        return out
+
+    def metrics(
+        self, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None
+    ) -> dict[str, float]:
+        if self.task == "regression":
+            ok = np.isfinite(y_true) & np.isfinite(y_pred)
+            return regression_metrics(y_true[ok], y_pred[ok]) if ok.any() else {}
+        ok = (y_true >= 0) & (y_pred >= 0)
+        if proba is not None:
+            finite = np.isfinite(proba) if proba.ndim == 1 else np.isfinite(proba).all(axis=1)
+            if finite[ok].all():
+                return classification_metrics(y_true[ok], y_pred[ok], self.classes, proba[ok])
+        return classification_metrics(y_true[ok], y_pred[ok], self.classes) if ok.any() else {}
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    return float(value)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"  # a binary label sent as true/false
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def baseline_performance(
+    config: ModelConfig,
+    profile: ReferenceProfile | None,
+    prediction: Sequence[Any],
+    label: Sequence[Any],
+    scores: Sequence[Any] | None = None,
+) -> dict[str, float]:
+    """The metrics on the reference data: what production is compared with."""
+    encoder = OutcomeEncoder(config, profile)
+    proba = encoder.proba(scores) if scores is not None else None
+    return encoder.metrics(encoder.encode(label), encoder.encode(prediction), proba)
+
+
+@dataclass
+class _State:
+    labelled: int = 0  # labelled events joined so far: the policy's event count
+    window: list[list[Any]] = field(default_factory=list)  # [label, prediction, score]
+    errors: list[Any] | None = None  # the error CUSUM's RunState
+    river: str | None = None  # a river detector's state (latin-1 of its bytes)
+    last: dict[str, float] = field(default_factory=dict)  # metrics of the last full window
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.__dict__)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> _State:
+        return cls(**orjson.loads(raw)) if raw else cls()
+
+
+@dataclass(frozen=True)
+class PerformanceOutcome:
+    alerts: list[Alert]
+    labelled: int  # labelled events in this call
+    metrics: dict[str, float]  # the last complete window's, if one completed
+    estimate: dict[str, float] = field(default_factory=dict)
+    failing: bool = False  # the performance episode fires
+
+
+class PerformanceMonitor:
+    def __init__(
+        self,
+        model_id: str,
+        config: ModelConfig,
+        profile: ReferenceProfile | None,
+        alerts: AlertSettings,
+        arl: float,
+    ) -> None:
+        settings = config.performance
+        self.model_id = model_id
+        self.config = config
+        self.settings = settings
+        self.profile = profile
+        self.encoder = OutcomeEncoder(config, profile)
+        self.metric = settings.metric or PRIMARY[config.task]
+        baseline = (profile.performance if profile else {}).get(self.metric)
+        self.baseline = None if baseline is None or math.isnan(baseline) else float(baseline)
+        # the policy's windows are the metric windows: counted in labelled events
+        self.policy = AlertPolicy(
+            alerts.model_copy(update={"window_events": settings.window_labels})
+        )
+        self.state_key = f"{model_id}/_perf/state"
+        self.policy_key = f"{model_id}/_policy/performance"
+        self.reference_version = profile.version if profile else ""
+        self.errors: RateCheck | None = None
+        self.river_name: str | None = None
+        accuracy = (profile.performance if profile else {}).get("accuracy")
+        if config.task != "regression" and accuracy is not None:
+            if settings.error_detector == "cusum":
+                self.errors = RateCheck(
+                    1.0 - accuracy,
+                    profile.n_rows if profile else 0,
+                    arl,
+                    tolerance=settings.tolerance,
+                )
+            else:
+                self.river_name = RIVER_ERROR_DETECTORS[settings.error_detector]
+
+    def process(self, pairs: list[Joined], state: MutableMapping[str, bytes]) -> PerformanceOutcome:
+        """Run the labelled events through windows, error test and policy; write state once.
+
+        Chunks end at window ends and where an alert fires (the policy asks for a cut with
+        ``SplitChunk``), so the alerts do not depend on how the labels were batched.
+        """
+        cuts: set[int] = set()
+        while True:
+            try:
+                return self._process(pairs, state, cuts)
+            except SplitChunk as split:
+                cuts.add(split.at)
+
+    def _process(
+        self, pairs: list[Joined], state: MutableMapping[str, bytes], cuts: set[int]
+    ) -> PerformanceOutcome:
+        st = _State.from_bytes(state.get(self.state_key))
+        episode = EpisodeState.from_bytes(state.get(self.policy_key))
+        river = self._river(st)
+        errors = RunState.from_doc(st.errors)
+        y_true = self.encoder.encode([p.label for p in pairs])
+        y_pred = self.encoder.encode([p.prediction for p in pairs])
+        times = np.array([p.label_time for p in pairs], dtype=np.float64)
+        before, n, pos = st.labelled, len(pairs), 0
+        alerts: list[Alert] = []
+        metrics: dict[str, float] = {}
+        w = self.settings.window_labels
+        while pos < n:
+            count = before + pos
+            end_count = min(before + n, self.policy.window_end(count))
+            for cut in cuts:
+                if count < cut < end_count:
+                    end_count = cut
+            end = end_count - before
+            signals = self._error_signals(y_true[pos:end], y_pred[pos:end], count, errors, river)
+            for i in range(pos, end):
+                st.window.append([pairs[i].label, pairs[i].prediction, pairs[i].score])
+            if end_count % w == 0:
+                metrics = self._window_metrics(st.window)
+                st.last, st.window = metrics, []
+                signal = self._window_signal(metrics, end_count)
+                if signal is not None:
+                    signals.append(signal)
+            chunk = Chunk(
+                self.model_id,
+                pairs[end - 1].version,
+                "performance",
+                self.reference_version,
+                count,
+                times[pos:end],
+            )
+            alerts.extend(self.policy.step(episode, chunk, signals))
+            pos = end
+        st.labelled = before + n
+        st.errors = errors.to_doc()
+        if river is not None:
+            st.river = river.state_bytes().decode("latin-1")
+        state[self.state_key] = st.to_bytes()
+        state[self.policy_key] = episode.to_bytes()
+        return PerformanceOutcome(alerts, n, metrics, failing=episode.firing)
+
+    def _river(self, st: _State) -> Detector | None:
+        if self.river_name is None:
+            return None
+        detector = detectors.create(self.river_name, None, arl=1.0)
+        if st.river:
+            detector.restore(st.river.encode("latin-1"))
+        return detector
+
+    def _error_signals(
+        self,
+        y_true: np.ndarray,
+        y_pred: np.ndarray,
+        count: int,
+        errors: RunState,
+        river: Detector | None,
+    ) -> list[Signal]:
+        if self.config.task == "regression" or (self.errors is None and river is None):
+            return []
+        ok = (y_true >= 0) & (y_pred >= 0)
+        rows = np.flatnonzero(ok)
+        wrong = (y_true != y_pred)[rows]
+        if self.errors is not None:
+            r = self.errors.update(errors, wrong)
+            if r.alarms:
+                at = count + int(rows[r.first]) + 1
+                return [
+                    Signal("errors", "cusum", at, r.alarms, r.peak, r.threshold, feature="errors")
+                ]
+            return []
+        assert river is not None
+        v = river.update(wrong.astype(np.float64))
+        if v.drift:
+            at = count + int(rows[v.first_alarm]) + 1
+            name = self.river_name or ""
+            return [Signal("errors", name, at, v.alarms, v.peak, v.threshold, feature="errors")]
+        return []
+
+    def _window_metrics(self, window: list[list[Any]]) -> dict[str, float]:
+        labels, predictions, scores = zip(*window, strict=True) if window else ((), (), ())
+        return self.encoder.metrics(
+            self.encoder.encode(labels),
+            self.encoder.encode(predictions),
+            self.encoder.proba(scores),
+        )
+
+    def _window_signal(self, metrics: dict[str, float], at: int) -> Signal | None:
+        value = metrics.get(self.metric)
+        if value is None or math.isnan(value) or self.baseline is None:
+            return None
+        excess = _degradation(self.metric, value, self.baseline)
+        if excess <= self.settings.tolerance:
+            return None
+        return Signal(
+            self.metric,
+            "window",
+            at,
+            1,
+            excess,
+            self.settings.tolerance,
+            feature=self.metric,
+            reference_rate=self.baseline,
+            value=value,
+        )
+
+
+def _degradation(metric: str, value: float, baseline: float) -> float:
+    """How much worse than the baseline: an absolute drop for scores, a relative rise for
+    errors (MAE 12 against 10 is 0.2)."""
+    if HIGHER_IS_BETTER[metric]:
+        return baseline - value
+    return (value - baseline) / baseline if baseline > 0 else math.inf
+
+
+class PerformanceEstimator:
+    """CBPE on the prediction stream: expected accuracy and ROC AUC per window of predictions."""
+
+    def __init__(
+        self,
+        model_id: str,
+        config: ModelConfig,
+        profile: ReferenceProfile,
+        alerts: AlertSettings,
+    ) -> None:
+        assert profile.calibration is not None
+        self.model_id = model_id
+        self.settings = config.performance
+        self.encoder = OutcomeEncoder(config, profile)
+        self.calibration = ScoreCalibration(
+            tuple(profile.calibration["edges"]), tuple(profile.calibration["rates"])
+        )
+        self.baseline = profile.performance.get("accuracy")
+        self.policy = AlertPolicy(
+            alerts.model_copy(update={"window_events": self.settings.window_labels})
+        )
+        self.state_key = f"{model_id}/_perf/estimate"
+        self.policy_key = f"{model_id}/_policy/performance_estimate"
+        self.reference_version = profile.version
+
+    def process(
+        self, batch: PredictionBatch, state: MutableMapping[str, bytes]
+    ) -> PerformanceOutcome:
+        cuts: set[int] = set()
+        while True:
+            try:
+                return self._process(batch, state, cuts)
+            except SplitChunk as split:
+                cuts.add(split.at)
+
+    def _process(
+        self, batch: PredictionBatch, state: MutableMapping[str, bytes], cuts: set[int]
+    ) -> PerformanceOutcome:
+        raw = state.get(self.state_key)
+        doc: dict[str, Any] = (
+            orjson.loads(raw) if raw else {"n": 0, "score": [], "predicted": [], "last": {}}
+        )
+        episode = EpisodeState.from_bytes(state.get(self.policy_key))
+        score = self.encoder.proba(batch.scores)
+        if score is None:
+            score = np.full(len(batch), math.nan)
+        predicted = self.encoder.encode(batch.predictions)
+        before, n, pos = int(doc["n"]), len(batch), 0
+        alerts: list[Alert] = []
+        estimate: dict[str, float] = {}
+        w = self.settings.window_labels
+        while pos < n:
+            count = before + pos
+            end_count = min(before + n, self.policy.window_end(count))
+            for cut in cuts:
+                if count < cut < end_count:
+                    end_count = cut
+            end = end_count - before
+            doc["score"].extend(score[pos:end].tolist())
+            doc["predicted"].extend(predicted[pos:end].tolist())
+            signals: list[Signal] = []
+            if end_count % w == 0:
+                estimate = self._estimate(np.array(doc["score"]), np.array(doc["predicted"]))
+                doc["last"], doc["score"], doc["predicted"] = estimate, [], []
+                value = estimate.get("accuracy")
+                if value is not None and self.baseline is not None and not math.isnan(value):
+                    excess = self.baseline - value
+                    if excess > self.settings.tolerance:
+                        signals.append(
+                            Signal(
+                                "estimated_accuracy",
+                                "cbpe",
+                                end_count,
+                                1,
+                                excess,
+                                self.settings.tolerance,
+                                feature="estimated_accuracy",
+                                reference_rate=self.baseline,
+                                value=value,
+                            )
+                        )
+            chunk = Chunk(
+                self.model_id,
+                batch.versions[end - 1],
+                "performance",
+                self.reference_version,
+                count,
+                batch.timestamps[pos:end],
+            )
+            alerts.extend(self.policy.step(episode, chunk, signals))
+            pos = end
+        doc["n"] = before + n
+        state[self.state_key] = orjson.dumps(doc)
+        state[self.policy_key] = episode.to_bytes()
+        return PerformanceOutcome(alerts, 0, {}, estimate, failing=episode.firing)
+
+    def _estimate(self, score: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+        ok = np.isfinite(score) & (predicted >= 0)
+        if not ok.any():
+            return {}
+        p = self.calibration.probability(score[ok])
+        return {
+            "accuracy": expected_accuracy(p, predicted[ok] == 1),
+            "roc_auc": expected_roc_auc(score[ok], p),
+        }
