@@ -392,6 +392,65 @@ def model() -> Dashboard:
         .height(8)
         .span(12),
     ]
+    performance: list[Panel] = [
+        series_panel(
+            "Performance (labelled events) vs baseline",
+            "Each metric over the last complete window of labelled events (labels joined to "
+            "their predictions), beside its value on the reference data. Alerts fire when the "
+            "watched metric is worse than the baseline by more than the tolerance.",
+            query(f"max by (metric) (driftline_performance{{{MODEL}}})", "{{metric}}", ref="A"),
+            query(
+                f"max by (metric) (driftline_performance_baseline{{{MODEL}}})",
+                "{{metric}} baseline",
+                ref="B",
+            ),
+            span=8,
+        ),
+        series_panel(
+            "Estimated before labels (CBPE) vs baseline",
+            "Binary classifiers with scores: accuracy and ROC AUC expected from the calibrated "
+            "scores of the latest predictions, hours or days before their labels. Holds when "
+            "inputs shift; blind to concept drift (the same inputs meaning other labels).",
+            query(
+                f"max by (metric) (driftline_performance_estimate{{{MODEL}}})",
+                "{{metric}} estimated",
+                ref="A",
+            ),
+            query(
+                "max by (metric) "
+                f'(driftline_performance_baseline{{{MODEL}, metric=~"accuracy|roc_auc"}})',
+                "{{metric}} baseline",
+                ref="B",
+            ),
+            span=8,
+        ),
+        series_panel(
+            "Labels",
+            "Labels per second by what the join did: joined to their prediction, waiting for "
+            "it, expired without one; and predictions that expired without a label.",
+            query(
+                f"sum by (outcome) (rate(driftline_labels_total{{{MODEL}}}[{RATE}]))",
+                "{{outcome}}",
+            ),
+            unit="ops",
+            span=8,
+        ),
+        series_panel(
+            "Label delay",
+            "Event time from a prediction to its label (p50, p90): how long performance "
+            "takes to be known, and what the estimate covers meanwhile.",
+            *(
+                query(
+                    f"histogram_quantile({q}, sum by (le) "
+                    f"(rate(driftline_label_delay_seconds_bucket{{{MODEL}}}[{RATE}])))",
+                    f"p{round(q * 100)}",
+                    ref=ref,
+                )
+                for q, ref in ((0.5, "A"), (0.9, "B"))
+            ),
+            unit="s",
+        ),
+    ]
     alerts: list[Panel] = [
         series_panel(
             "Alerts published",
@@ -420,11 +479,13 @@ def model() -> Dashboard:
         MODEL_UID,
         "driftline: model",
         "One model: which features drift and how badly since when, its data quality, its "
-        "predictions against the reference, and the alerts it raised.",
+        "performance and the estimate before labels, its predictions against the reference, "
+        "and the alerts it raised.",
         [
             ("Now", now),
             ("Drift", drift),
             ("Data quality", quality),
+            ("Performance", performance),
             ("Predictions", predictions),
             ("Alerts and processing", alerts),
         ],

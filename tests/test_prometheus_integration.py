@@ -1,11 +1,12 @@
 """A real Prometheus scrapes a real worker on a drifting stream: every PromQL expression of every
 dashboard panel, annotation, variable and alert rule returns data through Prometheus's HTTP API.
 
-The stream has what on-call would see on a bad day: clean traffic, a data-quality break (x2
-arrives null), then drift (x1 moves by one sd), a few undecodable messages, and a Slack
-receiver (a loopback HTTP server) the alerts are delivered to. Prometheus (the Debian package)
-runs on loopback with a generated config that scrapes the worker every second and evaluates
-driftline's alert rules.
+The stream has what on-call would see on a bad day, for a binary classifier with scores and
+labels: clean traffic, a data-quality break (x2 arrives null), then drift (x1 moves by one sd),
+labels arriving a few minutes late (joined, so the performance panels have data), a few
+undecodable messages, and a Slack receiver (a loopback HTTP server) the alerts go to.
+Prometheus (the Debian package) runs on loopback with a generated config that scrapes the
+worker every second and evaluates driftline's alert rules.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 import yaml
 
@@ -30,12 +32,18 @@ from driftline.localkafka import PROJECT_ROOT
 from kafka import KafkaProducer
 from tests.conftest import WorkerProcess, free_port
 from tests.fake_slack import fake_slack
-from tests.streams import batch_message, broken, events, model_config, write_profile
+from tests.streams import (
+    FEATURES,
+    batch_message,
+    broken,
+    classifier_events,
+    write_classifier_profile,
+)
 
 pytestmark = pytest.mark.kafka
 
 RULES = PROJECT_ROOT / "deploy" / "prometheus" / "alert-rules.yml"
-MODEL = "eta"
+MODEL = "clf"
 # What Grafana puts in place of its variables (the scrape interval here is 1 s)
 SUBSTITUTE = {
     "$model": MODEL,
@@ -127,12 +135,19 @@ def scraped(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> I
     if shutil.which("prometheus") is None:
         pytest.fail("prometheus is not installed: run scripts/system-deps.sh (make setup)")
     tmp = tmp_path_factory.mktemp("prometheus")
-    profile = write_profile(tmp / "eta.json")
+    profile = write_classifier_profile(tmp / "clf.json")
+    model = {
+        "task": "binary",
+        "features": dict(FEATURES),
+        "reference": str(profile),
+        "retraining": {"after_critical_seconds": 5},
+        "performance": {"enabled": True, "window_labels": 500},
+    }
     with fake_slack() as slack:
         worker = WorkerProcess(
             tmp,
             kafka_bootstrap,
-            {MODEL: model_config(profile, retraining={"after_critical_seconds": 5})},
+            {MODEL: model},
             alerts={"window_events": 250, "resolve_after_windows": 4},
             notifications={
                 "receivers": {"slack": {"type": "slack", "url_env": "DLTEST_SLACK_URL"}},
@@ -146,16 +161,26 @@ def scraped(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> I
             prometheus.wait_until('up{job="driftline"} == 1')
             started = time.time()
             rng = np.random.default_rng(11)
-            rows = broken(events(6_000, rng), "null", 2_000)[:3_000]  # x2 null from 2,000
-            rows += events(3_000, rng, 3_000)  # clean again
-            rows += events(4_000, rng, 6_000, x1_shift=1.0)  # then drift
+            first, first_labels = classifier_events(3_000, rng)
+            rows = broken(first, "null", 2_000)  # x2 null from 2,000
+            clean, clean_labels = classifier_events(3_000, rng, 3_000)
+            drifted, drifted_labels = classifier_events(4_000, rng, 6_000, x1_shift=1.0)
+            rows += clean + drifted
+            labels = first_labels + clean_labels + drifted_labels
             producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
             topic = worker.topic("predictions")
-            for value in (b"not json", b'{"model_id": "eta", "events": [{}]}'):
+            for value in (b"not json", b'{"model_id": "clf", "events": [{}]}'):
                 producer.send(topic, key=MODEL.encode(), value=value)
             for start in range(0, len(rows), 250):  # paced: the counters grow over scrapes
                 value = batch_message(MODEL, rows[start : start + 250])
                 producer.send(topic, key=MODEL.encode(), value=value)
+                if start >= 500:  # the labels of two messages ago, 500 s after the prediction
+                    late = [
+                        {**e, "timestamp": e["timestamp"] + 500}
+                        for e in labels[start - 500 : start - 250]
+                    ]
+                    value = orjson.dumps({"model_id": MODEL, "events": late})
+                    producer.send(worker.topic("labels"), key=MODEL.encode(), value=value)
                 producer.flush()
                 time.sleep(0.15)
             producer.close()
