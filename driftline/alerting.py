@@ -353,6 +353,11 @@ def _performance_text(f: FeatureEvidence) -> str:
             f"errors rising from event {f.events_seen:,} ({f.detector} {f.statistic:.1f} over "
             f"{f.threshold:.1f})"
         )
+    if f.feature == "_label":
+        return (
+            f"labels' distribution shifted from event {f.events_seen:,} ({f.detector} "
+            f"{f.statistic:.1f} over {f.threshold:.1f})"
+        )
     name = f.feature.replace("_", " ")
     if f.rate is None or f.reference_rate is None:
         return f"{name} worse than the baseline"

@@ -249,6 +249,10 @@ class PerformanceSettings(_Strict):
         default=True,
         description="binary with scores: estimate accuracy and ROC AUC before labels (CBPE)",
     )
+    # The distributions of the predictions and of the labels against the reference profile's,
+    # through the same detectors as the features (subjects "_prediction" and "_label").
+    prediction_drift: bool = True
+    label_drift: bool = True
 
 
 class ModelConfig(_Strict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from driftline import detectors
 from driftline.alerting import AlertPolicy, Chunk, EpisodeState, Signal, SplitChunk
 from driftline.config import ConfigError, ModelConfig
 from driftline.detectors.base import Detector, Verdict
-from driftline.detectors.profile import ReferenceProfile
+from driftline.detectors.profile import FeatureProfile, ReferenceProfile
 from driftline.quality import QualityMonitor
 from driftline.records import Alert, RetrainingRequest
 from driftline.retraining import RetrainingPlanner, RetrainingState
@@ -27,6 +28,7 @@ from driftline.stream.codec import ModelSchema, PredictionBatch
 log = logging.getLogger(__name__)
 
 DEFAULT_DETECTORS = {"numeric": "cusum", "categorical": "categorical_cusum"}
+PREDICTION = "_prediction"  # the prediction's distribution, watched like a feature
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,8 @@ class ModelMonitor:
             categorical=tuple(f for f, t in config.features.items() if t == "categorical"),
         )
         self._quality_checks = QualityMonitor.count(config, profile)
-        # the error test and the estimate's check (see performance.py) share the budget too
-        self._performance_checks = 2 if config.performance.enabled else 0
+        # the error test, the estimate's check and the labels' detector (performance.py)
+        self._performance_checks = 3 if config.performance.enabled else 0
         self.share = config.false_alarm_budget  # one check's ARL, set by _specs
         self.specs = self._specs()
         self.quality = QualityMonitor(
@@ -107,10 +109,14 @@ class ModelMonitor:
                 self.model_id,
                 ", ".join(sorted(missing)),
             )
+        settings = self.config.performance
+        watch_prediction = (
+            settings.enabled and settings.prediction_drift and self.profile.prediction is not None
+        )
         # The model's budget is shared evenly: with F detectors, Q data-quality checks and P
         # performance checks each may raise a false alarm once per (F + Q + P) * budget
         # values, so the model as a whole keeps its budget (union bound).
-        checks = len(features) + self._quality_checks + self._performance_checks
+        checks = len(features) + watch_prediction + self._quality_checks + self._performance_checks
         share = self.share = self.config.false_alarm_budget * max(checks, 1)
         specs = []
         for feature in features:
@@ -131,7 +137,17 @@ class ModelMonitor:
             arl = (override.false_alarm_budget if override else None) or share
             params = dict(override.params) if override else {}
             specs.append(_FeatureSpec(feature, kind, name, arl, params))
+        if watch_prediction:
+            kind = "numeric" if self.config.task == "regression" else "categorical"
+            specs.append(_FeatureSpec(PREDICTION, kind, DEFAULT_DETECTORS[kind], share, {}))
         return specs
+
+    def _profile_of(self, feature: str) -> FeatureProfile:
+        assert self.profile is not None
+        if feature == PREDICTION:
+            assert self.profile.prediction is not None
+            return self.profile.prediction
+        return self.profile.features[feature]
 
     def key(self, feature: str, part: str) -> str:
         return f"{self.model_id}/{feature}/{part}"
@@ -156,9 +172,8 @@ class ModelMonitor:
         cached = self._live.get(key)
         if not fresh and cached is not None and stored is cached[0]:
             return cached[1]
-        assert self.profile is not None
         detector = detectors.create(
-            spec.detector, self.profile.features[spec.feature], arl=spec.arl, **spec.params
+            spec.detector, self._profile_of(spec.feature), arl=spec.arl, **spec.params
         )
         if stored is not None:
             detector.restore(stored)
@@ -199,7 +214,10 @@ class ModelMonitor:
         n = len(batch)
         columns = []
         for spec in self.specs:
-            if spec.kind == "numeric":
+            if spec.feature == PREDICTION:
+                column = prediction_column(batch.predictions, spec.kind)
+                present = ~np.isnan(column) if spec.kind == "numeric" else column != None  # noqa: E711
+            elif spec.kind == "numeric":
                 column = batch.numeric[spec.feature]
                 present = ~np.isnan(column)
             else:
@@ -348,6 +366,29 @@ class ModelMonitor:
         if not fresh and cached is not None and stored is cached[0]:
             return cached[1]
         return EpisodeState.from_bytes(stored)
+
+
+def prediction_column(predictions: list[Any], kind: str) -> np.ndarray:
+    """Predictions as a feature column: floats (NaN if not a number) or class names."""
+    if kind == "numeric":
+        values = np.asarray(predictions)
+        if values.dtype.kind in "fiu":
+            return values.astype(np.float64)
+        return np.array(
+            [
+                float(v) if isinstance(v, int | float) and not isinstance(v, bool) else np.nan
+                for v in predictions
+            ]
+        )
+    return np.array([None if v is None else class_name(v) for v in predictions], dtype=object)
+
+
+def class_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 class _NeedWindows(Exception):

@@ -44,6 +44,7 @@ from driftline.detectors.performance import (
 from driftline.detectors.profile import CategoricalProfile, ReferenceProfile
 from driftline.detectors.quality import RateCheck, RunState
 from driftline.join import Joined
+from driftline.monitor import DEFAULT_DETECTORS, class_name, prediction_column
 from driftline.records import Alert
 from driftline.stream.codec import PredictionBatch
 
@@ -81,12 +82,12 @@ class OutcomeEncoder:
             return np.array([_number(v) for v in values], dtype=np.float64)
         if self.task == "binary":
             return np.array(
-                [-1 if v is None else int(_text(v) == self.positive) for v in values],
+                [-1 if v is None else int(class_name(v) == self.positive) for v in values],
                 dtype=np.int64,
             )
         other = len(self.classes) - 1
         return np.array(
-            [-1 if v is None else self.index.get(_text(v), other) for v in values],
+            [-1 if v is None else self.index.get(class_name(v), other) for v in values],
             dtype=np.int64,
         )
 
@@ -123,14 +124,6 @@ def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return math.nan
     return float(value)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"  # a binary label sent as true/false
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def baseline_performance(
@@ -196,6 +189,12 @@ class PerformanceMonitor:
         self.state_key = f"{model_id}/_perf/state"
         self.policy_key = f"{model_id}/_policy/performance"
         self.reference_version = profile.version if profile else ""
+        self.label_detector: tuple[str, str] | None = None  # (detector, kind)
+        if settings.label_drift and profile is not None and profile.label is not None:
+            kind = "numeric" if config.task == "regression" else "categorical"
+            self.label_detector = (DEFAULT_DETECTORS[kind], kind)
+        self.label_key = f"{model_id}/_label/state"
+        self.arl = arl
         self.errors: RateCheck | None = None
         self.river_name: str | None = None
         accuracy = (profile.performance if profile else {}).get("accuracy")
@@ -230,6 +229,12 @@ class PerformanceMonitor:
         episode = EpisodeState.from_bytes(state.get(self.policy_key))
         river = self._river(st)
         errors = RunState.from_doc(st.errors)
+        labels_seen = self._labels_detector(state)
+        label_column = (
+            prediction_column([p.label for p in pairs], self.label_detector[1])
+            if self.label_detector
+            else None
+        )
         y_true = self.encoder.encode([p.label for p in pairs])
         y_pred = self.encoder.encode([p.prediction for p in pairs])
         times = np.array([p.label_time for p in pairs], dtype=np.float64)
@@ -245,6 +250,8 @@ class PerformanceMonitor:
                     end_count = cut
             end = end_count - before
             signals = self._error_signals(y_true[pos:end], y_pred[pos:end], count, errors, river)
+            if labels_seen is not None and label_column is not None:
+                signals += self._label_signals(labels_seen, label_column[pos:end], count)
             for i in range(pos, end):
                 st.window.append([pairs[i].label, pairs[i].prediction, pairs[i].score])
             if end_count % w == 0:
@@ -267,9 +274,31 @@ class PerformanceMonitor:
         st.errors = errors.to_doc()
         if river is not None:
             st.river = river.state_bytes().decode("latin-1")
+        if labels_seen is not None:
+            state[self.label_key] = labels_seen.state_bytes()
         state[self.state_key] = st.to_bytes()
         state[self.policy_key] = episode.to_bytes()
         return PerformanceOutcome(alerts, n, metrics, failing=episode.firing)
+
+    def _labels_detector(self, state: MutableMapping[str, bytes]) -> Detector | None:
+        if self.label_detector is None or self.profile is None or self.profile.label is None:
+            return None
+        detector = detectors.create(self.label_detector[0], self.profile.label, arl=self.arl)
+        stored = state.get(self.label_key)
+        if stored is not None:
+            detector.restore(stored)
+        return detector
+
+    def _label_signals(self, detector: Detector, column: np.ndarray, count: int) -> list[Signal]:
+        """The labels' distribution against the reference's (a prior or target shift)."""
+        present = ~np.isnan(column) if column.dtype.kind == "f" else column != None  # noqa: E711
+        rows = np.flatnonzero(present)
+        v = detector.update(column[rows])
+        if not v.drift:
+            return []
+        at = count + int(rows[v.first_alarm]) + 1
+        name = self.label_detector[0] if self.label_detector else ""
+        return [Signal("_label", name, at, v.alarms, v.peak, v.threshold, feature="_label")]
 
     def _river(self, st: _State) -> Detector | None:
         if self.river_name is None:

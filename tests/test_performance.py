@@ -261,3 +261,52 @@ def test_performance_needs_a_baseline_in_the_profile(tmp_path: Path) -> None:
     }
     with pytest.raises(ConfigError, match=r"models\.m1\.performance: .* no baseline mae"):
         Pipeline.from_config(config_from_dict(raw))
+
+
+def test_the_prediction_distribution_is_watched_like_a_feature(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    stable, _ = classifier_events(3_000, rng)
+    shifted, _ = classifier_events(3_000, rng, start=3_000, x1_shift=1.0)
+    p = classifier_pipeline(tmp_path)
+    state: dict[str, bytes] = {}
+    alerts = []
+    for rows in (stable, shifted):
+        for start in range(0, len(rows), 250):
+            message = batch_message("clf", rows[start : start + 250])
+            alerts += p.process_messages([message], state, joins={}).alerts
+    (drift,) = [a for a in alerts if a.kind == "drift" and a.status == "firing"]
+    assert min(f.events_seen for f in drift.features) > 3_000
+    # the share of positive predictions went from about 50% to 70%: its detector signals too
+    drifting = p.metrics.registry.get_sample_value(
+        "driftline_feature_drifting", {"model": "clf", "feature": "_prediction"}
+    )
+    assert drifting == 1.0
+
+
+@pytest.mark.parametrize("detector", ["ddm", "hddm_a"])
+def test_river_error_detectors_can_watch_the_errors_instead(tmp_path: Path, detector: str) -> None:
+    stream = drifting_stream(1, 6_000, 12_000)
+    alerts = run_stream(classifier_pipeline(tmp_path, error_detector=detector), stream, 200)
+    firing = [a for a in alerts if a.kind == "performance" and a.status == "firing"]
+    assert len(firing) == 1 and firing[0].first_event_time >= T0 + 6_000
+    p = classifier_pipeline(tmp_path, error_detector=detector)
+    assert p.performance["clf"].errors is None and p.performance["clf"].river_name == detector
+
+
+def test_a_shift_in_the_labels_alone_is_reported(tmp_path: Path) -> None:
+    """From event 4,000 the world has more positives than the reference (a prior shift): the
+    labels' detector reports it within the performance episode."""
+    rng = np.random.default_rng(8)
+    preds, labs = classifier_events(10_000, rng)
+    for label in labs[4_000:]:
+        if rng.random() < 0.4:
+            label["label"] = 1
+    stream = [(e["timestamp"], "p", e) for e in preds] + [
+        (burst(e["timestamp"] + 60), "l", {**e, "timestamp": burst(e["timestamp"] + 60)})
+        for e in labs
+    ]
+    stream.sort(key=lambda row: (row[0], row[1]))
+    alerts = run_stream(classifier_pipeline(tmp_path), stream, 500)
+    firing = [a for a in alerts if a.kind == "performance" and a.status == "firing"]
+    assert firing and firing[0].first_event_time >= T0 + 4_000
+    assert "_label" in {f.feature for a in firing for f in a.features}
