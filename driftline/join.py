@@ -31,6 +31,13 @@ from driftline.stream.codec import LabelBatch, PredictionBatch
 BUCKETS_PER_TTL = 24  # expiry granularity: a twenty-fourth of the TTL
 
 
+def _compact(value: Any) -> bytes:
+    """JSON bytes of exactly their size. orjson (3.12 on) returns its output in a buffer of at
+    least 4 KB and never shrinks it: kept per waiting prediction, that was 4.4 KB each instead
+    of about 0.2 KB (bench/label_join.py). The copy costs about a microsecond."""
+    return bytes(memoryview(orjson.dumps(value)))
+
+
 @dataclass(frozen=True)
 class Joined:
     """A prediction with its label."""
@@ -94,7 +101,7 @@ class LabelJoin:
             if key in store:
                 result.counts.duplicates += 1
                 continue
-            store[key] = orjson.dumps([ts, batch.versions[i], batch.predictions[i], score])
+            store[key] = _compact([ts, batch.versions[i], batch.predictions[i], score])
             added.setdefault(math.floor(ts / bucket_seconds), []).append("p" + pid)
         self._index(model, added, store)
         self._advance(model, batch.timestamps, store, result.counts)
@@ -119,7 +126,7 @@ class LabelJoin:
             if key in store:
                 result.counts.duplicates += 1
                 continue
-            store[key] = orjson.dumps([ts, label])
+            store[key] = _compact([ts, label])
             result.counts.waiting_labels += 1
             added.setdefault(math.floor(ts / bucket_seconds), []).append("l" + pid)
         self._index(model, added, store)
@@ -144,7 +151,7 @@ class LabelJoin:
         for bucket, ids in added.items():
             count_key = f"xn/{model}/{bucket}"
             n = int(store.get(count_key) or 0)
-            store[f"x/{model}/{bucket}/{n}"] = orjson.dumps(ids)
+            store[f"x/{model}/{bucket}/{n}"] = _compact(ids)
             store[count_key] = str(n + 1).encode()
 
     def _advance(
@@ -170,7 +177,7 @@ class LabelJoin:
         while oldest <= last_expired:
             self._expire_bucket(model, oldest, store, counts)
             oldest += 1
-        store[mark_key] = orjson.dumps([watermark, oldest])
+        store[mark_key] = _compact([watermark, oldest])
 
     def _expire_bucket(
         self, model: str, bucket: int, store: MutableMapping[str, bytes], counts: JoinCounts
