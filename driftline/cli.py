@@ -48,11 +48,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from driftline.demo import run
 
     if args.demo_action == "profile":
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        profile = run.demo_profile()
-        out.write_bytes(profile.to_json())
-        print(f"wrote {out}: profile {profile.version} of {run.MODEL} v{profile.model_version}")
+        out = Path(args.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for profile in (run.demo_profile(), run.late_profile()):
+            path = out / f"{profile.model_id}.profile.json"
+            path.write_bytes(profile.to_json())
+            print(f"wrote {path}: profile {profile.version} of {profile.model_id}")
         return 0
     if args.demo_action == "produce":
         return run.produce(_config(args.config), args.rate, args.round_events, args.loop)
@@ -193,10 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo_actions = demo.add_subparsers(dest="demo_action", metavar="ACTION")
     profile = demo_actions.add_parser(
         "profile",
-        help="only write the demo model's reference profile (for the compose stack)",
-        description="Write the ETA model's reference profile to --out and exit.",
+        help="only write the demo models' reference profiles (for the compose stack)",
+        description="Write the reference profiles of the ETA model and the late-delivery "
+        "classifier (eta.profile.json, late.profile.json) into --out-dir and exit.",
     )
-    profile.add_argument("--out", required=True)
+    profile.add_argument("--out-dir", required=True)
     produce = demo_actions.add_parser(
         "produce",
         help="only send the demo traffic to a running worker's Kafka (for the compose stack)",

@@ -260,12 +260,16 @@ def _bin_names(edges: Sequence[float]) -> list[str]:
     return [f"{i + 1:0{width}d}: {label}" for i, label in enumerate(labels)]
 
 
-def scrape_total(port: int, name: str, labels: str = "", host: str = "127.0.0.1") -> float:
+def scrape_total(
+    port: int, name: str, labels: str | tuple[str, ...] = "", host: str = "127.0.0.1"
+) -> float:
     """Sum of a metric's samples on a running worker's /metrics (0 when not reachable).
 
-    ``labels`` keeps only the samples whose line contains it (e.g. ``'model="eta"'``). Used
-    by the demo's progress line and by the tests and benchmarks that watch a worker.
+    ``labels`` keeps only the samples whose line contains it, or each of them (e.g.
+    ``('model="eta"', 'metric="mae"')``; the exposition orders labels by name). Used by the
+    demo's progress line and by the tests and benchmarks that watch a worker.
     """
+    wanted = (labels,) if isinstance(labels, str) else labels
     import urllib.request
 
     try:
@@ -276,5 +280,5 @@ def scrape_total(port: int, name: str, labels: str = "", host: str = "127.0.0.1"
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in body.splitlines()
-        if line.startswith(name) and labels in line
+        if line.startswith(name) and all(w in line for w in wanted)
     )

@@ -120,8 +120,24 @@ def test_demo_finds_the_outage_and_both_drifts_and_nothing_else(kafka_bootstrap:
     assert text.count("[FIRING  ] Data quality on eta: courier_load missing in 100%") == 1
     assert re.search(r"data_quality alert \w+ at event 2,\d{3}: courier_load missing", text)
     assert "(the outage began at 2,400); resolved at event" in text
-    # Slack got the data-quality firing and resolved messages and the drift alert
-    assert "[slack   ] " in text and "Slack messages       3" in text
+    # Slack got the data-quality firing and resolved messages, the two models' drift alerts
+    # (eta's features, the late model's input) and their performance alerts
+    assert "[slack   ] " in text and "Slack messages       6" in text
+    assert text.count("[FIRING  ] Drift on late: 1 feature (eta_min)") == 1
+    # performance: labels joined, the ETA's MAE worse than its baseline after the drift, the
+    # late model's realised accuracy and the estimate before labels
+    perf = re.search(r"eta +MAE over the last 500 labels ([\d.]+) min \(baseline ([\d.]+)\)", text)
+    assert perf and float(perf[1]) > 1.25 * float(perf[2]), text
+    late = re.search(
+        r"late +accuracy over the last 500 labels ([\d.]+) \(baseline ([\d.]+)\); "
+        r"estimated from the scores of the latest predictions ([\d.]+)",
+        text,
+    )
+    assert late and 0.5 < float(late[1]) < float(late[2]) and 0.5 < float(late[3]) <= 1, text
+    # labels of the last 3,000 predictions are not due yet, 1 in 10 never comes: 9,000 x 0.9
+    assert "labels joined 8,100" in text
+    for model in ("eta", "late"):
+        assert text.count(f"performance alert on {model} at labelled event") == 1
     assert "false alarm" not in text and "missed" not in text
     assert re.search(r"distance_km +6,\d{3} +\d+\n", text), text
     assert re.search(r"weather +6,\d{3} +\d+\n", text), text
@@ -141,23 +157,30 @@ def test_demo_profile_and_produce_feed_the_compose_stacks_worker(
     from driftline.localkafka import PROJECT_ROOT
     from tests.conftest import read_topic
 
-    out = cli("demo", "profile", "--out", str(tmp_path / "eta.profile.json"))
+    out = cli("demo", "profile", "--out-dir", str(tmp_path))
     assert out.returncode == 0, out.stderr
     profile = ReferenceProfile.from_json((tmp_path / "eta.profile.json").read_bytes())
     assert profile.model_id == "eta" and profile.prediction is not None
+    assert set(profile.performance) == {"mae", "rmse", "mape"}
+    late = ReferenceProfile.from_json((tmp_path / "late.profile.json").read_bytes())
+    assert late.calibration and late.performance["accuracy"] > 0.8
     # the compose stack's config, pointed at the test broker and a topic prefix of its own
     raw = yaml.safe_load((PROJECT_ROOT / "deploy/compose/driftline.yaml").read_text())
     raw["kafka"]["bootstrap_servers"] = kafka_bootstrap
     raw["topics"]["prefix"] = f"dltest-produce-{free_port()}."
-    raw["models"]["eta"]["reference"] = str(tmp_path / "eta.profile.json")
+    for model in ("eta", "late"):
+        raw["models"][model]["reference"] = str(tmp_path / f"{model}.profile.json")
     path = tmp_path / "driftline.yaml"
     path.write_text(yaml.safe_dump(raw))
     out = cli("demo", "produce", "--config", str(path), "--events", "1500", "--rate", "20000")
     assert out.returncode == 0, out.stdout + out.stderr
-    topic = load_config(path).topics.predictions
-    messages = read_topic(kafka_bootstrap, topic, min_messages=3)
+    topics = load_config(path).topics
+    messages = read_topic(kafka_bootstrap, topics.predictions, min_messages=6)
     docs = [orjson.loads(m.value) for m in messages]
-    assert {d["model_id"] for d in docs} == {"eta"}
-    ids = [i for d in docs for i in d["columns"]["prediction_id"]]
+    assert {d["model_id"] for d in docs} == {"eta", "late"}
+    eta = [d for d in docs if d["model_id"] == "eta"]
+    ids = [i for d in eta for i in d["columns"]["prediction_id"]]
     assert len(ids) == len(set(ids)) == 1500
-    assert set(docs[0]["columns"]["features"]) == set(profile.features)
+    assert set(eta[0]["columns"]["features"]) == set(profile.features)
+    # labels trail the predictions by LABEL_LAG (3,000): none within 1,500 events
+    assert read_topic(kafka_bootstrap, topics.labels, timeout_ms=1000) == []

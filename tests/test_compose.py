@@ -84,8 +84,9 @@ def test_the_worker_config_fits_kafka_prometheus_and_the_demo(stack: dict[str, A
     advertised = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     assert advertised == f"PLAINTEXT://{config.kafka.bootstrap_servers}"
     assert dict(config.models["eta"].features) == FEATURES
-    profile_out = services["demo-profile"]["command"][-1]
-    assert str(config.reference_path("eta")) == profile_out
+    profile_dir = services["demo-profile"]["command"][-1]
+    for model in ("eta", "late"):
+        assert str(config.reference_path(model)) == f"{profile_dir}/{model}.profile.json"
     prometheus = yaml.safe_load((PROJECT_ROOT / "deploy/prometheus/prometheus.yml").read_text())
     (job,) = prometheus["scrape_configs"]
     assert job["job_name"] == "driftline"  # the dashboards' and rules' job label

@@ -12,25 +12,42 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from driftline.config import Config, TopicSettings, config_from_dict
-from driftline.demo.scenario import DRIFTING, FEATURES, OUTAGE_FEATURE, Scenario
+from driftline.demo.scenario import (
+    DRIFTING,
+    FEATURES,
+    LATE_AFTER_MIN,
+    LATE_FEATURES,
+    OUTAGE_FEATURE,
+    Scenario,
+    late_score,
+)
 from driftline.demo.slack_sink import SlackSink
+from driftline.detectors.performance import (
+    ScoreCalibration,
+    classification_metrics,
+    regression_metrics,
+)
 from driftline.detectors.profile import ReferenceProfile, build_profile
 from driftline.localkafka import PROJECT_ROOT, LocalKafka
 from driftline.metrics import scrape_total
 from driftline.records import Alert
-from driftline.stream.client import PredictionLogger
+from driftline.stream.client import LabelLogger, PredictionLogger
 from driftline.stream.topics import ensure_topics
 from kafka import KafkaConsumer, KafkaProducer
 
 MODEL = "eta"
 MODEL_VERSION = "3"
+LATE_MODEL = "late"  # a classifier on the ETA: will this delivery be late?
+ETA_ONLY, LATE_ONLY = f'model="{MODEL}"', f'model="{LATE_MODEL}"'
+LABEL_LAG = 3_000  # a delivery's real time is known this many predictions later
+UNLABELLED = 10  # every tenth delivery never reports its real time
 SLACK_URL_ENV = "DRIFTLINE_DEMO_SLACK_URL"
 BAD_MESSAGES = [
     b"\x00\x01 not json",
@@ -114,10 +131,11 @@ def _run_with_broker(
     rate: float,
     started: float,
 ) -> int:
-    print("Building the reference profile from the model's validation data ...")
-    profile = demo_profile(scenario)
+    print("Building the reference profiles from the models' validation data ...")
     profile_path = workdir / "eta.profile.json"
-    profile_path.write_bytes(profile.to_json())
+    profile_path.write_bytes(demo_profile(scenario).to_json())
+    late_path = workdir / "late.profile.json"
+    late_path.write_bytes(late_profile(scenario).to_json())
     raw_config: dict[str, Any] = {
         "kafka": {"bootstrap_servers": bootstrap},
         "topics": {"prefix": f"driftline.demo-{run_id}.", "partitions": 3},
@@ -134,7 +152,22 @@ def _run_with_broker(
                 "false_alarm_budget": 1_000_000,
                 # the demo's event time is short: ask for retraining after 5 s of critical drift
                 "retraining": {"after_critical_seconds": 5},
-            }
+                # an MAE a quarter above the baseline's is worth an alert; the ETA's own
+                # distribution is watched by the late model (its input), not twice
+                "performance": {
+                    "enabled": True,
+                    "tolerance": 0.25,
+                    "label_ttl_seconds": 600,
+                    "prediction_drift": False,
+                },
+            },
+            LATE_MODEL: {
+                "task": "binary",
+                "features": LATE_FEATURES,
+                "reference": str(late_path),
+                "false_alarm_budget": 1_000_000,
+                "performance": {"enabled": True, "label_ttl_seconds": 600},
+            },
         },
         "notifications": {
             "receivers": {"demo-slack": {"type": "slack", "url_env": SLACK_URL_ENV}},
@@ -163,24 +196,82 @@ def _run_with_broker(
 
 
 def demo_profile(scenario: Scenario | None = None) -> ReferenceProfile:
-    """The ETA model's reference profile, from the data it was validated on."""
-    cols, eta = (scenario or Scenario()).training()
-    return build_profile(MODEL, MODEL_VERSION, cols, FEATURES, prediction=eta)
+    """The ETA model's reference profile, from the data it was validated on (with the real
+    delivery times: its baseline MAE)."""
+    scenario = scenario or Scenario()
+    cols, eta = scenario.training()
+    actual = scenario.training_actual(cols, eta)
+    return build_profile(
+        MODEL,
+        MODEL_VERSION,
+        cols,
+        FEATURES,
+        prediction=eta,
+        label=actual,
+        performance=regression_metrics(actual, eta),
+    )
+
+
+def late_profile(scenario: Scenario | None = None) -> ReferenceProfile:
+    """The late-delivery classifier's profile: its input (the ETA), its predictions, the
+    labels, its baseline performance and the score calibration for the estimate."""
+    scenario = scenario or Scenario()
+    cols, eta = scenario.training()
+    late = scenario.training_actual(cols, eta) > LATE_AFTER_MIN
+    score = late_score(eta)
+    predicted = (score >= 0.5).astype(int)
+    profile = build_profile(
+        LATE_MODEL,
+        "1",
+        {"eta_min": eta},
+        LATE_FEATURES,
+        prediction=predicted.astype(str).astype(object),
+        prediction_type="categorical",
+        label=late.astype(int).astype(str).astype(object),
+        performance=classification_metrics(late.astype(int), predicted, ["0", "1"], score),
+    )
+    fitted = ScoreCalibration.fit(score, late)
+    return replace(profile, calibration={"edges": list(fitted.edges), "rates": list(fitted.rates)})
+
+
+class DemoTraffic:
+    """Both models' predictions, and their labels ``LABEL_LAG`` predictions later."""
+
+    def __init__(self, topics: TopicSettings, bootstrap: str) -> None:
+        options: dict[str, Any] = {"bootstrap_servers": bootstrap, "batch_size": 500}
+        self.eta = PredictionLogger(MODEL, MODEL_VERSION, topic=topics.predictions, **options)
+        self.late = PredictionLogger(LATE_MODEL, "1", topic=topics.predictions, **options)
+        self.eta_labels = LabelLogger(MODEL, topic=topics.labels, **options)
+        self.late_labels = LabelLogger(LATE_MODEL, topic=topics.labels, **options)
+        self.sent: list[tuple[str, float]] = []  # (id, real minutes) awaiting their label
+        self.labels_due = 0
+
+    def send(self, pid: str, event: dict[str, Any]) -> None:
+        now = time.time()
+        eta = event["prediction"]
+        self.eta.log(pid, event["features"], eta, timestamp=now)
+        score = float(late_score(eta))
+        self.late.log(pid, {"eta_min": eta}, int(score >= 0.5), timestamp=now, scores={"1": score})
+        self.sent.append((pid, event["actual"]))
+        if len(self.sent) > LABEL_LAG:
+            done, actual = self.sent.pop(0)
+            self.labels_due += 1
+            if self.labels_due % UNLABELLED:
+                self.eta_labels.log(done, actual, timestamp=now)
+                self.late_labels.log(done, int(actual > LATE_AFTER_MIN), timestamp=now)
+
+    def close(self) -> None:
+        for logger in (self.eta, self.late, self.eta_labels, self.late_labels):
+            logger.close()
 
 
 def produce(config: Config, rate: float, n_events: int, loop: bool) -> int:
-    """Send the scenario's traffic to the config's predictions topic at about ``rate``/s.
+    """Send the scenario's traffic (both models, and their labels) at about ``rate``/s.
 
     For the compose stack: each round is stable, has the courier-tracking outage, then drifts;
     with ``loop`` the rounds go on (a new seed each), so the dashboards keep moving.
     """
-    logger = PredictionLogger(
-        MODEL,
-        MODEL_VERSION,
-        topic=config.topics.predictions,
-        bootstrap_servers=config.kafka.bootstrap_servers,
-        batch_size=500,
-    )
+    traffic = DemoTraffic(config.topics, config.kafka.bootstrap_servers)
     sent, round_ = 0, 0
     t0 = time.monotonic()
     try:
@@ -193,7 +284,7 @@ def produce(config: Config, rate: float, n_events: int, loop: bool) -> int:
             )
             print(f"round {round_}: {n_events:,} events, drift from event {scenario.onset:,}")
             for i, event in enumerate(scenario.events()):
-                logger.log(f"r{round_}-{i}", event["features"], event["prediction"])
+                traffic.send(f"r{round_}-{i}", event)
                 sent += 1
                 ahead = sent / rate - (time.monotonic() - t0)
                 if ahead > 0:
@@ -202,7 +293,7 @@ def produce(config: Config, rate: float, n_events: int, loop: bool) -> int:
             if not loop:
                 return 0
     finally:
-        logger.close()
+        traffic.close()
 
 
 def _show_slack(message: dict[str, Any]) -> None:
@@ -275,21 +366,19 @@ def _produce_and_report(
     bad.flush()
     bad.close()
 
-    logger = PredictionLogger(
-        MODEL, MODEL_VERSION, topic=topics.predictions, bootstrap_servers=bootstrap, batch_size=500
-    )
+    traffic = DemoTraffic(topics, bootstrap)
     t0 = time.monotonic()
     step = 500
     for start in range(0, len(events), step):
         for i, event in enumerate(events[start : start + step], start):
-            logger.log(f"p-{i}", event["features"], event["prediction"], timestamp=time.time())
+            traffic.send(f"p-{i}", event)
         if worker.poll() is not None:
             _say(f"The worker exited (code {worker.returncode}); see .driftline/demo/worker.log")
             return 1
         ahead = (start + step) / rate - (time.monotonic() - t0)
         if ahead > 0:
             time.sleep(ahead)
-        processed = scrape_total(metrics_port, "driftline_events_processed_total")
+        processed = scrape_total(metrics_port, "driftline_events_processed_total", ETA_ONLY)
         phase = "stable" if start + step <= scenario.onset else "DRIFTING"
         if scenario.outage[0] < start + step <= scenario.outage[1]:
             phase = "OUTAGE"
@@ -297,12 +386,13 @@ def _produce_and_report(
             f"  sent {start + step:>7,} / {len(events):,}  processed {processed:>9,.0f}  "
             f"phase {phase:<8}  alerts {len(alerts.alerts)}"
         )
-    logger.close()
+    traffic.close()
     deadline = time.monotonic() + 60
     processed = 0.0
     while time.monotonic() < deadline:
-        processed = scrape_total(metrics_port, "driftline_events_processed_total")
-        if processed >= len(events):
+        processed = scrape_total(metrics_port, "driftline_events_processed_total", ETA_ONLY)
+        late = scrape_total(metrics_port, "driftline_events_processed_total", LATE_ONLY)
+        if processed >= len(events) and late >= len(events):
             break
         time.sleep(0.5)
     time.sleep(2.0)  # let the last alerts arrive
@@ -312,8 +402,45 @@ def _produce_and_report(
         f"  Slack messages       {len(slack.messages)} (to a loopback stand-in for the webhook)",
         f"  retraining requests  {retraining:.0f} (topic {topics.retraining_requests})",
     ]
-    _report(scenario, alerts, processed, dead, topics, metrics_port, started, logger, delivered)
+    _report(
+        scenario, alerts, processed, dead, topics, metrics_port, started, traffic.eta, delivered
+    )
     return 0
+
+
+def _report_performance(firing: list[Alert], port: int) -> None:
+    def metric(name: str, model: str, which: str) -> float:
+        return scrape_total(port, name + "{", (f'model="{model}"', f'metric="{which}"'))
+
+    joined = scrape_total(port, "driftline_labels_total", (ETA_ONLY, 'outcome="joined"'))
+    print(
+        f"  performance (a delivery's real time is known {LABEL_LAG:,} predictions later; "
+        f"1 in {UNLABELLED} never)"
+    )
+    print(
+        f"  {MODEL:<5} MAE over the last 500 labels "
+        f"{metric('driftline_performance', MODEL, 'mae'):.1f} min (baseline "
+        f"{metric('driftline_performance_baseline', MODEL, 'mae'):.1f}); "
+        f"labels joined {joined:,.0f}"
+    )
+    print(
+        f"  {LATE_MODEL:<5} accuracy over the last 500 labels "
+        f"{metric('driftline_performance', LATE_MODEL, 'accuracy'):.2f} (baseline "
+        f"{metric('driftline_performance_baseline', LATE_MODEL, 'accuracy'):.2f}); "
+        "estimated from the scores of the latest predictions "
+        f"{metric('driftline_performance_estimate', LATE_MODEL, 'accuracy'):.2f}"
+    )
+    print(
+        "        (the estimate follows the inputs' shift, not that deliveries now take longer"
+        " than the ETA says: only labels show that)"
+    )
+    for alert in [a for a in firing if a.kind == "performance"]:
+        top = alert.features[0]
+        print(
+            f"  {alert.severity} performance alert on {alert.model_id} at labelled event "
+            f"{alert.events_seen:,}: {top.feature} {top.detector}"
+        )
+    print()
 
 
 def _report(
@@ -352,7 +479,7 @@ def _report(
         )
     if not quality:
         print(f"  none: the {OUTAGE_FEATURE} outage was missed")
-    drift = [a for a in firing if a.kind == "drift"]
+    drift = [a for a in firing if a.kind == "drift" and a.model_id == MODEL]
     for alert in drift:
         print(
             f"\n  {alert.severity} drift alert {alert.alert_id} at event "
@@ -373,6 +500,7 @@ def _report(
         print(f"  {feature:<18} {first:>21,}  {verdict}")
     quiet = [f for f in FEATURES if f not in DRIFTING and f not in signalled]
     print(f"  quiet (no alert, as expected): {', '.join(quiet)}\n")
+    _report_performance(firing, metrics_port)
     print("\n".join(delivered))
     print("\nWhere to look next")
     print(f"  alerts topic      {topics.alerts}  (kcat -C -t <topic> -b <broker>)")

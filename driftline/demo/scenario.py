@@ -26,6 +26,8 @@ FEATURES: dict[str, str] = {
 }
 DRIFTING = ("distance_km", "weather")
 OUTAGE_FEATURE = "courier_load"
+LATE_AFTER_MIN = 40.0  # the second model: will the delivery take longer than this?
+LATE_FEATURES: dict[str, str] = {"eta_min": "numeric"}  # it reads the ETA model's output
 
 WEATHER = np.array(["clear", "cloudy", "rain", "snow"], dtype=object)
 ZONES = np.array(["centre", "north", "south", "east", "west", "harbour"], dtype=object)
@@ -69,27 +71,51 @@ class Scenario:
         )
         return np.round(np.clip(minutes, 5, None), 1)
 
+    @staticmethod
+    def actual(
+        cols: dict[str, np.ndarray], eta: np.ndarray, drifted: bool, rng: np.random.Generator
+    ) -> np.ndarray:
+        """How long deliveries really took: the ETA's usual error and, once things drift, what
+        the model never learnt (storms slow couriers more than rain did, the new suburb's
+        roads are slower)."""
+        extra: np.ndarray | float = 0.0
+        if drifted:
+            storm = np.select([cols["weather"] == "rain", cols["weather"] == "snow"], [3.0, 6.0])
+            extra = storm + 0.8 * np.maximum(cols["distance_km"] - 6.0, 0.0)
+        return np.round(eta + rng.normal(0, 3, eta.size) + extra, 1)
+
     def training(self, n: int = 20_000) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Reference data: what the model was validated on (stable conditions)."""
         rng = np.random.default_rng(self.seed + 1)
         cols = self.columns(n, drifted=False, rng=rng)
         return cols, self.eta(cols, rng)
 
+    def training_actual(self, cols: dict[str, np.ndarray], eta: np.ndarray) -> np.ndarray:
+        return self.actual(cols, eta, False, np.random.default_rng(self.seed + 3))
+
     def events(self) -> list[dict[str, Any]]:
-        """Production events in order; the drift starts at index ``onset``."""
+        """Production events in order (features, the ETA, the real minutes as ``actual``);
+        the drift starts at index ``onset``."""
         rng = np.random.default_rng(self.seed)
         parts = [
             (self.columns(self.onset, drifted=False, rng=rng)),
             (self.columns(self.n_events - self.onset, drifted=True, rng=rng)),
         ]
+        outcomes = np.random.default_rng(self.seed + 2)  # apart: the features stay as they were
         out: list[dict[str, Any]] = []
-        for cols in parts:
+        for drifted, cols in enumerate(parts):
             eta = self.eta(cols, rng)
+            actual = self.actual(cols, eta, bool(drifted), outcomes).tolist()
             names = list(cols)
             values = [cols[name].tolist() for name in names]
             for i, prediction in enumerate(eta.tolist()):
                 features = {name: column[i] for name, column in zip(names, values, strict=True)}
-                out.append({"features": features, "prediction": prediction})
+                out.append({"features": features, "prediction": prediction, "actual": actual[i]})
         for event in out[self.outage[0] : self.outage[1]]:
             event["features"][OUTAGE_FEATURE] = None
         return out
+
+
+def late_score(eta: np.ndarray | float) -> np.ndarray:
+    """The late-delivery classifier's score: P(over LATE_AFTER_MIN minutes) from the ETA."""
+    return np.asarray(1.0 / (1.0 + np.exp(-(np.asarray(eta) - LATE_AFTER_MIN) / 3.0)))
