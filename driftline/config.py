@@ -234,6 +234,10 @@ class PerformanceSettings(_Strict):
         default=86_400.0, gt=0, description="how long a prediction waits for its label"
     )
     window_labels: int = Field(default=500, ge=20, description="labelled events per window")
+    # Time windows (by the labels' event time): the metrics of each, for the whole model, per
+    # model version and per value of each segment named here (the events' ``segment`` field).
+    window_seconds: float = Field(default=3_600.0, gt=0)
+    segments: list[str] = Field(default_factory=list, max_length=5)
     metric: PerformanceMetric | None = Field(
         default=None, description="the metric alerts watch (accuracy, or mae for regression)"
     )

@@ -435,6 +435,19 @@ def model() -> Dashboard:
             unit="ops",
             span=8,
         ),
+        table_panel(
+            "By version and segment (last closed time window)",
+            "Each metric over the last closed time window of labels (performance."
+            "window_seconds), for the whole model, per model version and per value of each "
+            "configured segment: which version or segment carries a drop.",
+            query(f"driftline_performance_by_time{{{MODEL}}}", table_format=True),
+            span=24,
+        ).with_transformation(
+            DataTransformerConfig(
+                id_val="groupingToMatrix",
+                options={"columnField": "metric", "rowField": "slice", "valueField": "Value"},
+            )
+        ),
         series_panel(
             "Label delay",
             "Event time from a prediction to its label (p50, p90): how long performance "

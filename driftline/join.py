@@ -49,6 +49,7 @@ class Joined:
     score: Any  # the event's scores (class -> probability) or None
     label: Any
     label_time: float
+    segment: dict[str, str] | None = None  # the configured segments' values
 
 
 @dataclass
@@ -70,9 +71,15 @@ class JoinResult:
     counts: JoinCounts = field(default_factory=JoinCounts)
 
 
+SEGMENT_CHARS = 64  # segment values are clipped: they become metric labels
+
+
 class LabelJoin:
-    def __init__(self, ttl_seconds: dict[str, float]) -> None:
+    def __init__(
+        self, ttl_seconds: dict[str, float], segments: dict[str, list[str]] | None = None
+    ) -> None:
         self.ttl = dict(ttl_seconds)  # per model whose performance is monitored
+        self.segments = segments or {}  # per model: the segment names kept with a prediction
 
     def monitors(self, model_id: str) -> bool:
         return model_id in self.ttl
@@ -86,14 +93,14 @@ class LabelJoin:
         for i, pid in enumerate(batch.prediction_ids):
             ts = float(batch.timestamps[i])
             score = batch.scores[i] if batch.scores else None
+            segment = self._segment(model, batch.segments[i] if batch.segments else None)
             early = store.get(f"l/{model}/{pid}")
             if early is not None:
                 label_time, label = orjson.loads(early)
                 del store[f"l/{model}/{pid}"]
+                version, prediction = batch.versions[i], batch.predictions[i]
                 result.pairs.append(
-                    Joined(
-                        pid, ts, batch.versions[i], batch.predictions[i], score, label, label_time
-                    )
+                    Joined(pid, ts, version, prediction, score, label, label_time, segment)
                 )
                 result.counts.joined += 1
                 continue
@@ -101,7 +108,7 @@ class LabelJoin:
             if key in store:
                 result.counts.duplicates += 1
                 continue
-            store[key] = _compact([ts, batch.versions[i], batch.predictions[i], score])
+            store[key] = _compact([ts, batch.versions[i], batch.predictions[i], score, segment])
             added.setdefault(math.floor(ts / bucket_seconds), []).append("p" + pid)
         self._index(model, added, store)
         self._advance(model, batch.timestamps, store, result.counts)
@@ -117,9 +124,11 @@ class LabelJoin:
             ts = float(ts_raw)
             waiting = store.get(f"p/{model}/{pid}")
             if waiting is not None:
-                p_time, version, prediction, score = orjson.loads(waiting)
+                p_time, version, prediction, score, segment = orjson.loads(waiting)
                 del store[f"p/{model}/{pid}"]
-                result.pairs.append(Joined(pid, p_time, version, prediction, score, label, ts))
+                result.pairs.append(
+                    Joined(pid, p_time, version, prediction, score, label, ts, segment)
+                )
                 result.counts.joined += 1
                 continue
             key = f"l/{model}/{pid}"
@@ -132,6 +141,12 @@ class LabelJoin:
         self._index(model, added, store)
         self._advance(model, batch.timestamps, store, result.counts)
         return result
+
+    def _segment(self, model: str, segment: Any) -> dict[str, str] | None:
+        names = self.segments.get(model)
+        if not names or not isinstance(segment, dict):
+            return None
+        return {n: str(segment[n])[:SEGMENT_CHARS] for n in names if segment.get(n) is not None}
 
     def waiting(self, model_id: str, store: MutableMapping[str, bytes]) -> int:
         """Entries waiting (a scan: for tests and benchmarks, not the hot path)."""

@@ -151,6 +151,15 @@ class WorkerMetrics:
             ["model", "metric"],
             registry=r,
         )
+        self.performance_by_time = Gauge(
+            "driftline_performance_by_time",
+            "A performance metric over the last closed time window of labels "
+            "(performance.window_seconds), for the model (slice all), per model version "
+            "(version=...) and per value of each configured segment (<segment>=...); at most 8 "
+            "versions and 20 values per segment have their own slice, the rest share _other",
+            ["model", "metric", "slice"],
+            registry=r,
+        )
         self.performance_estimate = Gauge(
             "driftline_performance_estimate",
             "A performance metric estimated from scores (CBPE) over the last window of "

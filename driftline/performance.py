@@ -35,6 +35,7 @@ from driftline.detectors.base import Detector
 from driftline.detectors.performance import (
     HIGHER_IS_BETTER,
     PRIMARY,
+    MetricAccumulator,
     ScoreCalibration,
     classification_metrics,
     expected_accuracy,
@@ -49,6 +50,8 @@ from driftline.records import Alert
 from driftline.stream.codec import PredictionBatch
 
 OTHER = "_other"
+MAX_VERSIONS = 8  # model versions with a slice of their own; later ones share "_other"
+MAX_SEGMENT_VALUES = 20  # values per segment with a slice of their own
 RIVER_ERROR_DETECTORS = {
     "ddm": "ddm",
     "eddm": "eddm",
@@ -146,6 +149,11 @@ class _State:
     errors: list[Any] | None = None  # the error CUSUM's RunState
     river: str | None = None  # a river detector's state (latin-1 of its bytes)
     last: dict[str, float] = field(default_factory=dict)  # metrics of the last full window
+    # the open time window (by label time): its number and an accumulator per slice
+    time_window: int | None = None
+    slices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    versions: list[str] = field(default_factory=list)  # the versions given their own slice
+    segment_values: dict[str, list[str]] = field(default_factory=dict)  # same, per segment
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.__dict__)
@@ -162,6 +170,9 @@ class PerformanceOutcome:
     metrics: dict[str, float]  # the last complete window's, if one completed
     estimate: dict[str, float] = field(default_factory=dict)
     failing: bool = False  # the performance episode fires
+    # the last time window closed in this call: slice ("all", "version=3", "zone=north")
+    # -> its metrics
+    by_time: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 class PerformanceMonitor:
@@ -241,6 +252,7 @@ class PerformanceMonitor:
         before, n, pos = st.labelled, len(pairs), 0
         alerts: list[Alert] = []
         metrics: dict[str, float] = {}
+        by_time: dict[str, dict[str, float]] = {}
         w = self.settings.window_labels
         while pos < n:
             count = before + pos
@@ -254,6 +266,8 @@ class PerformanceMonitor:
                 signals += self._label_signals(labels_seen, label_column[pos:end], count)
             for i in range(pos, end):
                 st.window.append([pairs[i].label, pairs[i].prediction, pairs[i].score])
+            closed = self._time_windows(st, pairs[pos:end], y_true[pos:end], y_pred[pos:end])
+            by_time = closed or by_time
             if end_count % w == 0:
                 metrics = self._window_metrics(st.window)
                 st.last, st.window = metrics, []
@@ -278,7 +292,48 @@ class PerformanceMonitor:
             state[self.label_key] = labels_seen.state_bytes()
         state[self.state_key] = st.to_bytes()
         state[self.policy_key] = episode.to_bytes()
-        return PerformanceOutcome(alerts, n, metrics, failing=episode.firing)
+        return PerformanceOutcome(alerts, n, metrics, failing=episode.firing, by_time=by_time)
+
+    def _time_windows(
+        self, st: _State, pairs: list[Joined], y_true: np.ndarray, y_pred: np.ndarray
+    ) -> dict[str, dict[str, float]]:
+        """Add the pairs to the open time window's slices; return the metrics of a window
+        that closed (a label from a later window came). Late labels of an earlier window
+        count in the open one."""
+        closed: dict[str, dict[str, float]] = {}
+        width = self.settings.window_seconds
+        k = len(self.encoder.classes)
+        proba = self.encoder.proba([p.score for p in pairs])
+        windows = np.floor(np.array([p.label_time for p in pairs]) / width).astype(np.int64)
+        for window in np.unique(windows):
+            if st.time_window is not None and window > st.time_window:
+                closed = {
+                    name: MetricAccumulator.from_doc(self.config.task, k, doc).metrics()
+                    for name, doc in st.slices.items()
+                }
+                st.slices = {}
+            st.time_window = max(int(window), st.time_window or int(window))
+            rows = np.flatnonzero(windows == window)
+            for name, picked in self._slices(st, [pairs[i] for i in rows]).items():
+                at = rows[picked]
+                acc = MetricAccumulator.from_doc(self.config.task, k, st.slices.get(name))
+                acc.add(y_true[at], y_pred[at], None if proba is None else proba[at])
+                st.slices[name] = acc.to_doc()
+        return closed
+
+    def _slices(self, st: _State, pairs: list[Joined]) -> dict[str, np.ndarray]:
+        """Slice name -> the pairs in it (indices): all, per version, per segment value."""
+        out: dict[str, list[int]] = {"all": list(range(len(pairs)))}
+        for i, pair in enumerate(pairs):
+            version = _tracked(st.versions, pair.version, MAX_VERSIONS)
+            out.setdefault(f"version={version}", []).append(i)
+            for name in self.settings.segments:
+                value = (pair.segment or {}).get(name)
+                if value is None:
+                    continue
+                seen = st.segment_values.setdefault(name, [])
+                out.setdefault(f"{name}={_tracked(seen, value, MAX_SEGMENT_VALUES)}", []).append(i)
+        return {name: np.asarray(rows, dtype=np.int64) for name, rows in out.items()}
 
     def _labels_detector(self, state: MutableMapping[str, bytes]) -> Detector | None:
         if self.label_detector is None or self.profile is None or self.profile.label is None:
@@ -363,6 +418,16 @@ class PerformanceMonitor:
             reference_rate=self.baseline,
             value=value,
         )
+
+
+def _tracked(seen: list[str], value: str, limit: int) -> str:
+    """The value itself while fewer than ``limit`` values have their slice, else _other."""
+    if value in seen:
+        return value
+    if len(seen) < limit:
+        seen.append(value)
+        return value
+    return OTHER
 
 
 def _degradation(metric: str, value: float, baseline: float) -> float:

@@ -111,7 +111,8 @@ class Pipeline:
                     model_id, model, profile, config.alerts
                 )
         self.join = LabelJoin(
-            {m: config.models[m].performance.label_ttl_seconds for m in self.performance}
+            {m: config.models[m].performance.label_ttl_seconds for m in self.performance},
+            {m: config.models[m].performance.segments for m in self.performance},
         )
 
     @classmethod
@@ -274,6 +275,9 @@ class Pipeline:
             self.metrics.performance.labels(model_id, metric).set(value)
         for metric, value in outcome.estimate.items():
             self.metrics.performance_estimate.labels(model_id, metric).set(value)
+        for slice_name, values in outcome.by_time.items():
+            for metric, value in values.items():
+                self.metrics.performance_by_time.labels(model_id, metric, slice_name).set(value)
         for alert in outcome.alerts:
             self.metrics.alerts.labels(model_id, alert.kind, alert.status).inc()
 

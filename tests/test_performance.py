@@ -310,3 +310,46 @@ def test_a_shift_in_the_labels_alone_is_reported(tmp_path: Path) -> None:
     firing = [a for a in alerts if a.kind == "performance" and a.status == "firing"]
     assert firing and firing[0].first_event_time >= T0 + 4_000
     assert "_label" in {f.feature for a in firing for f in a.features}
+
+
+def test_time_windows_give_metrics_per_version_and_segment_value_bounded(
+    tmp_path: Path,
+) -> None:
+    """Labels over three hours of event time, two model versions, 30 zones: each closed hour
+    gives metrics for the model, per version and per zone; 20 zones get their own slice, the
+    other 10 share _other. A zone where the model is always wrong shows it."""
+    rng = np.random.default_rng(12)
+    preds, labs = classifier_events(10_800, rng)  # one prediction a second: three hours
+    for i, (e, label) in enumerate(zip(preds, labs, strict=True)):
+        e["segment"] = {"zone": f"z{i % 30:02d}", "ignored": "x"}
+        if e["segment"]["zone"] == "z00":
+            label["label"] = 1 - e["prediction"]  # always wrong in z00
+    p = classifier_pipeline(tmp_path, segments=["zone"], window_seconds=3_600)
+    state: dict[str, bytes] = {}
+    joins: dict[str, bytes] = {}
+    for start in range(0, 10_800, 600):
+        version = "1" if start < 5_400 else "2"
+        p.process_messages(
+            [batch_message("clf", preds[start : start + 600], version)], state, joins=joins
+        )
+        late = [{**e, "timestamp": e["timestamp"] + 60} for e in labs[start : start + 600]]
+        p.process_labels([label_message(late)], state, joins)
+    reg = p.metrics.registry
+
+    def accuracy(slice_name: str) -> float | None:
+        return reg.get_sample_value(
+            "driftline_performance_by_time",
+            {"model": "clf", "metric": "accuracy", "slice": slice_name},
+        )
+
+    slices = {
+        s.labels["slice"]
+        for f in reg.collect()
+        if f.name == "driftline_performance_by_time"
+        for s in f.samples
+    }
+    assert {"all", "version=1", "version=2", "zone=z00", "zone=_other"} <= slices
+    assert len([s for s in slices if s.startswith("zone=")]) == 21  # 20 and _other
+    assert not any(s.startswith("ignored=") for s in slices)  # only configured segments
+    assert accuracy("zone=z00") == 0.0
+    assert 0.65 < (accuracy("all") or 0) < 0.8  # the baseline's 0.78, less z00's share

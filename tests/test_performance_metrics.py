@@ -141,3 +141,36 @@ def test_cbpe_tracks_accuracy_under_covariate_shift_but_not_concept_drift() -> N
     assert rows[0][1] - rows[-1][1] > 0.1  # the shift did lower the real accuracy
     estimated, realised = estimate_and_truth(rng.normal(1.5, 1, 5_000), flipped=True)
     assert realised < rows[0][1] - 0.3 and estimated > realised + 0.3  # blind to the concept
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_the_accumulator_fed_in_pieces_gives_the_window_metrics(task: str) -> None:
+    from driftline.detectors.performance import MetricAccumulator
+
+    rng = np.random.default_rng(21)
+    n = 3_000
+    if task == "regression":
+        y = rng.gamma(2.0, 10.0, n) + 1
+        pred, proba, k = y + rng.normal(0, 3, n), None, 0
+        exact = regression_metrics(y, pred)
+    else:
+        k = 2 if task == "binary" else 4
+        y = rng.integers(0, k, n)
+        logits = rng.normal(size=(n, k))
+        logits[np.arange(n), y] += 1.0
+        full = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        proba = full[:, 1] if k == 2 else full
+        pred = full.argmax(axis=1)
+        exact = classification_metrics(y, pred, [str(i) for i in range(k)], proba)
+    acc = MetricAccumulator(task, k)
+    for start in range(0, n, 700):  # in pieces, through its stored form
+        part = slice(start, start + 700)
+        acc.add(y[part], pred[part], None if proba is None else proba[part])
+        acc = MetricAccumulator.from_doc(task, k, acc.to_doc())
+    got = acc.metrics()
+    for name, value in exact.items():
+        if name == "roc_auc":
+            if task == "binary":
+                assert abs(got[name] - value) < 0.005  # binned scores
+            continue
+        assert close(got[name], value), name

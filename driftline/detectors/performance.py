@@ -15,6 +15,7 @@ change, so neither does the estimate; only the labels show it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -216,3 +217,135 @@ def expected_roc_auc(score: np.ndarray, p_positive: np.ndarray) -> float:
     tpr = np.r_[0.0, tp / tp[-1]]
     fpr = np.r_[0.0, fp / fp[-1]]
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+AUC_BINS = 100  # score resolution of the accumulated ROC AUC
+
+
+class MetricAccumulator:
+    """Metrics of a stream of labelled events kept as sums, in constant space: for windows
+    that may hold any number of events (an hour of traffic, a segment over a day).
+
+    Everything but ROC AUC is exact (confusion matrix, log-loss and calibration sums, error
+    sums). ROC AUC comes from ``AUC_BINS`` score bins per class, exact when scores fall on
+    bin edges and otherwise off by less than the share of pairs inside one bin.
+
+    >>> acc = MetricAccumulator("binary", 2)
+    >>> acc.add(np.array([1, 0, 1, 1]), np.array([1, 0, 0, 1]), np.array([0.9, 0.2, 0.4, 0.7]))
+    >>> m = acc.metrics()
+    >>> m["accuracy"], m["recall"], m["roc_auc"]
+    (0.75, 0.6666666666666666, 1.0)
+    """
+
+    def __init__(self, task: str, n_classes: int) -> None:
+        self.task, self.k = task, n_classes
+        self.n = 0
+        if task == "regression":
+            self.sums = np.zeros(4)  # |e|, e^2, |e / y| (y != 0), count of y != 0
+        else:
+            self.confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+            self.proba_n = 0
+            self.log_loss_sum = 0.0
+            self.calib = np.zeros((2, 10))  # confidence sum, correct sum per confidence bin
+            self.auc = np.zeros((2, AUC_BINS), dtype=np.int64)  # binary: negatives, positives
+
+    def add(self, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None = None) -> None:
+        if self.task == "regression":
+            ok = np.isfinite(y_true) & np.isfinite(y_pred)
+            t, e = y_true[ok], y_pred[ok] - y_true[ok]
+            nz = t != 0
+            self.sums += [np.abs(e).sum(), (e**2).sum(), np.abs(e[nz] / t[nz]).sum(), nz.sum()]
+            self.n += int(ok.sum())
+            return
+        ok = (y_true >= 0) & (y_pred >= 0)
+        t, p = y_true[ok].astype(np.int64), y_pred[ok].astype(np.int64)
+        np.add.at(self.confusion, (t, p), 1)
+        self.n += int(ok.sum())
+        if proba is None:
+            return
+        pr = np.asarray(proba, dtype=np.float64)[ok]
+        usable = np.isfinite(pr) if pr.ndim == 1 else np.isfinite(pr).all(axis=1)
+        t, pr = t[usable], pr[usable]
+        if t.size == 0:
+            return
+        self.proba_n += int(t.size)
+        if pr.ndim == 1:  # binary: P(positive)
+            q = np.clip(pr, _EPS, 1 - _EPS)
+            self.log_loss_sum -= float(np.where(t == 1, np.log(q), np.log1p(-q)).sum())
+            conf, correct = pr, (t == 1)
+            which = np.minimum((pr * AUC_BINS).astype(np.int64), AUC_BINS - 1)
+            np.add.at(self.auc, (t, which), 1)
+        else:
+            q = np.clip(pr / pr.sum(axis=1, keepdims=True), _EPS, 1 - _EPS)
+            self.log_loss_sum -= float(np.log(q[np.arange(t.size), t]).sum())
+            conf, correct = pr.max(axis=1), pr.argmax(axis=1) == t
+        b = np.minimum((conf * 10).astype(np.int64), 9)
+        np.add.at(self.calib, (np.zeros_like(b), b), conf)
+        np.add.at(self.calib, (np.ones_like(b), b), correct.astype(np.float64))
+
+    def metrics(self) -> dict[str, float]:
+        if self.n == 0:
+            return {}
+        if self.task == "regression":
+            abs_e, sq_e, pct, nonzero = self.sums
+            return {
+                "mae": abs_e / self.n,
+                "rmse": float(np.sqrt(sq_e / self.n)),
+                "mape": pct / nonzero if nonzero else float("nan"),
+            }
+        cm = self.confusion
+        tp = np.diag(cm).astype(np.float64)
+        predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
+        precision = np.divide(tp, predicted, out=np.zeros(self.k), where=predicted > 0)
+        recall = np.divide(tp, actual, out=np.zeros(self.k), where=actual > 0)
+        denom = precision + recall
+        f1 = np.divide(2 * precision * recall, denom, out=np.zeros(self.k), where=denom > 0)
+        out = {"accuracy": float(tp.sum() / self.n)}
+        if self.k == 2:
+            out.update(precision=float(precision[1]), recall=float(recall[1]), f1=float(f1[1]))
+        else:
+            present = actual + predicted > 0
+            out.update(
+                precision=float(precision[present].mean()),
+                recall=float(recall[present].mean()),
+                f1=float(f1[present].mean()),
+            )
+        if self.proba_n:
+            out["log_loss"] = self.log_loss_sum / self.proba_n
+            conf, correct = self.calib
+            out["calibration_error"] = float(np.abs(correct - conf).sum() / self.proba_n)
+            neg, pos = self.auc
+            if self.k == 2 and neg.sum() and pos.sum():
+                # pairs (positive, negative): the positive's bin above, or the same bin (half)
+                below = np.cumsum(neg) - neg
+                wins = (pos * below).sum() + 0.5 * (pos * neg).sum()
+                out["roc_auc"] = float(wins / (pos.sum() * neg.sum()))
+        return out
+
+    def to_doc(self) -> dict[str, Any]:
+        if self.task == "regression":
+            return {"n": self.n, "sums": self.sums.tolist()}
+        return {
+            "n": self.n,
+            "confusion": self.confusion.tolist(),
+            "proba_n": self.proba_n,
+            "log_loss": self.log_loss_sum,
+            "calib": self.calib.tolist(),
+            "auc": self.auc.tolist(),
+        }
+
+    @classmethod
+    def from_doc(cls, task: str, n_classes: int, doc: dict[str, Any] | None) -> MetricAccumulator:
+        acc = cls(task, n_classes)
+        if not doc:
+            return acc
+        acc.n = int(doc["n"])
+        if task == "regression":
+            acc.sums = np.asarray(doc["sums"], dtype=np.float64)
+        else:
+            acc.confusion = np.asarray(doc["confusion"], dtype=np.int64)
+            acc.proba_n = int(doc["proba_n"])
+            acc.log_loss_sum = float(doc["log_loss"])
+            acc.calib = np.asarray(doc["calib"], dtype=np.float64)
+            acc.auc = np.asarray(doc["auc"], dtype=np.int64)
+        return acc
