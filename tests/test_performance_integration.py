@@ -65,6 +65,9 @@ def test_a_performance_drop_fires_once_after_it_on_the_broker(
     worker.start()
     try:
         producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+        # a broken label message and a label without its prediction id: dead letters
+        for value in (b"\x00 not json", b'{"model_id": "clf", "events": [{"label": 1}]}'):
+            producer.send(worker.topic("labels"), key=b"clf", value=value)
         labels_sent = 0
         pending: list[dict] = []
         kind = ""
@@ -96,8 +99,12 @@ def test_a_performance_drop_fires_once_after_it_on_the_broker(
             Alert.from_json(m.value)
             for m in read_topic(kafka_bootstrap, worker.topic("alerts"), min_messages=made)
         ]
+        dead = read_topic(kafka_bootstrap, worker.topic("dead-letter"), min_messages=2)
     finally:
         worker.stop()
+    reasons = sorted(dict(m.headers)["reason"].decode() for m in dead)
+    assert len(dead) == 2 and reasons == ["schema", "undecodable"], reasons
+    assert {dict(m.headers)["source.topic"].decode() for m in dead} == {worker.topic("labels")}
     firing = [a for a in alerts if a.kind == "performance" and a.status == "firing"]
     assert len(firing) == 1, [a.message for a in alerts]
     assert T0 + drop_at <= firing[0].first_event_time < T0 + drop_at + 1_500
