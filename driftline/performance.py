@@ -46,7 +46,8 @@ from driftline.detectors.profile import CategoricalProfile, ReferenceProfile
 from driftline.detectors.quality import RateCheck, RunState
 from driftline.join import Joined
 from driftline.monitor import DEFAULT_DETECTORS, class_name, prediction_column
-from driftline.records import Alert
+from driftline.records import Alert, RetrainingRequest
+from driftline.retraining import RetrainingPlanner, RetrainingState
 from driftline.stream.codec import PredictionBatch
 
 OTHER = "_other"
@@ -173,6 +174,7 @@ class PerformanceOutcome:
     # the last time window closed in this call: slice ("all", "version=3", "zone=north")
     # -> its metrics
     by_time: dict[str, dict[str, float]] = field(default_factory=dict)
+    retraining_requests: list[RetrainingRequest] = field(default_factory=list)
 
 
 class PerformanceMonitor:
@@ -206,6 +208,10 @@ class PerformanceMonitor:
             self.label_detector = (DEFAULT_DETECTORS[kind], kind)
         self.label_key = f"{model_id}/_label/state"
         self.arl = arl
+        # a lasting critical performance drop asks for retraining, within the same limits
+        # (cooldown, per-day cap; state shared with drift) as a drift episode
+        self.retraining = RetrainingPlanner(config.retraining, self.policy)
+        self.retraining_key = f"{model_id}/_model/retraining"
         self.errors: RateCheck | None = None
         self.river_name: str | None = None
         accuracy = (profile.performance if profile else {}).get("accuracy")
@@ -253,6 +259,8 @@ class PerformanceMonitor:
         alerts: list[Alert] = []
         metrics: dict[str, float] = {}
         by_time: dict[str, dict[str, float]] = {}
+        retraining: RetrainingState | None = None
+        requests: list[RetrainingRequest] = []
         w = self.settings.window_labels
         while pos < n:
             count = before + pos
@@ -283,7 +291,15 @@ class PerformanceMonitor:
                 times[pos:end],
             )
             alerts.extend(self.policy.step(episode, chunk, signals))
+            if self.retraining.wants(episode, chunk.kind):
+                if retraining is None:
+                    retraining = RetrainingState.from_bytes(state.get(self.retraining_key))
+                request = self.retraining.check(retraining, episode, chunk)
+                if request is not None:
+                    requests.append(request)
             pos = end
+        if retraining is not None:
+            state[self.retraining_key] = retraining.to_bytes()
         st.labelled = before + n
         st.errors = errors.to_doc()
         if river is not None:
@@ -292,7 +308,14 @@ class PerformanceMonitor:
             state[self.label_key] = labels_seen.state_bytes()
         state[self.state_key] = st.to_bytes()
         state[self.policy_key] = episode.to_bytes()
-        return PerformanceOutcome(alerts, n, metrics, failing=episode.firing, by_time=by_time)
+        return PerformanceOutcome(
+            alerts,
+            n,
+            metrics,
+            failing=episode.firing,
+            by_time=by_time,
+            retraining_requests=requests,
+        )
 
     def _time_windows(
         self, st: _State, pairs: list[Joined], y_true: np.ndarray, y_pred: np.ndarray

@@ -271,6 +271,9 @@ class Pipeline:
     def _performed(self, model_id: str, outcome: PerformanceOutcome, result: BatchResult) -> None:
         result.performance.append(outcome)
         result.alerts.extend(outcome.alerts)
+        result.retraining_requests.extend(outcome.retraining_requests)
+        for request in outcome.retraining_requests:
+            self.metrics.retraining_requests.labels(model_id, request.kind).inc()
         for metric, value in outcome.metrics.items():
             self.metrics.performance.labels(model_id, metric).set(value)
         for metric, value in outcome.estimate.items():

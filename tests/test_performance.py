@@ -84,11 +84,13 @@ def test_join_state_in_a_mapping_survives_a_new_join_object() -> None:
     assert [p.prediction_id for p in pairs] == ["a"]
 
 
-def classifier_pipeline(tmp_path: Path, **performance: Any) -> Pipeline:
+def classifier_pipeline(
+    tmp_path: Path, alerts: dict[str, Any] | None = None, **performance: Any
+) -> Pipeline:
     profile = write_classifier_profile(tmp_path / "clf.json")
     config = config_from_dict(
         {
-            "alerts": {"window_events": 500, "resolve_after_windows": 3},
+            "alerts": {"window_events": 500, "resolve_after_windows": 3, **(alerts or {})},
             "models": {
                 "clf": {
                     "task": "binary",
@@ -110,6 +112,7 @@ def run_stream(
     p: Pipeline,
     stream: list[tuple[float, str, dict[str, Any]]],
     size: int,
+    requests: list[Any] | None = None,
 ) -> list[Any]:
     """Feed (arrival time, topic, event) in arrival order, ``size`` events per message."""
     state: dict[str, bytes] = {}
@@ -122,11 +125,12 @@ def run_stream(
         if not pending:
             return
         if kind == "p":
-            alerts.extend(
-                p.process_messages([batch_message("clf", pending)], state, joins=joins).alerts
-            )
+            result = p.process_messages([batch_message("clf", pending)], state, joins=joins)
         else:
-            alerts.extend(p.process_labels([label_message(pending)], state, joins).alerts)
+            result = p.process_labels([label_message(pending)], state, joins)
+        alerts.extend(result.alerts)
+        if requests is not None:
+            requests.extend(result.retraining_requests)
         pending.clear()
 
     for _, topic, event in stream:
@@ -165,7 +169,8 @@ def drifting_stream(seed: int, drop_at: int, n: int) -> list[tuple[float, str, d
 def test_a_performance_drop_fires_after_it_and_never_before(tmp_path: Path) -> None:
     drop_at = 6_000
     stream = drifting_stream(1, drop_at, 12_000)
-    alerts = run_stream(classifier_pipeline(tmp_path), stream, 200)
+    requests: list[Any] = []
+    alerts = run_stream(classifier_pipeline(tmp_path), stream, 200, requests)
     performance = [a for a in alerts if a.kind == "performance" and a.status == "firing"]
     assert len(performance) == 1, [a.message for a in alerts]
     alert = performance[0]
@@ -178,6 +183,19 @@ def test_a_performance_drop_fires_after_it_and_never_before(tmp_path: Path) -> N
     )
     assert alert.message.startswith("Performance on clf: ")
     assert [a for a in alerts if a.kind == "drift"] == []  # concept drift: inputs unchanged
+    assert requests == []  # a warning: retraining waits for critical alerts
+
+
+def test_a_lasting_critical_performance_drop_asks_for_retraining(tmp_path: Path) -> None:
+    stream = drifting_stream(1, 6_000, 12_000)
+    requests: list[Any] = []
+    p = classifier_pipeline(tmp_path, alerts={"critical_ratio": 1.2})
+    alerts = run_stream(p, stream, 200, requests)
+    (alert,) = [a for a in alerts if a.kind == "performance" and a.status == "firing"]
+    assert alert.severity == "critical"
+    (request,) = requests  # after 900 s of event time (the policy's after_critical_seconds)
+    assert request.kind == "performance" and request.alert_ids == [alert.alert_id]
+    assert request.last_event_time - alert.last_event_time >= 900
 
 
 def test_performance_alerts_do_not_depend_on_how_the_stream_was_cut(tmp_path: Path) -> None:
