@@ -290,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python is chatty at INFO
+    # kafka-python 3 warns when its poll loop waits on a busy process (the demo's producers):
+    # nothing a user can act on
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     try:
         return int(args.func(args))
     except ConfigError as exc:
