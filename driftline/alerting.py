@@ -19,13 +19,17 @@ the stream was cut into batches (the monitor cuts its chunks at window ends and 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
 import orjson
 
 from driftline.config import AlertSettings
 from driftline.records import Alert, FeatureEvidence, dedup_id
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -131,6 +135,18 @@ class SplitChunk(Exception):
     def __init__(self, at: int) -> None:
         super().__init__(at)
         self.at = at
+
+
+def run_with_cuts(run: Callable[[set[int]], T]) -> T:
+    """Call ``run(cuts)`` again, with one more cut, each time the policy asks for one: the
+    callers' chunks then end exactly where alerts fire, however the stream was batched.
+    ``run`` must start from the stored state each time (the failed attempt's is discarded)."""
+    cuts: set[int] = set()
+    while True:
+        try:
+            return run(cuts)
+        except SplitChunk as split:
+            cuts.add(split.at)
 
 
 class AlertPolicy:

@@ -61,6 +61,18 @@ def query(expr: str, legend: str = "", ref: str = "A", table_format: bool = Fals
     return q
 
 
+def quantiles(histogram: str, qs: tuple[float, ...]) -> list[Dataquery]:
+    """The model's quantiles of a histogram metric, one query each (p50, p99, ...)."""
+    return [
+        query(
+            f"histogram_quantile({q}, sum by (le) (rate({histogram}_bucket{{{MODEL}}}[{RATE}])))",
+            f"p{round(q * 100)}",
+            ref="ABCDEFGH"[i],
+        )
+        for i, q in enumerate(qs)
+    ]
+
+
 def steps(*pairs: tuple[float | None, str]) -> ThresholdsConfig:
     return (
         ThresholdsConfig()
@@ -452,15 +464,7 @@ def model() -> Dashboard:
             "Label delay",
             "Event time from a prediction to its label (p50, p90): how long performance "
             "takes to be known, and what the estimate covers meanwhile.",
-            *(
-                query(
-                    f"histogram_quantile({q}, sum by (le) "
-                    f"(rate(driftline_label_delay_seconds_bucket{{{MODEL}}}[{RATE}])))",
-                    f"p{round(q * 100)}",
-                    ref=ref,
-                )
-                for q, ref in ((0.5, "A"), (0.9, "B"))
-            ),
+            *quantiles("driftline_label_delay_seconds", (0.5, 0.9)),
             unit="s",
         ),
     ]
@@ -476,15 +480,7 @@ def model() -> Dashboard:
         series_panel(
             "Batch processing time",
             "Time to decode a message and run this model's detectors on it (p50, p99).",
-            *(
-                query(
-                    f"histogram_quantile({q}, sum by (le) "
-                    f"(rate(driftline_batch_processing_seconds_bucket{{{MODEL}}}[{RATE}])))",
-                    f"p{round(q * 100)}",
-                    ref=ref,
-                )
-                for q, ref in ((0.5, "A"), (0.99, "B"))
-            ),
+            *quantiles("driftline_batch_processing_seconds", (0.5, 0.99)),
             unit="s",
         ),
     ]

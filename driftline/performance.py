@@ -29,7 +29,7 @@ import numpy as np
 import orjson
 
 from driftline import detectors
-from driftline.alerting import AlertPolicy, Chunk, EpisodeState, Signal, SplitChunk
+from driftline.alerting import AlertPolicy, Chunk, EpisodeState, Signal, run_with_cuts
 from driftline.config import AlertSettings, ModelConfig
 from driftline.detectors.base import Detector
 from driftline.detectors.performance import (
@@ -232,12 +232,7 @@ class PerformanceMonitor:
         Chunks end at window ends and where an alert fires (the policy asks for a cut with
         ``SplitChunk``), so the alerts do not depend on how the labels were batched.
         """
-        cuts: set[int] = set()
-        while True:
-            try:
-                return self._process(pairs, state, cuts)
-            except SplitChunk as split:
-                cuts.add(split.at)
+        return run_with_cuts(lambda cuts: self._process(pairs, state, cuts))
 
     def _process(
         self, pairs: list[Joined], state: MutableMapping[str, bytes], cuts: set[int]
@@ -489,12 +484,7 @@ class PerformanceEstimator:
     def process(
         self, batch: PredictionBatch, state: MutableMapping[str, bytes]
     ) -> PerformanceOutcome:
-        cuts: set[int] = set()
-        while True:
-            try:
-                return self._process(batch, state, cuts)
-            except SplitChunk as split:
-                cuts.add(split.at)
+        return run_with_cuts(lambda cuts: self._process(batch, state, cuts))
 
     def _process(
         self, batch: PredictionBatch, state: MutableMapping[str, bytes], cuts: set[int]
