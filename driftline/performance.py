@@ -215,7 +215,12 @@ class PerformanceMonitor:
         self.errors: RateCheck | None = None
         self.river_name: str | None = None
         accuracy = (profile.performance if profile else {}).get("accuracy")
-        if config.task != "regression" and accuracy is not None:
+        if config.task == "regression":
+            # absolute errors are no 0/1 stream: ADWIN (river) can watch them; the default
+            # CUSUM would need the reference's error distribution, which profiles do not keep
+            if settings.error_detector == "adwin":
+                self.river_name = "adwin"
+        elif accuracy is not None:
             if settings.error_detector == "cusum":
                 self.errors = RateCheck(
                     1.0 - accuracy,
@@ -389,11 +394,14 @@ class PerformanceMonitor:
         errors: RunState,
         river: Detector | None,
     ) -> list[Signal]:
-        if self.config.task == "regression" or (self.errors is None and river is None):
+        if self.errors is None and river is None:
             return []
-        ok = (y_true >= 0) & (y_pred >= 0)
-        rows = np.flatnonzero(ok)
-        wrong = (y_true != y_pred)[rows]
+        if self.config.task == "regression":
+            rows = np.flatnonzero(np.isfinite(y_true) & np.isfinite(y_pred))
+            wrong = np.abs(y_pred - y_true)[rows]  # for ADWIN: the absolute errors
+        else:
+            rows = np.flatnonzero((y_true >= 0) & (y_pred >= 0))
+            wrong = (y_true != y_pred)[rows]
         if self.errors is not None:
             r = self.errors.update(errors, wrong)
             if r.alarms:

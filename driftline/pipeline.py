@@ -89,6 +89,12 @@ class Pipeline:
             if not settings.enabled:
                 continue
             profile = profiles.get(model_id)
+            if model.task == "regression" and settings.error_detector not in ("cusum", "adwin"):
+                raise ConfigError(
+                    f"{config.source}: models.{model_id}.performance.error_detector: "
+                    f"{settings.error_detector} watches 0/1 errors; a regression's errors are "
+                    "numbers: use adwin (or cusum: windows only)"
+                )
             monitor = PerformanceMonitor(
                 model_id, model, profile, config.alerts, self.monitors[model_id].share
             )

@@ -371,3 +371,59 @@ def test_time_windows_give_metrics_per_version_and_segment_value_bounded(
     assert not any(s.startswith("ignored=") for s in slices)  # only configured segments
     assert accuracy("zone=z00") == 0.0
     assert 0.65 < (accuracy("all") or 0) < 0.8  # the baseline's 0.78, less z00's share
+
+
+def test_a_regressions_errors_can_be_watched_by_adwin(tmp_path: Path) -> None:
+    """A regression model's prediction is x1 * 2 (+ noise as its error); from event 3,000 the
+    truth moves away by 3: ADWIN on the absolute errors signals, and a wrong detector name
+    for a regression fails fast."""
+    from driftline.detectors.performance import regression_metrics
+    from driftline.detectors.profile import build_profile
+    from tests.streams import columns, events
+
+    rng = np.random.default_rng(13)
+    cols = columns(20_000, rng)
+    truth = cols["x1"] * 2 + rng.normal(0, 1, 20_000)
+    profile = build_profile(
+        "reg",
+        "1",
+        cols,
+        FEATURES,
+        prediction=cols["x1"] * 2,
+        label=truth,
+        performance=regression_metrics(truth, cols["x1"] * 2),
+    )
+    path = tmp_path / "reg.json"
+    path.write_bytes(profile.to_json())
+
+    def pipeline(detector: str) -> Pipeline:
+        model = {
+            "task": "regression",
+            "features": dict(FEATURES),
+            "reference": str(path),
+            "performance": {"enabled": True, "error_detector": detector, "tolerance": 0.5},
+        }
+        return Pipeline.from_config(config_from_dict({"models": {"reg": model}}))
+
+    with pytest.raises(ConfigError, match=r"performance\.error_detector: ddm watches 0/1"):
+        pipeline("ddm")
+    p = pipeline("adwin")
+    rows = events(6_000, rng)
+    labels = [
+        {
+            "prediction_id": r["prediction_id"],
+            "timestamp": r["timestamp"] + 30,
+            "label": r["prediction"] + float(rng.normal(0, 1)) + (3.0 if i >= 3_000 else 0.0),
+        }
+        for i, r in enumerate(rows)
+    ]
+    state: dict[str, bytes] = {}
+    joins: dict[str, bytes] = {}
+    alerts = []
+    for start in range(0, 6_000, 500):
+        p.process_messages([batch_message("reg", rows[start : start + 500])], state, joins=joins)
+        message = orjson.dumps({"model_id": "reg", "events": labels[start : start + 500]})
+        alerts += p.process_labels([message], state, joins).alerts
+    firing = [a for a in alerts if a.kind == "performance" and a.status == "firing"]
+    assert len(firing) == 1 and firing[0].events_seen > 3_000
+    assert {(f.feature, f.detector) for f in firing[0].features} >= {("errors", "adwin")}
