@@ -111,6 +111,23 @@ def test_a_performance_drop_fires_once_after_it_on_the_broker(
     assert [a for a in alerts if a.kind == "drift"] == []  # concept drift: the inputs are stable
 
 
+def wait_committed(bootstrap: str, group: str, topic: str, messages: int) -> None:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            offsets = admin.list_group_offsets({group: None}).get(group, {})
+            done = sum(o.offset for tp, o in offsets.items() if tp.topic == topic)
+            if done >= messages:
+                return
+            time.sleep(0.25)
+    finally:
+        admin.close()
+    raise AssertionError(f"{group} never committed {messages} messages of {topic}")
+
+
 def test_a_label_joins_its_prediction_across_a_kill_and_restart(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
@@ -125,7 +142,10 @@ def test_a_label_joins_its_prediction_across_a_kill_and_restart(
             producer.send(worker.topic("predictions"), key=b"clf", value=value)
         producer.flush()
         worker.wait_processed(1_000)
-        time.sleep(4)  # past a commit: the predictions' join records are on the changelog
+        # Kill only once their offsets are committed (with their join records, in the same
+        # transaction): after the restart the predictions are not read again, so a label can
+        # only find its prediction in the table restored from the changelog.
+        wait_committed(kafka_bootstrap, worker.app_id, worker.topic("predictions"), 4)
         worker.stop(signal.SIGKILL)
         worker.start()
         later = [{**e, "timestamp": e["timestamp"] + 3_600} for e in labels]
