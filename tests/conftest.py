@@ -86,6 +86,27 @@ class WorkerProcess:
         self.app_id = self.config["worker"]["app_id"]
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def peer(self, tmp: Path) -> WorkerProcess:
+        """Another worker of the same app (consumer group, topics), with its own metrics port
+        and data directory: to see partitions and their state move between processes."""
+        other = WorkerProcess.__new__(WorkerProcess)
+        other.__dict__.update(self.__dict__)
+        other.metrics_port = free_port()
+        other.config = {
+            **self.config,
+            "worker": {
+                **self.config["worker"],
+                "metrics_port": other.metrics_port,
+                "data_dir": str(tmp / "worker"),
+            },
+        }
+        tmp.mkdir(parents=True, exist_ok=True)
+        other.path = tmp / "config.yaml"
+        other.path.write_text(yaml.safe_dump(other.config))
+        other.log_path = tmp / "worker.log"
+        other.proc = None
+        return other
+
     def topic(self, suffix: str) -> str:
         return f"{self.prefix}{suffix}"
 
