@@ -269,8 +269,9 @@ class Pipeline:
         ):
             if n:
                 m.labels.labels(model_id, outcome).inc(n)
+        delay = m.label_delay.labels(model_id)  # looked up once: a dict lookup per label adds up
         for pair in pairs:
-            m.label_delay.labels(model_id).observe(max(0.0, pair.label_time - pair.time))
+            delay.observe(max(0.0, pair.label_time - pair.time))
         if pairs:
             self._performed(model_id, self.performance[model_id].process(pairs, state), result)
 
