@@ -158,6 +158,12 @@ class AlertPolicy:
         w = self.settings.window_events
         return (count // w + 1) * w
 
+    def chunk_end(self, count: int, last: int, cuts: set[int]) -> int:
+        """Where the chunk starting after event ``count`` ends: at the window's end, a cut
+        asked for by ``SplitChunk``, or ``last``, whichever comes first."""
+        end = min(last, self.window_end(count))
+        return min([end, *(cut for cut in cuts if count < cut < end)])
+
     def drifting(self, state: EpisodeState) -> set[str]:
         return {s for s, t in state.subjects.items() if t.streak > 0 or _recent(t, self)}
 

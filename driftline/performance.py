@@ -264,10 +264,7 @@ class PerformanceMonitor:
         w = self.settings.window_labels
         while pos < n:
             count = before + pos
-            end_count = min(before + n, self.policy.window_end(count))
-            for cut in cuts:
-                if count < cut < end_count:
-                    end_count = cut
+            end_count = self.policy.chunk_end(count, before + n, cuts)
             end = end_count - before
             signals = self._error_signals(y_true[pos:end], y_pred[pos:end], count, errors, river)
             if labels_seen is not None and label_column is not None:
@@ -512,10 +509,7 @@ class PerformanceEstimator:
         w = self.settings.window_labels
         while pos < n:
             count = before + pos
-            end_count = min(before + n, self.policy.window_end(count))
-            for cut in cuts:
-                if count < cut < end_count:
-                    end_count = cut
+            end_count = self.policy.chunk_end(count, before + n, cuts)
             end = end_count - before
             doc["score"].extend(score[pos:end].tolist())
             doc["predicted"].extend(predicted[pos:end].tolist())

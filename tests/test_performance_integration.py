@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -112,6 +113,21 @@ def test_a_performance_drop_fires_once_after_it_on_the_broker(
     assert [a for a in alerts if a.kind == "drift"] == []  # concept drift: the inputs are stable
 
 
+def labels_batch(model: str, rows: list[dict]) -> bytes:
+    return orjson.dumps({"model_id": model, "events": rows})
+
+
+def an_hour_later(labels: list[dict]) -> list[dict]:
+    return [{**e, "timestamp": e["timestamp"] + 3_600} for e in labels]
+
+
+def send(producer: KafkaProducer, topic: str, rows: list[dict], encode: Any) -> None:
+    """The rows in messages of 250, keyed by the model as producers do."""
+    for start in range(0, len(rows), 250):
+        producer.send(topic, key=b"clf", value=encode("clf", rows[start : start + 250]))
+    producer.flush()
+
+
 def wait_committed(bootstrap: str, group: str, topic: str, messages: int) -> None:
     from kafka import KafkaAdminClient
 
@@ -138,10 +154,7 @@ def test_a_label_joins_its_prediction_across_a_kill_and_restart(
     worker.start()
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     try:
-        for start in range(0, 1_000, 250):
-            value = batch_message("clf", predictions[start : start + 250])
-            producer.send(worker.topic("predictions"), key=b"clf", value=value)
-        producer.flush()
+        send(producer, worker.topic("predictions"), predictions, batch_message)
         worker.wait_processed(1_000)
         # Kill only once their offsets are committed (with their join records, in the same
         # transaction): after the restart the predictions are not read again, so a label can
@@ -149,11 +162,7 @@ def test_a_label_joins_its_prediction_across_a_kill_and_restart(
         wait_committed(kafka_bootstrap, worker.app_id, worker.topic("predictions"), 4)
         worker.stop(signal.SIGKILL)
         worker.start()
-        later = [{**e, "timestamp": e["timestamp"] + 3_600} for e in labels]
-        for start in range(0, 1_000, 250):
-            value = labels_message(later[start : start + 250])
-            producer.send(worker.topic("labels"), key=b"clf", value=value)
-        producer.flush()
+        send(producer, worker.topic("labels"), an_hour_later(labels), labels_batch)
         wait_joined(worker, 1_000)
         waiting = scrape(worker.metrics_port, "driftline_labels_total", 'outcome="waiting"')
         accuracy = scrape(worker.metrics_port, "driftline_performance{", 'metric="accuracy"')
@@ -177,19 +186,12 @@ def test_the_join_moves_with_its_partition_to_another_worker(
     a.start()
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     try:
-        for start in range(0, 1_000, 250):
-            value = batch_message("clf", predictions[start : start + 250])
-            producer.send(a.topic("predictions"), key=b"clf", value=value)
-        producer.flush()
+        send(producer, a.topic("predictions"), predictions, batch_message)
         a.wait_processed(1_000)
         wait_committed(kafka_bootstrap, a.app_id, a.topic("predictions"), 4)
         b.start()
         a.stop()  # a clean stop: the group rebalances, B takes A's partitions
-        later = [{**e, "timestamp": e["timestamp"] + 3_600} for e in labels]
-        for start in range(0, 1_000, 250):
-            value = labels_message(later[start : start + 250])
-            producer.send(a.topic("labels"), key=b"clf", value=value)
-        producer.flush()
+        send(producer, a.topic("labels"), an_hour_later(labels), labels_batch)
         wait_joined(b, 1_000)
         waiting = scrape(b.metrics_port, "driftline_labels_total", 'outcome="waiting"')
         processed_by_b = b.processed()
