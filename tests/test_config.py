@@ -88,3 +88,39 @@ def test_secret_comes_from_environment_and_never_shows() -> None:
     assert config.kafka.sasl_password.get_secret_value() == "hunter2-secret"
     assert "hunter2-secret" not in repr(config) and "hunter2-secret" not in str(config)
     assert "hunter2-secret" not in config.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    ("protocol", "mechanism"),
+    [
+        ("SASL_SSL", "SCRAM-SHA-512"),
+        ("SASL_PLAINTEXT", "PLAIN"),
+        ("SSL", None),
+        ("PLAINTEXT", None),
+    ],
+)
+def test_the_workers_faust_app_gets_the_same_kafka_security_as_every_client(
+    protocol: str, mechanism: str | None
+) -> None:
+    """The worker's consumers and producers (Faust, through aiokafka) connect as the SDK, the
+    CLI and the delivery loop do: same protocol, mechanism, user and password."""
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+    from driftline.pipeline import Pipeline
+    from driftline.stream.app import create_app
+    from driftline.stream.topics import aiokafka_options, faust_credentials
+
+    kafka: dict = {"security_protocol": protocol}
+    if mechanism:
+        kafka.update(sasl_mechanism=mechanism, sasl_username="svc", sasl_password_env="DL_PW")
+    raw = {"kafka": kafka, "models": {"eta": {"task": "binary", "features": {"a": "numeric"}}}}
+    config = config_from_dict(raw, source="c.yaml", env={"DL_PW": "hunter2-secret"})
+    app = create_app(config, Pipeline.from_config(config))
+    assert type(app.conf.broker_credentials) is type(faust_credentials(config.kafka))
+    faust_auth = credentials_to_aiokafka_auth(app.conf.broker_credentials)
+    expected = aiokafka_options(config.kafka)
+    assert faust_auth["security_protocol"] == expected["security_protocol"] == protocol
+    for key in ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password"):
+        assert faust_auth.get(key) == expected.get(key)
+    assert (faust_auth.get("ssl_context") is not None) == protocol.endswith("SSL")
+    assert "hunter2-secret" not in repr(app.conf.broker_credentials)

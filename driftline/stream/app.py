@@ -23,6 +23,7 @@ from driftline.notify import Notifier
 from driftline.pipeline import BatchResult, Pipeline
 from driftline.stream.delivery import DeliveryLoop, run_forever
 from driftline.stream.lag import INTERVAL_SECONDS, LagReporter
+from driftline.stream.topics import faust_credentials
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
     app = faust.App(
         config.worker.app_id,
         broker=[f"kafka://{host}" for host in config.kafka.bootstrap_servers.split(",")],
+        broker_credentials=faust_credentials(config.kafka),  # SSL / SASL, as for every client
         store="memory://",
         value_serializer="raw",
         topic_partitions=partitions,

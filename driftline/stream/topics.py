@@ -46,6 +46,25 @@ def aiokafka_options(kafka: KafkaSettings) -> dict[str, Any]:
     return options
 
 
+def faust_credentials(kafka: KafkaSettings) -> Any:
+    """The same security for the worker's Faust app (``broker_credentials``), or None."""
+    import faust
+
+    context = None
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        context = create_ssl_context(cafile=kafka.ssl_cafile)
+    if kafka.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+            ssl_context=context,
+            mechanism=kafka.sasl_mechanism or "PLAIN",
+        )
+    return faust.SSLCredentials(context) if context is not None else None
+
+
 def ensure_topics(config: Config, timeout: float = 30.0) -> dict[str, int]:
     """Create missing driftline topics; return the partition count of each."""
     topics = config.topics
