@@ -24,6 +24,7 @@ from prometheus_client import (
 
 from driftline.config import Config
 from driftline.detectors.profile import FeatureProfile, NumericProfile
+from driftline.monitor import prediction_column
 from driftline.stream.codec import Reason
 
 UNKNOWN_MODEL = "_unknown"
@@ -243,9 +244,7 @@ class PredictionBuckets:
     def counts(self, predictions: Sequence[Any]) -> np.ndarray:
         """Predictions per bucket; predictions that are not a number (or not a class) skipped."""
         if self.numeric:
-            values = np.asarray(predictions)
-            if values.dtype.kind not in "fiu":  # None, strings or bools among them
-                values = np.array([_as_float(p) for p in predictions], dtype=np.float64)
+            values = prediction_column(list(predictions), "numeric")  # NaN if not a number
             values = values[np.isfinite(values)]
             bins = np.searchsorted(self.edges, values, side="right")
         else:
@@ -253,12 +252,6 @@ class PredictionBuckets:
             found = [self.index.get(str(p), other) for p in predictions if p is not None]
             bins = np.array(found, dtype=np.int64)
         return np.bincount(bins, minlength=len(self.names))
-
-
-def _as_float(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return float("nan")
-    return float(value)
 
 
 def _bin_names(edges: Sequence[float]) -> list[str]:

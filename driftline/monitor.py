@@ -374,13 +374,15 @@ def prediction_column(predictions: list[Any], kind: str) -> np.ndarray:
         values = np.asarray(predictions)
         if values.dtype.kind in "fiu":
             return values.astype(np.float64)
-        return np.array(
-            [
-                float(v) if isinstance(v, int | float) and not isinstance(v, bool) else np.nan
-                for v in predictions
-            ]
-        )
+        return np.array([as_number(v) for v in predictions], dtype=np.float64)
     return np.array([None if v is None else class_name(v) for v in predictions], dtype=object)
+
+
+def as_number(value: Any) -> float:
+    """A number sent in an event as a float; NaN for anything else (bools included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return np.nan
+    return float(value)
 
 
 def class_name(value: Any) -> str:

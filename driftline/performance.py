@@ -45,7 +45,7 @@ from driftline.detectors.performance import (
 from driftline.detectors.profile import CategoricalProfile, ReferenceProfile
 from driftline.detectors.quality import RateCheck, RunState
 from driftline.join import Joined
-from driftline.monitor import DEFAULT_DETECTORS, class_name, prediction_column
+from driftline.monitor import DEFAULT_DETECTORS, as_number, class_name, prediction_column
 from driftline.records import Alert, RetrainingRequest
 from driftline.retraining import RetrainingPlanner, RetrainingState
 from driftline.stream.codec import PredictionBatch
@@ -83,7 +83,7 @@ class OutcomeEncoder:
     def encode(self, values: Sequence[Any]) -> np.ndarray:
         """Class indices (-1 for a missing value), or floats (NaN) for regression."""
         if self.task == "regression":
-            return np.array([_number(v) for v in values], dtype=np.float64)
+            return np.array([as_number(v) for v in values], dtype=np.float64)
         if self.task == "binary":
             return np.array(
                 [-1 if v is None else int(class_name(v) == self.positive) for v in values],
@@ -102,12 +102,15 @@ class OutcomeEncoder:
             return None
         if self.task == "binary":
             return np.array(
-                [_number(s.get(self.positive)) if isinstance(s, dict) else math.nan for s in scores]
+                [
+                    as_number(s.get(self.positive)) if isinstance(s, dict) else math.nan
+                    for s in scores
+                ]
             )
         out = np.full((len(scores), len(self.classes)), math.nan)
         for i, s in enumerate(scores):
             if isinstance(s, dict):
-                out[i] = [_number(s.get(c, 0.0)) for c in self.classes[:-1]] + [0.0]
+                out[i] = [as_number(s.get(c, 0.0)) for c in self.classes[:-1]] + [0.0]
         return out
 
     def metrics(
@@ -122,12 +125,6 @@ class OutcomeEncoder:
             if finite[ok].all():
                 return classification_metrics(y_true[ok], y_pred[ok], self.classes, proba[ok])
         return classification_metrics(y_true[ok], y_pred[ok], self.classes) if ok.any() else {}
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return math.nan
-    return float(value)
 
 
 def baseline_performance(
@@ -254,6 +251,7 @@ class PerformanceMonitor:
         )
         y_true = self.encoder.encode([p.label for p in pairs])
         y_pred = self.encoder.encode([p.prediction for p in pairs])
+        proba = self.encoder.proba([p.score for p in pairs])
         times = np.array([p.label_time for p in pairs], dtype=np.float64)
         before, n, pos = st.labelled, len(pairs), 0
         alerts: list[Alert] = []
@@ -269,9 +267,14 @@ class PerformanceMonitor:
             signals = self._error_signals(y_true[pos:end], y_pred[pos:end], count, errors, river)
             if labels_seen is not None and label_column is not None:
                 signals += self._label_signals(labels_seen, label_column[pos:end], count)
+            # encoded once: the window keeps what its metrics need, not the raw events
             for i in range(pos, end):
-                st.window.append([pairs[i].label, pairs[i].prediction, pairs[i].score])
-            closed = self._time_windows(st, pairs[pos:end], y_true[pos:end], y_pred[pos:end])
+                p_i = None if proba is None else _plain(proba[i])
+                st.window.append([_plain(y_true[i]), _plain(y_pred[i]), p_i])
+            part = slice(pos, end)
+            closed = self._time_windows(
+                st, pairs[part], y_true[part], y_pred[part], None if proba is None else proba[part]
+            )
             by_time = closed or by_time
             if end_count % w == 0:
                 metrics = self._window_metrics(st.window)
@@ -315,7 +318,12 @@ class PerformanceMonitor:
         )
 
     def _time_windows(
-        self, st: _State, pairs: list[Joined], y_true: np.ndarray, y_pred: np.ndarray
+        self,
+        st: _State,
+        pairs: list[Joined],
+        y_true: np.ndarray,
+        y_pred: np.ndarray,
+        proba: np.ndarray | None,
     ) -> dict[str, dict[str, float]]:
         """Add the pairs to the open time window's slices; return the metrics of a window
         that closed (a label from a later window came). Late labels of an earlier window
@@ -323,7 +331,6 @@ class PerformanceMonitor:
         closed: dict[str, dict[str, float]] = {}
         width = self.settings.window_seconds
         k = len(self.encoder.classes)
-        proba = self.encoder.proba([p.score for p in pairs])
         windows = np.floor(np.array([p.label_time for p in pairs]) / width).astype(np.int64)
         for window in np.unique(windows):
             if st.time_window is not None and window > st.time_window:
@@ -416,12 +423,20 @@ class PerformanceMonitor:
         return []
 
     def _window_metrics(self, window: list[list[Any]]) -> dict[str, float]:
-        labels, predictions, scores = zip(*window, strict=True) if window else ((), (), ())
-        return self.encoder.metrics(
-            self.encoder.encode(labels),
-            self.encoder.encode(predictions),
-            self.encoder.proba(scores),
-        )
+        """Metrics of a window of encoded rows [label, prediction, probability or None]."""
+        dtype = np.float64 if self.config.task == "regression" else np.int64
+        y_true = np.array([row[0] for row in window], dtype=np.float64).astype(dtype)
+        y_pred = np.array([row[1] for row in window], dtype=np.float64).astype(dtype)
+        proba = None
+        if any(row[2] is not None for row in window):
+            if self.config.task == "binary":
+                proba = np.array([row[2] for row in window], dtype=np.float64)  # None: NaN
+            else:
+                proba = np.full((len(window), len(self.encoder.classes)), math.nan)
+                for i, row in enumerate(window):
+                    if row[2] is not None:
+                        proba[i] = row[2]
+        return self.encoder.metrics(y_true, y_pred, proba)
 
     def _window_signal(self, metrics: dict[str, float], at: int) -> Signal | None:
         value = metrics.get(self.metric)
@@ -441,6 +456,14 @@ class PerformanceMonitor:
             reference_rate=self.baseline,
             value=value,
         )
+
+
+def _plain(value: Any) -> Any:
+    """An encoded value as JSON takes it: NaN (or a row with one) as None."""
+    if isinstance(value, np.ndarray):
+        return None if np.isnan(value).any() else value.tolist()
+    value = value.item()
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _tracked(seen: list[str], value: str, limit: int) -> str:

@@ -21,6 +21,7 @@ from faust.types import EventT
 from driftline.config import Config
 from driftline.notify import Notifier
 from driftline.pipeline import BatchResult, Pipeline
+from driftline.records import compact_json
 from driftline.stream.delivery import DeliveryLoop, run_forever
 from driftline.stream.lag import INTERVAL_SECONDS, LagReporter
 from driftline.stream.topics import faust_credentials
@@ -212,7 +213,7 @@ class ModelRecords(MutableMapping[str, bytes]):
         for model_id, writes in self.writes.items():
             data = {**self.model(model_id), **writes}
             # latin-1 maps each byte to one character: any bytes value survives JSON whole
-            raw = orjson.dumps({k: v.decode("latin-1") for k, v in data.items()})
+            raw = compact_json({k: v.decode("latin-1") for k, v in data.items()})
             self.table[model_id] = raw
             self._parsed[model_id] = (raw, data)
         self.writes.clear()
