@@ -228,7 +228,7 @@ class PerformanceSettings(_Strict):
 
     # Off by default: it keeps every prediction (id, prediction, scores, time: about 0.2 KB,
     # bench/label_join.py) until its label comes or the TTL passes: memory grows with
-    # rate x TTL (1,000 predictions/s for a day: 17 GB; shorten the TTL or sample).
+    # rate x TTL (1,000 predictions/s for a day: 19 GB; shorten the TTL or sample).
     enabled: bool = False
     label_ttl_seconds: float = Field(
         default=86_400.0, gt=0, description="how long a prediction waits for its label"
