@@ -1,4 +1,5 @@
-"""A worker killed with SIGKILL mid-stream: after a restart every event counts exactly once.
+"""A worker stopped mid-stream, killed (SIGKILL) or asked to (SIGTERM): after a restart every
+event counts exactly once.
 
 With the default processing guarantee (exactly_once: state changelog and offsets in one
 transaction) and the state of a model written as one record per run.
@@ -21,7 +22,10 @@ from tests.test_worker_integration import changelog_state, produce
 pytestmark = pytest.mark.kafka
 
 
-def test_kill_9_mid_stream_loses_and_doubles_nothing(tmp_path: Path, kafka_bootstrap: str) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_a_stop_mid_stream_loses_and_doubles_nothing(
+    tmp_path: Path, kafka_bootstrap: str, stop: signal.Signals
+) -> None:
     profile = write_profile(tmp_path / "m1.json")
     worker = WorkerProcess(
         tmp_path,
@@ -36,7 +40,7 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(tmp_path: Path, kafka_boots
     try:
         produce(kafka_bootstrap, worker.topic("predictions"), "m1", rows, 100)
         worker.wait_processed(6_000)
-        worker.stop(signal.SIGKILL)
+        worker.stop(stop)
         worker.start()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

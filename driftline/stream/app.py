@@ -136,6 +136,11 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
                     raise
                 records.apply()
                 lag.processed_up_to(group[-1].message.tp, group[-1].message.offset)
+            # The events are acked when the next take starts, and a commit covers the acked
+            # offsets. Table writes wait in Faust's producer buffer until a task hands them
+            # to Kafka's producer (into the open transaction): hand them over first, or a
+            # commit (or a SIGTERM's last commit) can mark these events done without them.
+            await changelog_handed_over(app)
 
     @app.timer(INTERVAL_SECONDS, name="driftline.consumer-lag")
     async def report_lag() -> None:
@@ -147,6 +152,12 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
     if needs_delivery(config):
         add_delivery_loop(app, config, pipeline)
     return app
+
+
+async def changelog_handed_over(app: faust.App) -> None:
+    buffer = app.producer.buffer
+    while buffer.size:
+        await buffer.flush()
 
 
 def needs_delivery(config: Config) -> bool:
