@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from driftline.config import Config, ConfigError, load_config
+from driftline.redact import redact_secrets_in_logs
 
 DESCRIPTION = """\
 driftline watches the predictions (and labels) your models publish on Kafka, runs online
@@ -29,6 +30,7 @@ def _config(path: str | None) -> Config:
     if not path:
         raise ConfigError("no config file: pass --config FILE or set DRIFTLINE_CONFIG")
     config = load_config(path)
+    redact_secrets_in_logs(config.secrets())  # whatever a library logs, at any level
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if bootstrap:
         config = config.model_copy(

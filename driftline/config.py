@@ -289,6 +289,13 @@ class Config(_Strict):
     models: dict[str, ModelConfig]
     source: str = Field(default="<memory>", exclude=True)
 
+    def secrets(self) -> list[str]:
+        """The secret values the config resolved from the environment (to keep out of logs)."""
+        values = [r.url for r in self.notifications.receivers.values() if r.url is not None]
+        if self.kafka.sasl_password is not None:
+            values.append(self.kafka.sasl_password)
+        return [v.get_secret_value() for v in values]
+
     def reference_path(self, model_id: str) -> Path | None:
         ref = self.models[model_id].reference
         if ref is None:

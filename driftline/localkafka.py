@@ -24,11 +24,11 @@ _SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}{sasl_listener}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}{sasl_advertised}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
 log.dirs={log_dir}
 num.partitions=1
 auto.create.topics.enable=true
@@ -47,6 +47,21 @@ log.retention.hours=24
 log.segment.bytes=67108864
 log.cleaner.dedupe.buffer.size=8388608
 """
+
+# A second listener that authenticates (SASL PLAIN and SCRAM; users in ``sasl_users``), to test
+# the clients' security settings against a real broker. No TLS: certificates are out of scope
+# here, and the SASL exchange is the same over SSL.
+_SASL_PROPERTIES = """\
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=\\
+  org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=\\
+  org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=\\
+  org.apache.kafka.common.security.scram.ScramLoginModule required;
+"""
+
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 
 _LOG4J2 = """\
 status = error
@@ -74,10 +89,16 @@ class LocalKafka:
     controller_port: int = 19093
     home: Path = DEFAULT_HOME
     name: str = "default"
+    sasl_port: int | None = None  # a SASL_PLAINTEXT listener there, for these users
+    sasl_users: tuple[tuple[str, str], ...] = ()  # (name, password)
 
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.sasl_port}"
 
     @property
     def lib_dir(self) -> Path:
@@ -106,13 +127,18 @@ class LocalKafka:
     def _write_config(self) -> Path:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         props = self.run_dir / "server.properties"
-        props.write_text(
-            _SERVER_PROPERTIES.format(
-                port=self.port,
-                controller_port=self.controller_port,
-                log_dir=self.run_dir / "data",
-            )
+        sasl = f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}" if self.sasl_port else ""
+        text = _SERVER_PROPERTIES.format(
+            port=self.port,
+            controller_port=self.controller_port,
+            log_dir=self.run_dir / "data",
+            sasl_listener=f",{sasl}" if sasl else "",
+            sasl_advertised=f",{sasl}" if sasl else "",
         )
+        if sasl:
+            users = " ".join(f'user_{name}="{password}"' for name, password in self.sasl_users)
+            text += _SASL_PROPERTIES.format(plain_users=users)
+        props.write_text(text)
         (self.run_dir / "log4j2.properties").write_text(_LOG4J2.format(log_file=self.log_file))
         return props
 
@@ -158,6 +184,12 @@ class LocalKafka:
                     "format",
                     f"--cluster-id={cluster_id}",
                     f"--config={props}",
+                    # SCRAM credentials live in the cluster metadata: written at format time
+                    *(
+                        f"--add-scram={mechanism}=[name={name},password={password}]"
+                        for name, password in self.sasl_users
+                        for mechanism in SCRAM_MECHANISMS
+                    ),
                 ),
                 capture_output=True,
                 text=True,

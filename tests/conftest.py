@@ -59,12 +59,15 @@ class WorkerProcess:
         alerts: dict[str, Any] | None = None,
         notifications: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
+        kafka: dict[str, Any] | None = None,
         **worker: Any,
     ) -> None:
+        """``kafka``: more of the config's kafka section (security); ``worker``: its worker
+        section."""
         run = uuid.uuid4().hex[:8]
         self.metrics_port = free_port()
         self.config = {
-            "kafka": {"bootstrap_servers": bootstrap},
+            "kafka": {"bootstrap_servers": bootstrap, **(kafka or {})},
             "topics": {"prefix": f"dltest-{run}.", "partitions": 2},
             "worker": {
                 "app_id": f"dltest-{run}",
@@ -85,6 +88,7 @@ class WorkerProcess:
         self.prefix = self.config["topics"]["prefix"]
         self.app_id = self.config["worker"]["app_id"]
         self.proc: subprocess.Popen[bytes] | None = None
+        self.loglevel = "info"
 
     def peer(self, tmp: Path) -> WorkerProcess:
         """Another worker of the same app (consumer group, topics), with its own metrics port
@@ -115,7 +119,10 @@ class WorkerProcess:
         env.update(self.env)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "driftline", "worker", "--config", str(self.path)],
+            [
+                *(sys.executable, "-m", "driftline", "worker", "--config", str(self.path)),
+                *("--loglevel", self.loglevel),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

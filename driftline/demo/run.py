@@ -39,7 +39,7 @@ from driftline.localkafka import PROJECT_ROOT, LocalKafka
 from driftline.metrics import scrape_total
 from driftline.records import Alert
 from driftline.stream.client import LabelLogger, PredictionLogger
-from driftline.stream.topics import ensure_topics
+from driftline.stream.topics import ensure_topics, kafka_client_options
 from kafka import KafkaConsumer, KafkaProducer
 
 MODEL = "eta"
@@ -237,8 +237,9 @@ def late_profile(scenario: Scenario | None = None) -> ReferenceProfile:
 class DemoTraffic:
     """Both models' predictions, and their labels ``LABEL_LAG`` predictions later."""
 
-    def __init__(self, topics: TopicSettings, bootstrap: str) -> None:
-        options: dict[str, Any] = {"bootstrap_servers": bootstrap, "batch_size": 500}
+    def __init__(self, topics: TopicSettings, kafka_options: dict[str, Any]) -> None:
+        """``kafka_options``: kafka-python client options (servers, and security if any)."""
+        options: dict[str, Any] = {**kafka_options, "batch_size": 500}
         self.eta = PredictionLogger(MODEL, MODEL_VERSION, topic=topics.predictions, **options)
         self.late = PredictionLogger(LATE_MODEL, "1", topic=topics.predictions, **options)
         self.eta_labels = LabelLogger(MODEL, topic=topics.labels, **options)
@@ -271,7 +272,8 @@ def produce(config: Config, rate: float, n_events: int, loop: bool) -> int:
     For the compose stack: each round is stable, has the courier-tracking outage, then drifts;
     with ``loop`` the rounds go on (a new seed each), so the dashboards keep moving.
     """
-    traffic = DemoTraffic(config.topics, config.kafka.bootstrap_servers)
+    # the config's security too: the compose stack's producer may face an authenticating broker
+    traffic = DemoTraffic(config.topics, kafka_client_options(config.kafka))
     sent, round_ = 0, 0
     t0 = time.monotonic()
     try:
@@ -366,7 +368,7 @@ def _produce_and_report(
     bad.flush()
     bad.close()
 
-    traffic = DemoTraffic(topics, bootstrap)
+    traffic = DemoTraffic(topics, {"bootstrap_servers": bootstrap})
     t0 = time.monotonic()
     step = 500
     for start in range(0, len(events), step):
