@@ -653,7 +653,7 @@ def _is_json_with_non_finite(raw: bytes) -> bool:
 
     try:
         json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than orjson's limit (1024) too
         return False
     try:
         json.loads(raw, parse_constant=reject)
