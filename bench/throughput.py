@@ -1,9 +1,12 @@
 """Worker throughput on the real local broker: batched vs single-event messages.
 
-Pre-produces the messages, then starts a ``driftline worker`` process and times it from its
-first processed event to its last (startup excluded), by polling its /metrics. Beside it, in
-this process and on the same messages: the codec alone and the whole pipeline without Kafka,
-so that the table shows where the time goes. Usage: ``.venv/bin/python bench/throughput.py``
+Pre-produces the messages, then times three consumers of that same topic, each from its first
+message to its last (startup excluded): the bare limit (aiokafka ``getmany``, decode only), a
+bare Faust agent that only iterates (bench/bare_faust.py), and a ``driftline worker`` process
+(polled on its /metrics; its CPU seconds and peak RSS read from /proc). The ratios to the bare
+consumers are what to compare, since this machine's speed varies from run to run. Beside them,
+in this process: the codec alone and the whole pipeline without Kafka, so that the table shows
+where the time goes. Usage: ``.venv/bin/python bench/throughput.py``
 (``--quick`` for a smaller run). Starts the local Kafka on port 39092 unless
 KAFKA_BOOTSTRAP_SERVERS is set.
 """
@@ -11,17 +14,21 @@ KAFKA_BOOTSTRAP_SERVERS is set.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
+from aiokafka import AIOKafkaConsumer
 
 from kafka import KafkaProducer
 
@@ -104,14 +111,28 @@ def in_process(pipeline: Pipeline, msgs: list[bytes], decode_only: bool) -> floa
     return time.perf_counter() - started
 
 
-def worker_run(
-    tmp: Path,
-    bootstrap: str,
-    model: dict[str, Any],
-    msgs: list[bytes],
-    n_events: int,
-    **worker_settings: Any,
-) -> tuple[float, float]:
+@dataclass
+class Run:
+    """One timed consumer: counted from its first message to its last (startup excluded)."""
+
+    events: int
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mb: float = float("nan")
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+    @property
+    def cpu_per_million(self) -> float:
+        return self.cpu_seconds / self.events * 1e6
+
+
+def prepared_worker(
+    tmp: Path, bootstrap: str, model: dict[str, Any], msgs: list[bytes], **worker_settings: Any
+) -> WorkerProcess:
+    """A worker (not started yet) with ``msgs`` already on its predictions topic."""
     worker = WorkerProcess(tmp, bootstrap, {"bench": model}, **worker_settings)
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=20, batch_size=1 << 20, max_request_size=16 << 20
@@ -120,16 +141,92 @@ def worker_run(
         producer.send(worker.topic("predictions"), key=b"bench", value=m)
     producer.flush()
     producer.close()
+    return worker
+
+
+def timed_worker(worker: WorkerProcess, n_events: int) -> Run:
     worker.start()
+    assert worker.proc is not None
+    pid = worker.proc.pid
     try:
         while worker.processed() == 0:
             time.sleep(0.01)
-        t0, first = time.perf_counter(), worker.processed()
+        t0, cpu0, first = time.perf_counter(), process_cpu(pid), worker.processed()
         worker.wait_processed(n_events, timeout=600)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, process_cpu(pid) - cpu0
+        peak = peak_rss_mb(pid)
     finally:
         worker.stop()
-    return n_events - first, elapsed
+    return Run(int(n_events - first), elapsed, cpu, peak)
+
+
+def worker_run(
+    tmp: Path,
+    bootstrap: str,
+    model: dict[str, Any],
+    msgs: list[bytes],
+    n_events: int,
+    **worker_settings: Any,
+) -> tuple[float, float]:
+    run = timed_worker(prepared_worker(tmp, bootstrap, model, msgs, **worker_settings), n_events)
+    return run.events, run.seconds
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bare_consumer(bootstrap: str, topic: str, n_messages: int, per_message: int) -> Run:
+    """The limit: aiokafka ``getmany`` batches, each message only decoded (orjson)."""
+
+    async def consume() -> Run:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=16 << 20,
+            fetch_max_bytes=64 << 20,
+        )
+        await consumer.start()
+        seen, t0, cpu0 = 0, 0.0, 0.0
+        try:
+            while seen < n_messages:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+                for records in batches.values():
+                    if seen == 0:
+                        t0, cpu0 = time.perf_counter(), time.process_time()
+                    for record in records:
+                        orjson.loads(record.value)
+                    seen += len(records)
+        finally:
+            await consumer.stop()
+        return Run(seen * per_message, time.perf_counter() - t0, time.process_time() - cpu0)
+
+    return asyncio.run(consume())
+
+
+def bare_faust(tmp: Path, bootstrap: str, topic: str, n_messages: int, per_message: int) -> Run:
+    """A Faust agent that only iterates the messages (bench/bare_faust.py, its own process)."""
+    result = tmp / "bare_faust.json"
+    script = Path(__file__).with_name("bare_faust.py")
+    subprocess.run(
+        [sys.executable, str(script), bootstrap, topic, str(n_messages), str(result)],
+        check=True,
+        timeout=600,
+        stdout=subprocess.DEVNULL,
+    )
+    seconds, cpu = orjson.loads(result.read_bytes())
+    return Run(n_messages * per_message, seconds, cpu)
 
 
 @contextmanager
@@ -176,9 +273,9 @@ def main() -> None:
     n_batched = 50_000 if args.quick else 200_000
     n_single = 5_000 if args.quick else 20_000
     rng = np.random.default_rng(0)
+    rows = []
     with workspace(rng) as (bootstrap, tmp, model):
         pipeline = Pipeline.from_config(config_from_dict({"models": {"bench": model}}))
-        rows = []
         for label, batch, n, columnar in [
             ("columnar batch (500/msg)", 500, n_batched, True),
             ("row batch (500/msg)", 500, n_batched, False),
@@ -189,25 +286,36 @@ def main() -> None:
             full = in_process(pipeline, msgs, decode_only=False)
             run_dir = tmp / label.replace(" ", "_").replace("/", "_")
             run_dir.mkdir()
-            counted, elapsed = worker_run(run_dir, bootstrap, model, msgs, n)
-            rows.append((label, n, len(msgs), n / decode, n / full, counted / elapsed))
+            # the same messages on the same topic for the bare consumers and the worker
+            worker = prepared_worker(run_dir, bootstrap, model, msgs)
+            topic = worker.topic("predictions")
+            limit = bare_consumer(bootstrap, topic, len(msgs), batch)
+            agent = bare_faust(run_dir, bootstrap, topic, len(msgs), batch)
+            ours = timed_worker(worker, n)
+            rows.append((label, n, len(msgs), n / decode, n / full, limit, agent, ours))
     print(f"\n{N_NUMERIC} numeric + {N_CATEGORICAL} categorical features, default detectors\n")
     head = (
         "path",
         "events",
-        "messages",
         "codec ev/s",
         "pipeline ev/s",
+        "getmany+decode ev/s",
+        "bare Faust ev/s",
         "worker ev/s",
-        "worker msg/s",
+        "worker / getmany",
+        "worker / bare Faust",
+        "worker CPU s per M ev",
+        "getmany CPU s per M ev",
+        "worker peak RSS MB",
     )
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for label, n, m, dec, full, worker in rows:
-        msg_rate = worker * m / n
+    for label, n, _, dec, full, limit, agent, ours in rows:
         print(
-            f"| {label} | {n:,} | {m:,} | {dec:,.0f} | {full:,.0f} | {worker:,.0f} | "
-            f"{msg_rate:,.0f} |"
+            f"| {label} | {n:,} | {dec:,.0f} | {full:,.0f} | {limit.rate:,.0f} | "
+            f"{agent.rate:,.0f} | {ours.rate:,.0f} | {ours.rate / limit.rate:.2f} | "
+            f"{ours.rate / agent.rate:.2f} | {ours.cpu_per_million:.1f} | "
+            f"{limit.cpu_per_million:.1f} | {ours.peak_rss_mb:.0f} |"
         )
 
 
