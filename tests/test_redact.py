@@ -36,8 +36,8 @@ def test_config_secrets_are_masked_in_any_logger(
     )
     assert sorted(config.secrets()) == ["https://hooks.slack.com/services/T/B/t0ken", "p'w\\s3cret"]
     redact_secrets_in_logs(config.secrets())
-    library = logging.getLogger("kafka.conn")  # a library's logger, not driftline's
-    with caplog.at_level(logging.DEBUG):
+    library = logging.getLogger("some.library")  # a library's logger, not driftline's
+    with caplog.at_level(logging.DEBUG, logger="some.library"):
         library.debug("Request: %r", b"\x00svc\x00" + b"p'w\\s3cret")  # escaped in repr
         library.warning("posting to %s failed", "https://hooks.slack.com/services/T/B/t0ken")
         library.info("plain %s", "p'w\\s3cret")
