@@ -60,6 +60,7 @@ class WorkerProcess:
         notifications: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
         kafka: dict[str, Any] | None = None,
+        partitions: int = 2,
         **worker: Any,
     ) -> None:
         """``kafka``: more of the config's kafka section (security); ``worker``: its worker
@@ -68,7 +69,7 @@ class WorkerProcess:
         self.metrics_port = free_port()
         self.config = {
             "kafka": {"bootstrap_servers": bootstrap, **(kafka or {})},
-            "topics": {"prefix": f"dltest-{run}.", "partitions": 2},
+            "topics": {"prefix": f"dltest-{run}.", "partitions": partitions},
             "worker": {
                 "app_id": f"dltest-{run}",
                 "metrics_port": self.metrics_port,
@@ -115,6 +116,11 @@ class WorkerProcess:
         return f"{self.prefix}{suffix}"
 
     def start(self) -> None:
+        self.launch()
+        self.wait_up()
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (to start several at once)."""
         env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
         env.update(self.env)
         log = self.log_path.open("ab")
@@ -127,6 +133,10 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             env=env,
         )
+
+    def wait_up(self) -> None:
+        """Until the worker serves its metrics."""
+        assert self.proc is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"worker died: {self.log_tail()}"

@@ -51,6 +51,6 @@ def test_a_stop_mid_stream_loses_and_doubles_nothing(
     finally:
         worker.stop()
     state = changelog_state(kafka_bootstrap, worker.app_id)
-    assert state["m1/_model/events"] == b"20000", worker.log_tail()
+    assert state["m1/_model/events"] == b"20000", (state["m1/_model/events"], worker.log_tail())
     for feature, detector in [("x1", "cusum"), ("x2", "cusum"), ("color", "categorical_cusum")]:
         assert orjson.loads(state[f"m1/{feature}/{detector}"])["n"] == 20_000

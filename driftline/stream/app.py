@@ -22,6 +22,7 @@ from driftline.config import Config
 from driftline.notify import Notifier
 from driftline.pipeline import BatchResult, Pipeline
 from driftline.records import compact_json
+from driftline.stream import faust_fixes
 from driftline.stream.delivery import DeliveryLoop, run_forever
 from driftline.stream.lag import INTERVAL_SECONDS, LagReporter
 from driftline.stream.topics import faust_credentials
@@ -35,6 +36,7 @@ JOIN_TABLE = "label-join"
 def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None) -> faust.App:
     """Build the worker's Faust app; ``partitions`` is the predictions topic's real count."""
     partitions = partitions or config.topics.partitions
+    faust_fixes.apply()  # changelog ends from the broker, for recovery after a rebalance
     app = faust.App(
         config.worker.app_id,
         broker=[f"kafka://{host}" for host in config.kafka.bootstrap_servers.split(",")],
@@ -114,33 +116,43 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
     async def monitor_predictions(stream: faust.StreamT) -> None:
         assert isinstance(stream, faust.Stream)  # take_events is not on the StreamT protocol
         async for taken in stream.take_events(config.worker.micro_batch_messages, linger):
-            for group in by_partition(taken):
-                # Table writes go to the changelog partition of the current event; a model's
-                # messages all come from one partition (keyed by model_id), so make an event
-                # of this group current before its state is written.
-                _set_current_event(group[-1])
-                sources = [(e.message.topic, e.message.partition, e.message.offset) for e in group]
-                # State (with the offsets it has applied) is written only once the alerts and
-                # dead letters of the run are on the broker: a crash in between replays the
-                # messages and sends the same alerts again (same ids, so delivery skips
-                # them), rather than marking them applied with their alerts lost.
-                values = [e.value for e in group]
-                try:
-                    if group[-1].message.topic == config.topics.labels:
-                        result = pipeline.process_labels(values, records, joins, sources)
-                    else:
-                        result = pipeline.process_messages(values, records, sources, joins)
-                    await publish(result, group)
-                except BaseException:
-                    records.writes.clear()  # not applied: the messages will be read again
-                    raise
-                records.apply()
-                lag.processed_up_to(group[-1].message.tp, group[-1].message.offset)
-            # The events are acked when the next take starts, and a commit covers the acked
-            # offsets. Table writes wait in Faust's producer buffer until a task hands them
-            # to Kafka's producer (into the open transaction): hand them over first, or a
-            # commit (or a SIGTERM's last commit) can mark these events done without them.
-            await changelog_handed_over(app)
+            try:
+                await process_take(taken)
+            except BaseException:  # a crash, or the worker stopping (SIGTERM) mid-run
+                records.writes.clear()  # not applied
+                # take_events acks the whole take as the stream closes, and the consumer's
+                # last commit would cover events whose state was never written (a SIGTERM
+                # test lost them). Marked as acked here, Faust's ack skips them and their
+                # offsets stay uncommitted: they are read again, and the applied-offset
+                # watermarks skip those whose state did get written.
+                for event in taken:
+                    event.message.acked = True
+                raise
+
+    async def process_take(taken: Sequence[EventT]) -> None:
+        for group in by_partition(taken):
+            # Table writes go to the changelog partition of the current event; a model's
+            # messages all come from one partition (keyed by model_id), so make an event
+            # of this group current before its state is written.
+            _set_current_event(group[-1])
+            sources = [(e.message.topic, e.message.partition, e.message.offset) for e in group]
+            # State (with the offsets it has applied) is written only once the alerts and
+            # dead letters of the run are on the broker: a crash in between replays the
+            # messages and sends the same alerts again (same ids, so delivery skips them),
+            # rather than marking them applied with their alerts lost.
+            values = [e.value for e in group]
+            if group[-1].message.topic == config.topics.labels:
+                result = pipeline.process_labels(values, records, joins, sources)
+            else:
+                result = pipeline.process_messages(values, records, sources, joins)
+            await publish(result, group)
+            records.apply()
+            lag.processed_up_to(group[-1].message.tp, group[-1].message.offset)
+        # The events are acked when the next take starts, and a commit covers the acked
+        # offsets. Table writes wait in Faust's producer buffer until a task hands them to
+        # Kafka's producer (into the open transaction): hand them over first, or a commit
+        # (or a SIGTERM's last commit) can mark these events done without them.
+        await changelog_handed_over(app)
 
     @app.timer(INTERVAL_SECONDS, name="driftline.consumer-lag")
     async def report_lag() -> None:
@@ -156,7 +168,7 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
 
 async def changelog_handed_over(app: faust.App) -> None:
     buffer = app.producer.buffer
-    while buffer.size:
+    while buffer.size:  # flush() gives up after 0.1 s without progress: until it is empty
         await buffer.flush()
 
 
