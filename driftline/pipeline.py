@@ -21,7 +21,13 @@ from driftline.metrics import PredictionBuckets, WorkerMetrics
 from driftline.monitor import BatchOutcome, ModelMonitor
 from driftline.performance import PerformanceEstimator, PerformanceMonitor, PerformanceOutcome
 from driftline.records import Alert, RetrainingRequest
-from driftline.stream.codec import BatchDecoder, DeadLetter, LabelBatch, PredictionBatch
+from driftline.stream.codec import (
+    BatchDecoder,
+    DeadLetter,
+    LabelBatch,
+    PredictionBatch,
+    ValidRows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +158,11 @@ class Pipeline:
         """
         started = time.perf_counter()
         result = BatchResult()
-        pending: dict[str, list[PredictionBatch]] = {}
+        pending: dict[str, list[PredictionBatch | ValidRows]] = {}
         marks: dict[str, dict[str, int]] = {}  # model -> watermark key -> highest offset
         sizes: dict[str, int] = {}
         for index, value in enumerate(values):
-            decoded = self.decoder.decode_predictions(value)
+            decoded = self.decoder.decode_prediction_rows(value)
             mark = None
             if sources is not None and decoded.model_id in self.monitors:
                 topic, partition, offset = sources[index]
@@ -171,7 +177,7 @@ class Pipeline:
             batch = decoded.batch
             if mark is not None and decoded.model_id:
                 marks.setdefault(decoded.model_id, {})[mark[0]] = mark[1]
-            if not isinstance(batch, PredictionBatch):
+            if not isinstance(batch, PredictionBatch | ValidRows):
                 continue
             self.metrics.batches.labels(label).inc()
             model_id = batch.model_id
@@ -195,12 +201,12 @@ class Pipeline:
     def _run(
         self,
         model_id: str,
-        batches: list[PredictionBatch],
+        parts: list[PredictionBatch | ValidRows],
         state: MutableMapping[str, bytes],
         result: BatchResult,
         joins: MutableMapping[str, bytes] | None,
     ) -> None:
-        batch = PredictionBatch.merge(batches)
+        batch = PredictionBatch.merge(self._in_columns(parts))
         outcome = self.monitors[model_id].process(batch, state)
         result.outcomes.append(outcome)
         result.alerts.extend(outcome.alerts)
@@ -212,6 +218,22 @@ class Pipeline:
         if joins is not None and self.join.monitors(model_id):
             joined = self.join.add_predictions(batch, joins)
             self._joined(model_id, joined.pairs, joined.counts, state, result)
+
+    def _in_columns(self, parts: list[PredictionBatch | ValidRows]) -> list[PredictionBatch]:
+        """Consecutive row messages put into columns together, in order."""
+        batches: list[PredictionBatch] = []
+        rows: list[ValidRows] = []
+        for part in parts:
+            if isinstance(part, ValidRows):
+                rows.append(part)
+                continue
+            if rows:
+                batches.append(self.decoder.columns_of(rows))
+                rows = []
+            batches.append(part)
+        if rows:
+            batches.append(self.decoder.columns_of(rows))
+        return batches
 
     def process_labels(
         self,

@@ -155,3 +155,30 @@ def test_messages_delivered_again_are_skipped_not_counted_twice(tmp_path: Path) 
             assert ours["s"] == pytest.approx(theirs["s"], abs=1e-9)
         else:
             assert value == straight[key], key
+
+
+def test_single_event_messages_give_the_state_one_batch_gives(tmp_path: Path) -> None:
+    """Single-event messages are put into columns together (codec.ValidRows): the detector
+    state, the wrong-type counts and the data-quality counts (an undeclared field among them)
+    equal those of one batch message."""
+    rng = np.random.default_rng(7)
+    rows = events(300, rng)
+    rows[5]["features"]["x1"] = "not a number"  # a wrong type: missing, and counted
+    rows[9]["features"]["extra"] = 1.0  # an undeclared field
+    singles = [orjson.dumps({"model_id": "m1", "model_version": "1", **r}) for r in rows]
+    results = []
+    for values in (singles, [batch_message("m1", rows)]):
+        p = pipeline(tmp_path)
+        state: dict = {}
+        outcome = p.process_messages(values, state)
+        assert outcome.events == 300 and outcome.dead_letters == []
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for m in p.metrics.registry.collect()
+            for s in m.samples
+            if ("type_errors" in s.name or "data_quality" in s.name)
+            and not s.name.endswith("_created")
+        }
+        results.append((state, samples))
+    assert results[0][0] == results[1][0]
+    assert results[0][1] == results[1][1] and results[0][1]  # the same counts, and some
