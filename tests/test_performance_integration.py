@@ -142,6 +142,15 @@ def send(producer: KafkaProducer, topic: str, rows: list[dict], encode: Any) -> 
     producer.flush()
 
 
+def predictions_committed(worker: WorkerProcess, producer: KafkaProducer, rows: list[dict]) -> None:
+    """Send the predictions; return once the worker processed them and committed their
+    offsets (with their join records, in the same transaction)."""
+    send(producer, worker.topic("predictions"), rows, batch_message)
+    worker.wait_processed(len(rows))
+    messages = -(-len(rows) // 250)  # send() puts 250 rows in a message
+    wait_committed(worker.bootstrap, worker.app_id, worker.topic("predictions"), messages)
+
+
 def wait_committed(bootstrap: str, group: str, topic: str, messages: int) -> None:
     from kafka import KafkaAdminClient
 
@@ -168,12 +177,10 @@ def test_a_label_joins_its_prediction_across_a_kill_and_restart(
     worker.start()
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     try:
-        send(producer, worker.topic("predictions"), predictions, batch_message)
-        worker.wait_processed(1_000)
         # Kill only once their offsets are committed (with their join records, in the same
         # transaction): after the restart the predictions are not read again, so a label can
         # only find its prediction in the table restored from the changelog.
-        wait_committed(kafka_bootstrap, worker.app_id, worker.topic("predictions"), 4)
+        predictions_committed(worker, producer, predictions)
         worker.stop(signal.SIGKILL)
         worker.start()
         send(producer, worker.topic("labels"), an_hour_later(labels), labels_batch)
@@ -199,9 +206,7 @@ def test_the_join_moves_with_its_partition_to_another_worker(
     a.start()
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     try:
-        send(producer, a.topic("predictions"), predictions, batch_message)
-        a.wait_processed(1_000)
-        wait_committed(kafka_bootstrap, a.app_id, a.topic("predictions"), 4)
+        predictions_committed(a, producer, predictions)
         a.stop()  # a clean stop: A leaves the group
         b.start()
         # The labels go once B has restored the table: this test is about the table moving.

@@ -26,7 +26,7 @@ from driftline.config import load_config
 from driftline.localkafka import LocalKafka
 from driftline.stream.client import PredictionLogger
 from driftline.stream.topics import kafka_client_options
-from tests.conftest import TEST_KAFKA_PORT, WorkerProcess
+from tests.conftest import TEST_KAFKA_PORT, WorkerProcess, scrape
 from tests.streams import events, model_config, write_profile
 
 pytestmark = pytest.mark.kafka
@@ -103,7 +103,7 @@ def test_worker_sdk_and_cli_authenticate_and_never_log_the_password(
             logger.log(row["prediction_id"], row["features"], row["prediction"], row["timestamp"])
         logger.close()
         worker.wait_processed(3_000, timeout=120)
-        alerts = wait_for(lambda: worker_metric(worker, "driftline_alerts_total"), 60)
+        alerts = wait_for(lambda: scrape(worker.metrics_port, "driftline_alerts_total"), 60)
         metrics_text = worker._metrics_text()
     finally:
         worker.stop()
@@ -157,12 +157,6 @@ def write_data(tmp: Path) -> Path:
     ]
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def worker_metric(worker: WorkerProcess, name: str) -> float:
-    from tests.conftest import scrape
-
-    return scrape(worker.metrics_port, name)
 
 
 def wait_for(read: Any, timeout: float) -> float:
