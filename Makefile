@@ -17,6 +17,7 @@ $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -c 'from driftline.detectors.kernels import warm_up; warm_up()'  # numba, once
 	touch $@
 
 # The official Apache Kafka jars from Maven Central (see kafka/pom.xml for the version).

@@ -25,6 +25,7 @@ def main() -> None:
         f"bare-faust-{os.getpid()}",
         broker=f"kafka://{bootstrap}",
         store="memory://",
+        datadir=str(Path(result).parent / "bare-faust-data"),  # beside the result, not in cwd
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
         consumer_max_fetch_size=16 * 1024 * 1024,

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from driftline.detectors.kernels import cusum_scan_rows
 from driftline.detectors.profile import FeatureProfile
 
 
@@ -104,45 +105,15 @@ def create(name: str, profile: FeatureProfile | None, arl: float, **params: Any)
 def cusum_scan(
     increments: np.ndarray, start: np.ndarray, threshold: float
 ) -> tuple[np.ndarray, int, int, float]:
-    """Run one-sided CUSUMs ``S_t = max(0, S_{t-1} + inc_t)`` over a batch, vectorised.
+    """Run one-sided CUSUMs ``S_t = max(0, S_{t-1} + inc_t)`` over a batch.
 
-    ``increments`` has shape (k, n): k CUSUMs side by side. Uses the closed form
-    ``S_t = C_t - min(0, min_{i<=t} C_i)`` with ``C`` the running sum from ``start``, so the
-    batch costs a few numpy passes instead of a Python loop. When any CUSUM crosses
-    ``threshold`` all restart from zero at the next value (a detector restarts after an alarm).
-    Returns the final statistics, the number of alarms, the index of the first alarm and the
-    largest statistic reached in the batch.
+    ``increments`` has shape (k, n): k CUSUMs side by side, starting from ``start``. When any
+    CUSUM crosses ``threshold`` all restart from zero at the next value (a detector restarts
+    after an alarm). Returns the final statistics, the number of alarms, the index of the
+    first alarm and the peak (the largest statistic reached, or the one that first crossed).
     """
-    k, n = increments.shape
-    state = start.astype(np.float64, copy=True)
-    alarms, first, pos = 0, -1, 0
-    peak = float(state.max()) if k else 0.0
-    # (A cheaper bound that skips the running minimum was tried and measured slower: for
-    # CUSUMs with negative drift it almost never settles a batch.)
-    # The whole batch in one pass while nothing alarms; after an alarm, short blocks that
-    # double while quiet: under sustained drift a CUSUM alarms every few dozen values, and
-    # rescanning the whole rest of the batch after each one made a batch cost O(alarms * n).
-    block = n
-    while pos < n:
-        end = min(n, pos + block)
-        running = np.cumsum(increments[:, pos:end], axis=1)
-        running += state[:, None]
-        floor = np.minimum.accumulate(running, axis=1)
-        np.minimum(floor, 0.0, out=floor)
-        running -= floor  # now the CUSUM statistics S_t
-        over = np.flatnonzero((running > threshold).any(axis=0))
-        if over.size == 0:
-            if alarms == 0:
-                peak = max(peak, float(running.max()))
-            state = running[:, -1].copy()
-            pos, block = end, block * 2
-            continue
-        hit = int(over[0])
-        if alarms == 0:
-            peak = float(running[:, hit].max())
-        alarms += 1
-        if first < 0:
-            first = pos + hit
-        state = np.zeros(k)
-        pos, block = pos + hit + 1, 128
+    state = np.array(start, dtype=np.float64)  # a copy: the kernel updates it in place
+    alarms, first, peak = cusum_scan_rows(
+        np.ascontiguousarray(increments, dtype=np.float64), state, float(threshold)
+    )
     return state, alarms, first, peak

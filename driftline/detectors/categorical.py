@@ -16,8 +16,14 @@ from typing import Any, ClassVar
 import numpy as np
 import orjson
 
-from driftline.detectors.base import Verdict, cusum_scan, register
-from driftline.detectors.profile import OTHER, CategoricalProfile, FeatureProfile
+from driftline.detectors.base import Verdict, register
+from driftline.detectors.kernels import adaptive_categorical_scan
+from driftline.detectors.profile import (
+    OTHER,
+    CategoricalProfile,
+    FeatureProfile,
+    bucket_codes,
+)
 
 
 @register
@@ -78,12 +84,12 @@ class CategoricalCUSUM:
         self.prior = float(prior)
         self.threshold = float(np.log(self.arl))
         self._index = {c: i for i, c in enumerate(self.categories)}
-        self._other = len(self.categories)
         # A bucket never seen in the reference still gets a little mass, or one new value
         # would be an infinite likelihood ratio (the data-quality monitor names new values).
         p = np.asarray(self.probs, dtype=np.float64)
         p = np.maximum(p, self.MIN_PROB)
         self._p = p / p.sum()
+        self._log_p = np.log(self._p)
         self._decay = float(np.exp(-self.block / self.memory))
         self.reset()
 
@@ -103,36 +109,24 @@ class CategoricalCUSUM:
 
     def codes(self, x: np.ndarray) -> np.ndarray:
         """Bucket index per value (unknown values and OTHER go to the last bucket)."""
-        get, other = self._index.get, self._other
-        return np.fromiter((get(v, other) for v in x), dtype=np.intp, count=len(x))
+        return bucket_codes(self._index, x)
 
     def update(self, x: np.ndarray) -> Verdict:
         codes = self.codes(np.asarray(x, dtype=object))
-        k, n0 = self._p.size, self._n
-        # Block of each value by its position in the whole stream; row 0 is the block that is
-        # under way, whose earlier values are in _pending.
-        block_of = (n0 + np.arange(codes.size)) // self.block - n0 // self.block
-        n_blocks = int(block_of[-1]) + 1 if codes.size else 0
-        per_block = np.bincount(block_of * k + codes, minlength=n_blocks * k).reshape(n_blocks, k)
-        if n_blocks:
-            per_block[0] += self._pending.astype(per_block.dtype)
-        # The alternative for block j is estimated from blocks before j only.
-        before = np.empty((n_blocks, k))
-        counts = self._counts
-        for j in range(n_blocks):
-            before[j] = counts
-            counts = counts * self._decay + per_block[j]
-        q_hat = (before + self.prior * self._p) / (before.sum(axis=1, keepdims=True) + self.prior)
-        log_ratio = np.log(q_hat) - np.log(self._p)
-        increments = log_ratio[block_of, codes][None, :]
-        self._stat, alarms, first, peak = cusum_scan(increments, self._stat, self.threshold)
+        alarms, first, peak = adaptive_categorical_scan(
+            codes,
+            self._n,
+            self._log_p,
+            self._p,
+            self.prior,
+            self._decay,
+            self.block,
+            self._counts,
+            self._pending,
+            self._stat,
+            self.threshold,
+        )
         self._n += codes.size
-        if n_blocks:
-            if self._n % self.block == 0:  # the last block is complete
-                self._counts, self._pending = counts, np.zeros(k)
-            else:  # the last block is still open: keep its counts pending
-                self._counts = before[-1]
-                self._pending = per_block[-1].astype(np.float64)
         stat = float(self._stat[0])
         return Verdict(
             statistic=stat,

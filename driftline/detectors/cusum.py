@@ -23,7 +23,8 @@ import numpy as np
 import orjson
 from scipy.special import ndtri
 
-from driftline.detectors.base import Verdict, cusum_scan, register
+from driftline.detectors.base import Verdict, register
+from driftline.detectors.kernels import normal_score_bank
 from driftline.detectors.profile import FeatureProfile, NumericProfile
 
 
@@ -195,8 +196,8 @@ class NormalScoreCUSUM:
         scaled = coef * (self.threshold / self._h)
         # Mean rows are a*z + c, variance rows b*z^2 + c: kept apart to skip the zero terms.
         m = self._n_mean
-        self._a, self._c_mean = scaled[:m, 0:1], scaled[:m, 2:3]
-        self._b, self._c_var = scaled[m:, 1:2], scaled[m:, 2:3]
+        self._a, self._c_mean = scaled[:m, 0].copy(), scaled[:m, 2].copy()
+        self._b, self._c_var = scaled[m:, 1].copy(), scaled[m:, 2].copy()
         self._n_rows = len(rows)
         self.reset()
 
@@ -218,14 +219,10 @@ class NormalScoreCUSUM:
         x = np.asarray(x, dtype=np.float64)
         z = self._scores(x, self._n)
         # Scaled increments: every CUSUM then crosses the common threshold exactly when it
-        # crosses its own (the scan is linear in the increments and the start value).
-        increments = np.empty((self._n_rows, z.size))
-        m = self._n_mean
-        np.multiply(self._a, z, out=increments[:m])
-        increments[:m] += self._c_mean
-        np.multiply(self._b, z * z, out=increments[m:])
-        increments[m:] += self._c_var
-        self._stats, alarms, first, peak = cusum_scan(increments, self._stats, self.threshold)
+        # crosses its own (the recursion is linear in the increments and the start value).
+        alarms, first, peak = normal_score_bank(
+            z, self._a, self._c_mean, self._b, self._c_var, self._stats, self.threshold
+        )
         self._n += x.size
         top = float(self._stats.max()) if self._stats.size else 0.0
         return Verdict(

