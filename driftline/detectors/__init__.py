@@ -3,6 +3,7 @@
 Nothing here imports Kafka, Faust, HTTP or metrics libraries (a test enforces it).
 """
 
+from driftline.detectors import kswin as _kswin  # noqa: F401  (registers)
 from driftline.detectors import river_backed as _river_backed  # noqa: F401  (registers)
 from driftline.detectors import window as _window  # noqa: F401  (registers the distances)
 from driftline.detectors.base import Detector, Verdict, create, register, registered
