@@ -3,7 +3,8 @@
 It records every request it gets and answers from a script, one answer per request, then 200:
 ``200``, ``(429, retry_after)``, ``500``, ``400`` or ``("hang", seconds)`` (a 504 sent only after
 sleeping, so the client's timeout fires first; the message counts as not delivered). Setting
-``outage`` makes it answer 503 to everything, as during an outage.
+``outage`` makes it answer 503 to everything, as during an outage; ``down()`` closes its port
+(connections refused, as when Slack is unreachable) until ``up()`` opens the same port again.
 """
 
 from __future__ import annotations
@@ -80,13 +81,29 @@ class FakeSlack:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.handler = Handler
+        self.port = 0
+        self.up()
+
+    def up(self) -> None:
+        """Listen (again, on the same port after ``down``) and serve."""
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler)
         self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.listening = True
+
+    def down(self) -> None:
+        """Stop listening: clients get connection refused."""
+        if self.listening:  # shutdown() of a server that is not serving would wait forever
+            self.server.shutdown()
+            self.server.server_close()
+            self.listening = False
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{self.PATH}"
+        return f"http://127.0.0.1:{self.port}{self.PATH}"
 
     def delivered(self) -> list[Received]:
         """Requests answered with success: what Slack would have shown."""
@@ -106,9 +123,7 @@ class FakeSlack:
 @contextmanager
 def fake_slack() -> Iterator[FakeSlack]:
     server = FakeSlack()
-    server.thread.start()
     try:
         yield server
     finally:
-        server.server.shutdown()
-        server.server.server_close()
+        server.down()

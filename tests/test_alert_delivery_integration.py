@@ -199,3 +199,63 @@ def test_an_alert_slack_refuses_is_parked_on_the_dead_letter_topic(
     alert = Alert.from_json(message.value)  # the alert itself, whole, to re-send from there
     assert alert.status == "firing" and alert.feature == "x1"
     assert parked == 1
+
+
+def test_alerts_wait_out_a_minute_without_slack_and_arrive_in_order_per_model(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """Slack unreachable (port closed) for 60 s while three models each fire, resolve, fire
+    again and resolve: every alert waits, then each is posted once, in order per model."""
+    models = ["ma", "mb", "mc"]
+    configs = {m: model_config(write_profile(tmp_path / f"{m}.json", m)) for m in models}
+    with fake_slack() as slack:
+        slack.down()
+        down_at = time.monotonic()
+        worker = WorkerProcess(
+            tmp_path,
+            kafka_bootstrap,
+            configs,
+            alerts={"window_events": 500, "resolve_after_windows": 2, "cooldown_seconds": 0},
+            notifications={
+                "receivers": {"oncall": {"type": "slack", "url_env": "TEST_SLACK_URL"}},
+                "routes": [{"receivers": ["oncall"]}],
+                # backoff capped low so that delivery resumes soon after Slack is back
+                "delivery": {"max_backoff_seconds": 4, "give_up_after_seconds": 300},
+            },
+            env={"TEST_SLACK_URL": slack.url},
+        )
+        worker.start()
+        try:
+            for seed, m in enumerate(models):
+                rng = np.random.default_rng(seed)
+                rows, start = [], 0
+                for n, shift in ((2_000, 0.0), (1_000, 1.5), (3_000, 0.0), (1_000, 1.5)):
+                    rows += events(n, rng, start=start, x1_shift=shift)
+                    start += n
+                rows += events(2_000, rng, start=start)
+                produce(kafka_bootstrap, worker.topic("predictions"), m, rows, 250)
+            worker.wait_processed(27_000)
+            published = read_topic(kafka_bootstrap, worker.topic("alerts"), min_messages=12)
+            time.sleep(max(0.0, 60 - (time.monotonic() - down_at)))
+            assert slack.received == []  # nothing got through while down
+            failed = scrape(worker.metrics_port, "driftline_notification_attempts_total", "error")
+            slack.up()
+            delivered = slack.wait_delivered(12, timeout=60)
+            time.sleep(3)  # anything extra (a duplicate) would arrive by now
+            final = slack.delivered()
+            dead = read_topic(kafka_bootstrap, worker.topic("dead-letter"), timeout_ms=1000)
+        finally:
+            worker.stop()
+
+    alerts = [Alert.from_json(m.value) for m in published]
+    assert len(alerts) == 12, alerts
+    assert failed >= 3  # it kept trying through the outage (at least once per model)
+    assert len(final) == len(delivered) == 12 and dead == []
+    posted = [r.headers["Idempotency-Key"] for r in final]  # "<alert_id>/<status>"
+    assert len(set(posted)) == 12  # each (alert, status) once
+    model_of = {a.alert_id: a.model_id for a in alerts}
+    for m in models:
+        expected = [f"{a.alert_id}/{a.status}" for a in alerts if a.model_id == m]
+        assert [a.status for a in alerts if a.model_id == m] == ["firing", "resolved"] * 2
+        got = [key for key in posted if model_of[key.rsplit("/", 1)[0]] == m]
+        assert got == expected, (m, got, expected)

@@ -50,7 +50,9 @@ def stream(
     return cols
 
 
-def messages(cols: dict[str, np.ndarray], cuts: list[int], version: str = "1") -> list[bytes]:
+def messages(
+    cols: dict[str, np.ndarray], cuts: list[int], version: str = "1", model: str = "m"
+) -> list[bytes]:
     n = len(next(iter(cols.values())))
     bounds = [0, *sorted(c for c in set(cuts) if 0 < c < n), n]
     out = []
@@ -58,7 +60,7 @@ def messages(cols: dict[str, np.ndarray], cuts: list[int], version: str = "1") -
         out.append(
             orjson.dumps(
                 {
-                    "model_id": "m",
+                    "model_id": model,
                     "model_version": version,
                     "columns": {
                         "prediction_id": [f"p{i}" for i in range(a, b)],
