@@ -24,11 +24,12 @@ _SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}{sasl_listener}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}{sasl_advertised}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}{listeners}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}{advertised}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,\
+SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL
 log.dirs={log_dir}
 num.partitions=1
 auto.create.topics.enable=true
@@ -48,17 +49,24 @@ log.segment.bytes=67108864
 log.cleaner.dedupe.buffer.size=8388608
 """
 
-# A second listener that authenticates (SASL PLAIN and SCRAM; users in ``sasl_users``), to test
-# the clients' security settings against a real broker. No TLS: certificates are out of scope
-# here, and the SASL exchange is the same over SSL.
+# More listeners that authenticate (SASL PLAIN and SCRAM; users in ``sasl_users``) or encrypt
+# (TLS, with the certificate in ``tls_dir``), to test the clients' security settings against a
+# real broker.
 _SASL_PROPERTIES = """\
 sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
-listener.name.sasl_plaintext.plain.sasl.jaas.config=\\
+"""
+_SASL_LISTENER_PROPERTIES = """\
+listener.name.{listener}.plain.sasl.jaas.config=\\
   org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};
-listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=\\
+listener.name.{listener}.scram-sha-256.sasl.jaas.config=\\
   org.apache.kafka.common.security.scram.ScramLoginModule required;
-listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=\\
+listener.name.{listener}.scram-sha-512.sasl.jaas.config=\\
   org.apache.kafka.common.security.scram.ScramLoginModule required;
+"""
+# broker.pem: the private key (PKCS#8, unencrypted) followed by the certificate chain
+_TLS_PROPERTIES = """\
+ssl.keystore.type=PEM
+ssl.keystore.location={tls_dir}/broker.pem
 """
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -91,6 +99,9 @@ class LocalKafka:
     name: str = "default"
     sasl_port: int | None = None  # a SASL_PLAINTEXT listener there, for these users
     sasl_users: tuple[tuple[str, str], ...] = ()  # (name, password)
+    tls_dir: Path | None = None  # its broker.pem is the certificate of the TLS listeners
+    ssl_port: int | None = None  # an SSL listener there (needs tls_dir)
+    sasl_ssl_port: int | None = None  # a SASL_SSL listener there (needs tls_dir, sasl_users)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -99,6 +110,14 @@ class LocalKafka:
     @property
     def sasl_bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.sasl_port}"
+
+    @property
+    def ssl_bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.ssl_port}"
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.sasl_ssl_port}"
 
     @property
     def lib_dir(self) -> Path:
@@ -127,17 +146,37 @@ class LocalKafka:
     def _write_config(self) -> Path:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         props = self.run_dir / "server.properties"
-        sasl = f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}" if self.sasl_port else ""
+        extra = [
+            f"{protocol}://127.0.0.1:{port}"
+            for protocol, port in (
+                ("SASL_PLAINTEXT", self.sasl_port),
+                ("SSL", self.ssl_port),
+                ("SASL_SSL", self.sasl_ssl_port),
+            )
+            if port
+        ]
+        listeners = "".join(f",{listener}" for listener in extra)
         text = _SERVER_PROPERTIES.format(
             port=self.port,
             controller_port=self.controller_port,
             log_dir=self.run_dir / "data",
-            sasl_listener=f",{sasl}" if sasl else "",
-            sasl_advertised=f",{sasl}" if sasl else "",
+            listeners=listeners,
+            advertised=listeners,
         )
-        if sasl:
+        sasl_listeners = [
+            name
+            for name, port in (("sasl_plaintext", self.sasl_port), ("sasl_ssl", self.sasl_ssl_port))
+            if port
+        ]
+        if sasl_listeners:
             users = " ".join(f'user_{name}="{password}"' for name, password in self.sasl_users)
-            text += _SASL_PROPERTIES.format(plain_users=users)
+            text += _SASL_PROPERTIES
+            for listener in sasl_listeners:
+                text += _SASL_LISTENER_PROPERTIES.format(listener=listener, plain_users=users)
+        if self.ssl_port or self.sasl_ssl_port:
+            if self.tls_dir is None:
+                raise LocalKafkaError("TLS listeners need tls_dir (with broker.pem)")
+            text += _TLS_PROPERTIES.format(tls_dir=self.tls_dir)
         props.write_text(text)
         (self.run_dir / "log4j2.properties").write_text(_LOG4J2.format(log_file=self.log_file))
         return props

@@ -1,7 +1,9 @@
-"""Kafka security on a real broker that authenticates (SASL PLAIN and SCRAM), and secrets kept
-out of the logs.
+"""Kafka security on a real broker that authenticates (SASL PLAIN and SCRAM) and encrypts (TLS),
+and secrets kept out of the logs.
 
-A second local broker has a SASL_PLAINTEXT listener with one user. For each mechanism: the
+A second local broker has SASL_PLAINTEXT, SSL and SASL_SSL listeners, one user, and a
+certificate signed by a throwaway CA (made with openssl; the clients trust it through
+``kafka.ssl_cafile`` and check that it names 127.0.0.1). For each protocol and mechanism: the
 worker (Faust), the SDK (``PredictionLogger``) and the CLI (``driftline baseline --publish``)
 connect with the config's settings, the password coming from the environment; events logged
 through the SDK are processed, alerts reach the alerts topic. A worker given the wrong password
@@ -21,11 +23,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from kafka.errors import KafkaError
 
 from driftline.config import load_config
 from driftline.localkafka import LocalKafka
 from driftline.stream.client import PredictionLogger
 from driftline.stream.topics import kafka_client_options
+from kafka import KafkaProducer
 from tests.conftest import TEST_KAFKA_PORT, WorkerProcess, scrape
 from tests.streams import events, model_config, write_profile
 
@@ -35,13 +39,40 @@ PASSWORD = "pl4nted-kafka-s3cr3t"  # planted: grepped for in the logs below
 USER = "driftline"
 
 
+def make_certificates(tls: Path) -> None:
+    """A CA, and a broker certificate it signed for 127.0.0.1: broker.pem (key, chain), ca.pem."""
+    tls.mkdir(parents=True, exist_ok=True)
+
+    def openssl(command: str) -> None:
+        subprocess.run(["openssl", *command.split()], cwd=tls, check=True, capture_output=True)
+
+    (tls / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl(
+        "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem"
+    )
+    openssl("req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout broker.key -out broker.csr")
+    openssl(
+        "x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+        "-extfile san.ext -out broker.crt"
+    )
+    # Kafka's PEM keystore: the PKCS#8 key, then the certificate chain
+    openssl("pkcs8 -topk8 -nocrypt -in broker.key -out broker.p8")
+    chain = [(tls / name).read_text() for name in ("broker.p8", "broker.crt", "ca.pem")]
+    (tls / "broker.pem").write_text("".join(chain))
+
+
 @pytest.fixture(scope="module")
-def sasl_kafka() -> Iterator[LocalKafka]:
+def sasl_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    tls = tmp_path_factory.mktemp("tls")
+    make_certificates(tls)
     kafka = LocalKafka(
         port=TEST_KAFKA_PORT + 4,
         controller_port=TEST_KAFKA_PORT + 5,
         sasl_port=TEST_KAFKA_PORT + 6,
         sasl_users=((USER, PASSWORD),),
+        tls_dir=tls,
+        ssl_port=TEST_KAFKA_PORT + 7,
+        sasl_ssl_port=TEST_KAFKA_PORT + 10,
         name="test-sasl",
     )
     kafka.start(fresh=True)
@@ -51,32 +82,57 @@ def sasl_kafka() -> Iterator[LocalKafka]:
         kafka.stop()
 
 
-def security(mechanism: str, password_env: str = "TEST_KAFKA_PASSWORD") -> dict[str, Any]:
+def security(
+    mechanism: str | None,
+    protocol: str = "SASL_PLAINTEXT",
+    kafka: LocalKafka | None = None,
+    password_env: str = "TEST_KAFKA_PASSWORD",
+) -> dict[str, Any]:
+    settings: dict[str, Any] = {"security_protocol": protocol}
+    if mechanism is not None:
+        settings.update(sasl_mechanism=mechanism, sasl_username=USER)
+        settings["sasl_password_env"] = password_env
+    if protocol.endswith("SSL"):
+        assert kafka is not None and kafka.tls_dir is not None
+        settings["ssl_cafile"] = str(kafka.tls_dir / "ca.pem")
+    return settings
+
+
+def listener(kafka: LocalKafka, protocol: str) -> str:
     return {
-        "security_protocol": "SASL_PLAINTEXT",
-        "sasl_mechanism": mechanism,
-        "sasl_username": USER,
-        "sasl_password_env": password_env,
-    }
+        "SASL_PLAINTEXT": kafka.sasl_bootstrap_servers,
+        "SSL": kafka.ssl_bootstrap_servers,
+        "SASL_SSL": kafka.sasl_ssl_bootstrap_servers,
+    }[protocol]
 
 
-@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
-def test_worker_sdk_and_cli_authenticate_and_never_log_the_password(
-    tmp_path: Path, sasl_kafka: LocalKafka, mechanism: str
+@pytest.mark.parametrize(
+    ("protocol", "mechanism"),
+    [
+        ("SASL_PLAINTEXT", "PLAIN"),
+        ("SASL_PLAINTEXT", "SCRAM-SHA-256"),
+        ("SASL_PLAINTEXT", "SCRAM-SHA-512"),
+        ("SSL", None),
+        ("SASL_SSL", "PLAIN"),
+        ("SASL_SSL", "SCRAM-SHA-512"),
+    ],
+)
+def test_worker_sdk_and_cli_connect_securely_and_never_log_the_password(
+    tmp_path: Path, sasl_kafka: LocalKafka, protocol: str, mechanism: str | None
 ) -> None:
     env = {"TEST_KAFKA_PASSWORD": PASSWORD}
     profile = write_profile(tmp_path / "m1.json")
     worker = WorkerProcess(
         tmp_path,
-        sasl_kafka.sasl_bootstrap_servers,
+        listener(sasl_kafka, protocol),
         {"m1": model_config(profile)},
         env=env,
-        kafka=security(mechanism),
+        kafka=security(mechanism, protocol, sasl_kafka),
     )
     worker.loglevel = "debug"  # the most a log can say
     config = load_config(worker.path, env=env)
 
-    # The CLI: publish the reference profile through the authenticating listener.
+    # The CLI: publish the reference profile through the secured listener.
     data, out = write_data(tmp_path), tmp_path / "m1.published.json"
     cli = subprocess.run(
         [
@@ -166,3 +222,36 @@ def wait_for(read: Any, timeout: float) -> float:
         time.sleep(0.25)
         value = read()
     return float(value)
+
+
+def test_a_certificate_from_an_untrusted_ca_is_refused(
+    tmp_path: Path, sasl_kafka: LocalKafka, caplog: pytest.LogCaptureFixture
+) -> None:
+    """TLS verifies the broker: a client trusting another CA does not connect at all."""
+    other = tmp_path / "other-ca"
+    make_certificates(other)  # same names, a different CA
+    options = kafka_client_options(
+        load_config_from(tmp_path, sasl_kafka, {"ssl_cafile": str(other / "ca.pem")})
+    )
+    with pytest.raises(KafkaError):
+        send_one(options)
+    assert "CERTIFICATE_VERIFY_FAILED" in caplog.text  # refused for the certificate
+    trusted = kafka_client_options(load_config_from(tmp_path, sasl_kafka, {}))
+    send_one(trusted)  # the control: the same settings with the right CA get through
+
+
+def send_one(options: dict[str, Any]) -> None:
+    producer = KafkaProducer(**options, max_block_ms=10_000)
+    try:
+        producer.send("tls-check", b"x").get(timeout=10)
+    finally:
+        producer.close(timeout=5)
+
+
+def load_config_from(tmp: Path, kafka: LocalKafka, override: dict[str, Any]) -> Any:
+    settings = {**security(None, "SSL", kafka), **override}
+    profile = write_profile(tmp / "m1.json")
+    worker = WorkerProcess(
+        tmp, kafka.ssl_bootstrap_servers, {"m1": model_config(profile)}, kafka=settings
+    )
+    return load_config(worker.path).kafka
