@@ -1,11 +1,15 @@
 """Throughput with 1, 2 and 3 worker processes in one consumer group (6 partitions).
 
-Twelve models' batched messages (500 events each, the throughput bench's 25 features) are
-produced first; then N workers are launched at once and timed from the first processed event
-to the last, summed over the workers. Rebalances as the workers join are part of the time, as
-in a deployment that scales out. Usage: ``.venv/bin/python bench/scale_out.py [--quick]``.
-On a machine with fewer cores than workers, the workers share the cores: read the ratio
-against the core count.
+Twelve models' batched messages (500 events each, the throughput bench's 25 features), timed
+from the first processed event to the last, summed over the workers, two ways:
+
+- scaling out: the messages are produced first, then N workers are launched at once, so the
+  rebalances as they join (and Faust's table recovery after each) are part of the time;
+- steady: the N workers form the group on the empty topic first (each reports consumer lag
+  for its share of the 6 partitions), then the messages are produced.
+
+Usage: ``.venv/bin/python bench/scale_out.py [--quick]``. On a machine with fewer cores than
+workers, the workers share the cores: read the ratio against the core count.
 """
 
 from __future__ import annotations
@@ -22,40 +26,75 @@ from kafka import KafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.throughput import messages, workspace
+from bench.throughput import messages, process_cpu, workspace
 from tests.conftest import WorkerProcess
 
 MODELS = [f"m{i:02d}" for i in range(12)]
 
 
-def run(tmp: Path, bootstrap: str, model: dict, batches: list[bytes], n: int, k: int) -> float:
-    workers = [WorkerProcess(tmp / "w0", bootstrap, dict.fromkeys(MODELS, model), partitions=6)]
-    workers += [workers[0].peer(tmp / f"w{i}") for i in range(1, k)]
+def keyed(batches: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """The same events for each model, under its own id, keyed by it."""
+    return [
+        (m.encode(), batch.replace(b'"model_id":"bench"', b'"model_id":"%s"' % m.encode()))
+        for batch in batches
+        for m in MODELS
+    ]
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=20, batch_size=1 << 20, max_request_size=16 << 20
     )
-    for batch in batches:
-        for m in MODELS:  # the same events for each model, under its own id
-            value = batch.replace(b'"model_id":"bench"', b'"model_id":"%s"' % m.encode())
-            producer.send(workers[0].topic("predictions"), key=m.encode(), value=value)
+    for key, value in records:
+        producer.send(topic, key=key, value=value)
     producer.flush()
     producer.close()
+
+
+def assigned(worker: WorkerProcess) -> int:
+    """Predictions partitions this worker reports lag for (its share of the group)."""
+    topic = f'topic="{worker.topic("predictions")}"'
+    lines = worker._metrics_text().splitlines()
+    return sum(ln.startswith("driftline_consumer_lag{") and topic in ln for ln in lines)
+
+
+def run(tmp: Path, bootstrap: str, model: dict, batches: list[bytes], n: int, k: int,
+        steady: bool) -> tuple[float, float]:  # fmt: skip
+    workers = [WorkerProcess(tmp / "w0", bootstrap, dict.fromkeys(MODELS, model), partitions=6)]
+    workers += [workers[0].peer(tmp / f"w{i}") for i in range(1, k)]
+    records = keyed(batches)
+    if not steady:
+        produce(bootstrap, workers[0].topic("predictions"), records)
     for w in workers:
         w.launch()
     try:
         for w in workers:
             w.wait_up()
+        if steady:  # every worker holds partitions, all 6 are held: the group has formed
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                shares = [assigned(w) for w in workers]
+                if sum(shares) == 6 and min(shares) > 0:
+                    break
+                time.sleep(0.5)
+            else:
+                raise RuntimeError(f"the group did not form: {shares}")
+            produce(bootstrap, workers[0].topic("predictions"), records)
 
         def processed() -> float:
             return sum(w.processed() for w in workers)
 
+        def cpu() -> float:
+            return sum(process_cpu(w.proc.pid) for w in workers if w.proc is not None)
+
         while processed() == 0:
             time.sleep(0.01)
-        t0, first = time.perf_counter(), processed()
+        t0, first, cpu0 = time.perf_counter(), processed(), cpu()
         deadline = time.monotonic() + 600
         while processed() < n and time.monotonic() < deadline:
             time.sleep(0.05)
-        return (processed() - first) / (time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        return (processed() - first) / elapsed, (cpu() - cpu0) / elapsed
     finally:
         for w in workers:
             w.stop()
@@ -70,18 +109,26 @@ def main() -> None:
     with workspace(rng) as (bootstrap, tmp, model):
         batches = messages(per_model_events, 500, rng, columnar=True)  # model "bench"
         n = per_model_events * len(MODELS)
-        rates = {}
+        rates: dict[tuple[int, bool], tuple[float, float]] = {}
         for k in (1, 2, 3):
-            run_dir = tmp / f"k{k}"
-            run_dir.mkdir()
-            (run_dir / "w0").mkdir()
-            rates[k] = run(run_dir, bootstrap, model, batches, n, k)
-            print(f"{k} worker(s): {rates[k]:,.0f} events/s", flush=True)
-    print(f"\n{len(MODELS)} models, 6 partitions, {n:,} events, {os.cpu_count()} CPUs\n")
-    print("| workers | events/s | vs 1 worker |")
-    print("|---|---|---|")
-    for k, rate in rates.items():
-        print(f"| {k} | {rate:,.0f} | {rate / rates[1]:.2f} |")
+            for steady in (False, True):
+                run_dir = tmp / f"k{k}-{'steady' if steady else 'join'}"
+                run_dir.mkdir()
+                (run_dir / "w0").mkdir()
+                rates[k, steady] = run(run_dir, bootstrap, model, batches, n, k, steady)
+                how = "steady" if steady else "scaling out"
+                print(f"{k} worker(s), {how}: {rates[k, steady][0]:,.0f} events/s", flush=True)
+    print(f"\n{len(MODELS)} models, 6 partitions, {n:,} events, {os.cpu_count()} CPUs")
+    print("(cores busy: the workers' CPU seconds per second of the run)\n")
+    head = "| workers | scaling out: events/s | vs 1 | cores busy | steady: events/s | vs 1 |"
+    print(head + " cores busy |")
+    print("|---|---|---|---|---|---|---|")
+    for k in (1, 2, 3):
+        (join, join_cores), (steady, steady_cores) = rates[k, False], rates[k, True]
+        print(
+            f"| {k} | {join:,.0f} | {join / rates[1, False][0]:.2f} | {join_cores:.2f} | "
+            f"{steady:,.0f} | {steady / rates[1, True][0]:.2f} | {steady_cores:.2f} |"
+        )
 
 
 if __name__ == "__main__":
