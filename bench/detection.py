@@ -12,7 +12,9 @@ and two of its window distances at the model's false-alarm budget (one per 10^6 
 river's ADWIN and Page-Hinkley with default settings (numeric features only: river has no
 categorical detector); a KS test per 500-event window per feature (chi-square for categorical
 features) at p < 0.05, without and with a Bonferroni correction over the 20 features. The
-yardstick is CUSUM's: ln(10^6) / KL(post-change || pre-change) events.
+yardstick is CUSUM's: ln(10^6) / KL(post-change || pre-change) events; beside it, simulated,
+the median delay of an oracle that knows the onset and the form of the change (the ramp's
+too) and signals when its log-likelihood ratio passes the threshold of a feature's share.
 
 Usage: ``.venv/bin/python bench/detection.py`` (``--quick`` for fewer seeds and a shorter
 no-drift stream). Also prints the update cost and state size per detector.
@@ -240,6 +242,37 @@ def calibration_table(values: int) -> list[tuple[str, float, int, float]]:
 SLOW_REPS = {"adwin": 4, "river_page_hinkley": 4, "kswin": 1, "kswin_vectorised": 20}
 
 
+def oracle_delays(scenario: Scenario, runs: int = 2_000, horizon: int = 3_000) -> np.ndarray:
+    """First passage of the log-likelihood ratio of an oracle that knows the onset and the
+    exact form of the change, against ln(budget x features): each feature's share of the
+    budget, as the defaults get it. Simulated on the feature's normal scores (or categories)."""
+    rng = np.random.default_rng(sum(map(ord, scenario.name)))
+    h = np.log(BUDGET * N_FEATURES)
+    if scenario.name == "categorical shift":
+        draws = rng.choice(CAT_SHIFTED.size, (runs, horizon), p=CAT_SHIFTED)
+        llr = np.log(CAT_SHIFTED / CAT_P)[draws]
+    elif scenario.name == "variance x2":
+        z = rng.normal(0.0, np.sqrt(2.0), (runs, horizon))
+        llr = -np.log(2.0) / 2 + z * z * (1 - 1 / 2.0) / 2
+    else:
+        t = np.arange(horizon)
+        if scenario.name == "ramp to 1 sd":
+            mu = np.minimum(t / 2_000, 1.0)
+        else:
+            mu = np.full(horizon, float(scenario.name.split()[1]))
+        z = rng.normal(0.0, 1.0, (runs, horizon)) + mu
+        llr = mu * z - mu * mu / 2
+    crossed = np.cumsum(llr, axis=1) > h
+    return np.where(crossed.any(axis=1), np.argmax(crossed, axis=1), horizon)
+
+
+def oracle_row(plan: list[Scenario]) -> list[str]:
+    cells = [f"oracle: known onset and form, LLR > ln({BUDGET * N_FEATURES:.0e}), median"]
+    for s in plan:
+        cells.append("-" if s.onset is None else f"{np.median(oracle_delays(s)):.0f}")
+    return cells
+
+
 # river has no categorical detector, nor does KSWIN: their cells for a categorical shift are "-".
 NUMERIC_ONLY = {label for label, _, _ in DETECTORS if "river" in label}
 
@@ -296,6 +329,7 @@ def main() -> None:
     for s in plan:
         yard.append(f"{np.log(BUDGET) / s.kl:.0f}" if s.kl else "-")
     print("| " + " | ".join(yard) + " |")
+    print("| " + " | ".join(oracle_row(plan)) + " |", flush=True)
     for label, factory, raw in DETECTORS:
         if args.only and args.only not in label:
             continue
