@@ -6,7 +6,15 @@ import numpy as np
 import orjson
 import pytest
 
-from driftline.stream.codec import BatchDecoder, LabelBatch, ModelSchema, PredictionBatch, Reason
+from driftline.stream.app import dead_letter_record
+from driftline.stream.codec import (
+    BatchDecoder,
+    DeadLetter,
+    LabelBatch,
+    ModelSchema,
+    PredictionBatch,
+    Reason,
+)
 
 SCHEMA = {"m": ModelSchema(numeric=("a", "b"), categorical=("c",))}
 
@@ -212,3 +220,15 @@ def test_labels_decode_and_reject() -> None:
     )
     assert isinstance(out.batch, LabelBatch) and out.batch.labels == [1]
     assert [(d.row, d.reason) for d in out.dead_letters] == [(1, Reason.SCHEMA)]
+
+
+def test_a_dead_letter_over_the_producer_limit_is_cut_and_says_its_size() -> None:
+    big = DeadLetter(Reason.OVERSIZE, "too big", b"x" * 5_000)
+    value, headers = dead_letter_record(big, "t", 2, 41, limit=1_024)
+    assert value == b"x" * 1_024
+    assert dict(headers)["payload.truncated_from"] == b"5000"
+    assert dict(headers)["source.offset"] == b"41" and dict(headers)["reason"] == b"oversize"
+    row = DeadLetter(Reason.SCHEMA, "bad row", b'{"a": 1}', row=3)
+    value, headers = dead_letter_record(row, "t", 0, 7, limit=1_024)
+    assert value == b'{"a": 1}' and dict(headers)["source.row"] == b"3"
+    assert "payload.truncated_from" not in dict(headers)

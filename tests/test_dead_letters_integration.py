@@ -79,6 +79,11 @@ def test_bad_input_goes_to_dead_letter_with_reasons(tmp_path: Path, kafka_bootst
     undecodable = by_reason["undecodable"][0][1]
     assert undecodable.value == b"\xff\xfe not json at all" and undecodable.key == b"m1"
     for reason, value in cases:  # whole messages keep their original bytes
+        if reason == "oversize":  # cut at max_message_bytes, the size in a header
+            ((headers, message),) = by_reason[reason]
+            assert message.value == value[: 64 * 1024]
+            assert headers["payload.truncated_from"] == str(len(value))
+            continue
         assert any(m.value == value for _, m in by_reason[reason]), reason
     rows = sorted(int(h["source.row"]) for h, _ in by_reason["schema"] if "source.row" in h)
     assert rows == [6, 7]  # the two bad rows of the partly bad batch, by index

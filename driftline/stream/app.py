@@ -23,6 +23,7 @@ from driftline.notify import Notifier
 from driftline.pipeline import BatchResult, Pipeline
 from driftline.records import compact_json
 from driftline.stream import faust_fixes
+from driftline.stream.codec import DeadLetter
 from driftline.stream.delivery import DeliveryLoop, run_forever
 from driftline.stream.lag import INTERVAL_SECONDS, LagReporter
 from driftline.stream.topics import faust_credentials
@@ -78,23 +79,17 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
     # The label join: one record per waiting prediction or label (driftline/join.py).
     joins = app.Table(JOIN_TABLE, key_type=str, value_type=bytes, partitions=partitions)
 
+    limit = config.worker.max_message_bytes  # what the producer can send, headers aside
+
     async def publish(result: BatchResult, events: Sequence[EventT]) -> None:
         """Send what a run produced and wait until the broker has it (see the agent)."""
         sent: list[Awaitable[Any]] = []
         for index, dead in result.dead_letters:
             message = events[index].message
-            headers = [
-                ("reason", dead.reason.encode()),
-                ("detail", dead.detail.encode()),
-                ("source.topic", str(message.topic).encode()),
-                ("source.partition", str(message.partition).encode()),
-                ("source.offset", str(message.offset).encode()),
-            ]
-            if dead.row is not None:
-                headers.append(("source.row", str(dead.row).encode()))
-            sent.append(
-                await dead_letter.send(key=message.key, value=dead.payload, headers=headers)
+            value, headers = dead_letter_record(
+                dead, message.topic, message.partition, message.offset, limit
             )
+            sent.append(await dead_letter.send(key=message.key, value=value, headers=headers))
         for alert in result.alerts:
             log.info("alert %s: %s", alert.status, alert.message)
             sent.append(await alerts.send(key=alert.model_id.encode(), value=alert.to_json()))
@@ -240,6 +235,32 @@ class ModelRecords(MutableMapping[str, bytes]):
             self.table[model_id] = raw
             self._parsed[model_id] = (raw, data)
         self.writes.clear()
+
+
+def dead_letter_record(
+    dead: DeadLetter, topic: str, partition: int, offset: int, limit: int
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The dead-letter topic's value and headers for one dead letter.
+
+    The value is the original bytes (or the bad row's JSON), cut at ``limit`` bytes: only an
+    oversize message is longer, and the worker's producer cannot send more (retrying the
+    send would stop the partition for good). A cut value says so in its headers, and the
+    whole message stays on the source topic at the offset the headers give.
+    """
+    headers = [
+        ("reason", dead.reason.encode()),
+        ("detail", dead.detail.encode()),
+        ("source.topic", str(topic).encode()),
+        ("source.partition", str(partition).encode()),
+        ("source.offset", str(offset).encode()),
+    ]
+    if dead.row is not None:
+        headers.append(("source.row", str(dead.row).encode()))
+    value = dead.payload
+    if len(value) > limit:
+        headers.append(("payload.truncated_from", str(len(value)).encode()))
+        value = value[:limit]
+    return value, headers
 
 
 def by_partition(events: Sequence[EventT]) -> list[list[EventT]]:
