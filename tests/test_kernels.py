@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftline.detectors.base import cusum_scan
-from driftline.detectors.kernels import adaptive_categorical_scan
+from driftline.detectors.kernels import adaptive_categorical_scan, normal_score_bank
 
 
 def python_cusum(increments: np.ndarray, start: np.ndarray, threshold: float) -> tuple:
@@ -32,25 +31,33 @@ def python_cusum(increments: np.ndarray, start: np.ndarray, threshold: float) ->
 
 @settings(max_examples=200, deadline=None)
 @given(
-    rows=st.integers(1, 5),
+    means=st.integers(0, 4),
+    variances=st.integers(0, 2),
     n=st.integers(0, 300),
     drift=st.floats(-0.5, 0.5),
     threshold=st.floats(0.5, 20.0),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_cusum_scan_is_the_recursion(
-    rows: int, n: int, drift: float, threshold: float, seed: int
+def test_normal_score_bank_is_the_recursion(
+    means: int, variances: int, n: int, drift: float, threshold: float, seed: int
 ) -> None:
     rng = np.random.default_rng(seed)
-    increments = rng.normal(drift, 1.0, (rows, n))
-    start = rng.uniform(0, threshold, rows)
-    start_before = start.copy()
-    state, alarms, first, peak = cusum_scan(increments, start, threshold)
+    z = rng.normal(drift, 1.0, n)
+    a, c_mean = rng.normal(0, 1, means), rng.uniform(-0.5, 0.0, means)
+    b, c_var = rng.normal(0, 0.3, variances), rng.uniform(-0.3, 0.0, variances)
+    # the bank's increments: mean rows a*z + c, then variance rows b*z^2 + c
+    increments = np.vstack(
+        [a[:, None] * z + c_mean[:, None], b[:, None] * (z * z) + c_var[:, None]]
+    )
+    if means + variances == 0:
+        return
+    start = rng.uniform(0, threshold, means + variances)
+    state = start.copy()
+    alarms, first, peak = normal_score_bank(z, a, c_mean, b, c_var, state, threshold)
     want_state, want_alarms, want_first, want_peak = python_cusum(increments, start, threshold)
     assert (alarms, first) == (want_alarms, want_first)
     assert state.tolist() == want_state  # same operations in the same order: bit-identical
     assert peak == want_peak
-    assert np.array_equal(start, start_before)  # the caller's array is not updated in place
 
 
 def python_adaptive_categorical(

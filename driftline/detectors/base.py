@@ -14,7 +14,6 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from driftline.detectors.kernels import cusum_scan_rows
 from driftline.detectors.profile import FeatureProfile
 
 
@@ -100,20 +99,3 @@ def create(name: str, profile: FeatureProfile | None, arl: float, **params: Any)
         known = ", ".join(sorted(_REGISTRY))
         raise KeyError(f"unknown detector {name!r}; registered: {known}") from None
     return cls.from_reference(profile, arl=arl, **params)
-
-
-def cusum_scan(
-    increments: np.ndarray, start: np.ndarray, threshold: float
-) -> tuple[np.ndarray, int, int, float]:
-    """Run one-sided CUSUMs ``S_t = max(0, S_{t-1} + inc_t)`` over a batch.
-
-    ``increments`` has shape (k, n): k CUSUMs side by side, starting from ``start``. When any
-    CUSUM crosses ``threshold`` all restart from zero at the next value (a detector restarts
-    after an alarm). Returns the final statistics, the number of alarms, the index of the
-    first alarm and the peak (the largest statistic reached, or the one that first crossed).
-    """
-    state = np.array(start, dtype=np.float64)  # a copy: the kernel updates it in place
-    alarms, first, peak = cusum_scan_rows(
-        np.ascontiguousarray(increments, dtype=np.float64), state, float(threshold)
-    )
-    return state, alarms, first, peak

@@ -29,36 +29,6 @@ def compiled(fn: Callable[..., Any]) -> Any:
 
 
 @compiled
-def cusum_scan_rows(
-    increments: np.ndarray, stats: np.ndarray, threshold: float
-) -> tuple[int, int, float]:
-    """CUSUMs side by side over a (k, n) matrix of increments; ``stats`` is updated in place.
-
-    When any CUSUM crosses ``threshold`` all restart from zero at the next value. Returns the
-    number of alarms, the index of the first alarm (or -1) and the peak: the largest statistic
-    reached before the first alarm, or at it.
-    """
-    k, n = increments.shape
-    alarms, first = 0, -1
-    peak = stats.max() if k else 0.0
-    for t in range(n):
-        top = 0.0
-        for i in range(k):
-            s = stats[i] + increments[i, t]
-            s = s if s > 0.0 else 0.0
-            stats[i] = s
-            top = s if s > top else top
-        if alarms == 0 and top > peak:
-            peak = top
-        if top > threshold:
-            if alarms == 0:
-                first, peak = t, top
-            alarms += 1
-            stats[:] = 0.0
-    return alarms, first, peak
-
-
-@compiled
 def normal_score_bank(
     z: np.ndarray,
     a: np.ndarray,
@@ -70,8 +40,11 @@ def normal_score_bank(
 ) -> tuple[int, int, float]:
     """The normal-score bank: mean rows ``a*z + c_mean``, then variance rows ``b*z^2 + c_var``.
 
-    Same contract as ``cusum_scan_rows`` with the increments computed on the fly from the
-    scores ``z``; ``stats`` holds the mean rows first.
+    One-sided CUSUMs ``S_t = max(0, S_{t-1} + inc_t)`` side by side, the increments computed
+    on the fly from the scores ``z``; ``stats`` (mean rows first) is updated in place. When
+    any CUSUM crosses ``threshold`` all restart from zero at the next value. Returns the
+    number of alarms, the index of the first alarm (or -1) and the peak: the largest
+    statistic reached before the first alarm, or at it.
     """
     m, v = a.size, b.size
     alarms, first = 0, -1
@@ -81,12 +54,12 @@ def normal_score_bank(
         zz = zt * zt
         top = 0.0
         for i in range(m):
-            s = stats[i] + a[i] * zt + c_mean[i]
+            s = stats[i] + (a[i] * zt + c_mean[i])  # the increment, then the sum
             s = s if s > 0.0 else 0.0
             stats[i] = s
             top = s if s > top else top
         for j in range(v):
-            s = stats[m + j] + b[j] * zz + c_var[j]
+            s = stats[m + j] + (b[j] * zz + c_var[j])
             s = s if s > 0.0 else 0.0
             stats[m + j] = s
             top = s if s > top else top
@@ -157,7 +130,6 @@ def adaptive_categorical_scan(
 def warm_up() -> None:
     """Compile (or load from the cache) every kernel once, on tiny inputs."""
     z, one = np.zeros(2), np.ones(1)
-    cusum_scan_rows(np.zeros((1, 2)), np.zeros(1), 1.0)
     normal_score_bank(z, one, one, one, one, np.zeros(2), 1.0)
     codes = np.zeros(2, dtype=np.intp)
     adaptive_categorical_scan(
