@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftline.detectors.kernels import adaptive_categorical_scan, normal_score_bank
+from driftline.detectors.kernels import (
+    adaptive_categorical_scan,
+    constant_runs,
+    interp_grid,
+    interp_sorted,
+    normal_score_bank,
+)
 
 
 def python_cusum(increments: np.ndarray, start: np.ndarray, threshold: float) -> tuple:
@@ -103,3 +109,55 @@ def test_adaptive_categorical_scan_is_the_recursion(n: int, block: int, seed: in
     adaptive_categorical_scan(codes, 0, np.log(p), p, 20.0, 0.9, block, *whole, 8.0)
     assert whole[2][0] == pytest.approx(want[-1], rel=1e-12, abs=1e-12)
     assert np.allclose(whole[0], counts) and np.array_equal(whole[1], pending)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    shape=st.sampled_from(["normal", "lognormal", "cauchy", "few"]),
+    points=st.integers(2, 300),
+    cells_per_point=st.integers(1, 16),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_interp_sorted_is_np_interp(
+    shape: str, points: int, cells_per_point: int, seed: int
+) -> None:
+    """Bit for bit, on skewed and heavy-tailed grids too, at the points, beyond the range,
+    for infinities and NaN."""
+    rng = np.random.default_rng(seed)
+    draw = {
+        "normal": lambda n: rng.normal(0, 1, n),
+        "lognormal": lambda n: rng.lognormal(0, 3, n),
+        "cauchy": lambda n: rng.standard_cauchy(n),
+        "few": lambda n: rng.integers(0, 5, n) + rng.normal(0, 1e-9, n),
+    }[shape]
+    xp = np.unique(draw(points))
+    if xp.size < 2:
+        return
+    fp = np.sort(rng.normal(0, 1, xp.size))
+    slopes = np.diff(fp) / np.diff(xp)
+    x = np.concatenate(
+        [draw(500), xp, np.nextafter(xp, np.inf), [np.nan, -np.inf, np.inf, xp[0] - 1, xp[-1] + 1]]
+    )
+    got = interp_sorted(x, xp, fp, slopes, *interp_grid(xp, cells_per_point))
+    assert np.array_equal(got, np.interp(x, xp, fp), equal_nan=True)
+
+
+def python_runs(same: list[bool], run: int, run_length: int) -> tuple[int, int, int]:
+    alarms, first = 0, -1
+    for t, s in enumerate(same):
+        run = run + 1 if s else 1
+        if run >= run_length:
+            first = t if alarms == 0 else first
+            alarms, run = alarms + 1, 0
+    return alarms, first, run
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    same=st.lists(st.sampled_from([True, True, True, True, False]), max_size=400),
+    run=st.integers(0, 50),
+    run_length=st.integers(1, 60),
+)
+def test_constant_runs_is_the_recursion(same: list[bool], run: int, run_length: int) -> None:
+    got = constant_runs(np.array(same, dtype=bool), run, run_length)
+    assert got == python_runs(same, run, run_length)

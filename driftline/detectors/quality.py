@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from driftline.detectors.kernels import constant_runs
 from driftline.detectors.profile import CategoricalProfile, FeatureProfile, NumericProfile
 
 # What a check reports as its cause: the ``detector`` of an alert's evidence.
@@ -250,20 +251,7 @@ class ConstantCheck:
         same[0] = state.last is not None and bool(values[0] == state.last)
         if n > 1:
             same[1:] = values[1:] == values[:-1]
-        alarms, first, pos, run = 0, -1, 0, int(state.s)
-        while pos < n:
-            idx = np.arange(pos, n)
-            last_break = np.maximum.accumulate(np.where(same[pos:], -1, idx))
-            # the length of the run ending at each value (a break starts a run of one)
-            lengths = np.where(last_break >= 0, idx - last_break + 1, run + idx - pos + 1)
-            over = np.flatnonzero(lengths >= self.run_length)
-            if not over.size:
-                run = int(lengths[-1])
-                break
-            at = pos + int(over[0])
-            alarms += 1
-            first = at if first < 0 else first
-            run, pos = 0, at + 1  # restart: the next value starts a new run either way
+        alarms, first, run = constant_runs(same, int(state.s), self.run_length)
         flagged_at = before + int(np.count_nonzero(same[: first + 1])) if first >= 0 else before
         state.s, state.last = float(run), _plain(values[-1])
         state.flagged = before + int(np.count_nonzero(same))
