@@ -217,13 +217,13 @@ class ModelMonitor:
             if spec.feature == PREDICTION:
                 column = prediction_column(batch.predictions, spec.kind)
                 present = ~np.isnan(column) if spec.kind == "numeric" else column != None  # noqa: E711
-            elif spec.kind == "numeric":
-                column = batch.numeric[spec.feature]
-                present = ~np.isnan(column)
             else:
-                column = batch.categorical[spec.feature]
-                present = column != None  # noqa: E711  (elementwise on an object array)
-            columns.append((spec, column, present, self._detector(spec, state, fresh)))
+                numeric = spec.kind == "numeric"
+                column = (batch.numeric if numeric else batch.categorical)[spec.feature]
+                present = ~batch.missing(spec.feature)
+            # Without missing values a chunk goes to its detector as a slice, not a copy.
+            complete = bool(present.all())
+            columns.append((spec, column, present, complete, self._detector(spec, state, fresh)))
         episode = self._episode(self.policy_key, state, fresh)
         quality = self._episode(self.quality_policy_key, state, fresh)
         runs = self.quality.load(state, fresh)
@@ -250,12 +250,17 @@ class ModelMonitor:
             tracked = set(quality.subjects)
             quality_signals = self.quality.step(batch, pos, end, count, runs, tracked, counts)
             signals = []
-            for spec, column, present, detector in columns:
-                rows = np.flatnonzero(present[pos:end])
-                verdict = detector.update(column[pos:end][rows])
+            for spec, column, present, complete, detector in columns:
+                if complete:
+                    verdict = detector.update(column[pos:end])
+                    row = verdict.first_alarm
+                else:
+                    rows = np.flatnonzero(present[pos:end])
+                    verdict = detector.update(column[pos:end][rows])
+                    row = int(rows[verdict.first_alarm]) if verdict.drift else -1
                 verdicts[spec.feature] = verdict
                 if verdict.drift:
-                    at = count + int(rows[verdict.first_alarm]) + 1
+                    at = count + row + 1
                     signals.append(
                         Signal(
                             spec.feature,
@@ -308,7 +313,7 @@ class ModelMonitor:
                         requests.append(request)
             pos = end
         # Write back once per batch: each assignment is a changelog record in the worker.
-        for spec, _, _, detector in columns:
+        for spec, _, _, _, detector in columns:
             key = self.key(spec.feature, spec.detector)
             blob = detector.state_bytes()
             state[key] = blob  # assigned back: Faust records only assignments

@@ -312,10 +312,9 @@ class QualityMonitor:
     def _column(self, batch: PredictionBatch, feature: str, pos: int, end: int) -> _Column:
         if self.features[feature] == "numeric":
             values = batch.numeric[feature][pos:end]
-            missing = np.isnan(values)
         else:
             values = batch.categorical[feature][pos:end]
-            missing = values == None  # noqa: E711  (elementwise on an object array)
+        missing = batch.missing(feature)[pos:end]
         wrong = np.zeros(end - pos, dtype=bool)
         rows = batch.type_errors.get(feature)
         if rows is not None:

@@ -79,9 +79,22 @@ class PredictionBatch:
     type_errors: dict[str, np.ndarray] = field(default_factory=dict)
     # undeclared field -> which rows carry a value for it (at most MAX_UNKNOWN_FIELDS names)
     unknown_fields: dict[str, np.ndarray] = field(default_factory=dict)
+    _missing: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.prediction_ids)
+
+    def missing(self, feature: str) -> np.ndarray:
+        """Which rows miss a declared feature's value (computed once: the detectors and the
+        data-quality checks both ask)."""
+        mask = self._missing.get(feature)
+        if mask is None:
+            if feature in self.numeric:
+                mask = np.isnan(self.numeric[feature])
+            else:
+                mask = self.categorical[feature] == None  # noqa: E711  (elementwise)
+            self._missing[feature] = mask
+        return mask
 
     @classmethod
     def merge(cls, batches: Sequence[PredictionBatch]) -> PredictionBatch:
@@ -108,19 +121,23 @@ class PredictionBatch:
         return cls(
             model_id=first.model_id,
             model_version=first.model_version,
-            prediction_ids=[i for b in batches for i in b.prediction_ids],
+            prediction_ids=_joined(b.prediction_ids for b in batches),
             timestamps=np.concatenate([b.timestamps for b in batches]),
-            versions=[v for b in batches for v in b.versions],
+            versions=_joined(b.versions for b in batches),
             numeric={k: np.concatenate([b.numeric[k] for b in batches]) for k in first.numeric},
             categorical={
                 k: np.concatenate([b.categorical[k] for b in batches]) for k in first.categorical
             },
-            predictions=[p for b in batches for p in b.predictions],
-            scores=[s for b in batches for s in b.scores],
-            segments=[s for b in batches for s in b.segments],
+            predictions=_joined(b.predictions for b in batches),
+            scores=_joined(b.scores for b in batches),
+            segments=_joined(b.segments for b in batches),
             type_errors=type_errors,
             unknown_fields=unknown_fields,
         )
+
+
+def _joined(lists: Iterable[list[Any]]) -> list[Any]:
+    return list(itertools.chain.from_iterable(lists))
 
 
 @dataclass
@@ -389,8 +406,8 @@ class BatchDecoder:
         schema = self.models[model_id]
         missing = [None] * n
         type_errors: dict[str, np.ndarray] = {}
-        numeric = _each_column(
-            ((n, features.get(n, missing)) for n in schema.numeric), _numeric_column, type_errors
+        numeric = _numeric_lists(
+            schema.numeric, [features.get(n, missing) for n in schema.numeric], type_errors
         )
         categorical = _each_column(
             ((n, features.get(n, missing)) for n in schema.categorical),
@@ -570,7 +587,11 @@ def _valid_event_columns(ids: list[Any], stamps: list[Any], predictions: list[An
     kinds = set(map(type, predictions))
     if not kinds <= {float, int, str, bool}:
         return False
-    return float not in kinds or all(map(math.isfinite, filter(_is_float, predictions)))
+    if float not in kinds:
+        return True
+    if kinds == {float}:  # the usual regression or score batch: one numpy pass
+        return bool(np.isfinite(np.array(predictions, dtype=np.float64)).all())
+    return all(map(math.isfinite, filter(_is_float, predictions)))
 
 
 def _feature_table(
@@ -589,14 +610,33 @@ def _numeric_columns(
     table, kinds = _feature_table(features, names)
     if kinds <= _NUMERIC_OK:
         matrix = np.array(table, dtype=np.float64).reshape(len(features), len(names))
-        if np.isinf(matrix).any():  # only overflowing literals (1e999): JSON has no Infinity
-            bad = np.isinf(matrix)
-            for j in np.flatnonzero(bad.any(axis=0)).tolist():
-                type_errors[names[j]] = np.flatnonzero(bad[:, j])
-            matrix[bad] = np.nan
-        return {name: matrix[:, j].copy() for j, name in enumerate(names)}
+        return _named_rows(np.ascontiguousarray(matrix.T), names, type_errors)
     pairs = ((name, [row[j] for row in table]) for j, name in enumerate(names))
     return _each_column(pairs, _numeric_column, type_errors)
+
+
+def _numeric_lists(
+    names: tuple[str, ...], lists: list[list[Any]], type_errors: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The named columns of a columnar batch: one numpy call for all of them when every
+    value is a number or null (a call per column cost a fifth of the codec's time)."""
+    if not names:
+        return {}
+    if set(map(type, itertools.chain.from_iterable(lists))) <= _NUMERIC_OK:
+        return _named_rows(np.array(lists, dtype=np.float64), names, type_errors)
+    return _each_column(zip(names, lists, strict=True), _numeric_column, type_errors)
+
+
+def _named_rows(
+    matrix: np.ndarray, names: tuple[str, ...], type_errors: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Row j of ``matrix`` as feature ``names[j]``'s column, infinities made missing."""
+    bad = np.isinf(matrix)
+    if bad.any():  # only overflowing literals (1e999): JSON has no Infinity
+        for j in np.flatnonzero(bad.any(axis=1)).tolist():
+            type_errors[names[j]] = np.flatnonzero(bad[j])
+        matrix[bad] = np.nan
+    return dict(zip(names, matrix, strict=True))
 
 
 def _categorical_columns(
