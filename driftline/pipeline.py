@@ -179,7 +179,7 @@ class Pipeline:
                 marks.setdefault(decoded.model_id, {})[mark[0]] = mark[1]
             if not isinstance(batch, PredictionBatch | ValidRows):
                 continue
-            self.metrics.batches.labels(label).inc()
+            self.metrics.series(self.metrics.batches, label).inc()
             model_id = batch.model_id
             if pending.get(model_id) and sizes[model_id] + len(batch) > self._merge_events:
                 self._run(model_id, pending.pop(model_id), state, result, joins)
@@ -195,7 +195,9 @@ class Pipeline:
             for key, offset in model_marks.items():
                 state[key] = str(offset).encode()
         for model_id in {o.model_id for o in result.outcomes}:
-            self.metrics.batch_seconds.labels(model_id).observe(time.perf_counter() - started)
+            self.metrics.series(self.metrics.batch_seconds, model_id).observe(
+                time.perf_counter() - started
+            )
         return result
 
     def _run(
@@ -315,22 +317,23 @@ class Pipeline:
 
     def _record(self, batch: PredictionBatch, outcome: BatchOutcome) -> None:
         m, model = self.metrics, batch.model_id
-        m.events.labels(model).inc(outcome.events)
+        series = m.series
+        series(m.events, model).inc(outcome.events)
         for feature, rows in batch.type_errors.items():
-            m.type_errors.labels(model, feature).inc(len(rows))
+            series(m.type_errors, model, feature).inc(len(rows))
         for f in outcome.features:
-            m.statistic.labels(model, f.feature, f.detector).set(f.verdict.statistic)
-            m.threshold.labels(model, f.feature, f.detector).set(f.verdict.threshold)
-            m.drifting.labels(model, f.feature).set(1.0 if f.firing else 0.0)
+            series(m.statistic, model, f.feature, f.detector).set(f.verdict.statistic)
+            series(m.threshold, model, f.feature, f.detector).set(f.verdict.threshold)
+            series(m.drifting, model, f.feature).set(1.0 if f.firing else 0.0)
         for (feature, check), flagged in outcome.quality.items():
-            m.quality_flagged.labels(model, feature, check).inc(flagged)
+            series(m.quality_flagged, model, feature, check).inc(flagged)
             failing = (feature, check) in outcome.quality_failing
-            m.quality_failing.labels(model, feature, check).set(1.0 if failing else 0.0)
+            series(m.quality_failing, model, feature, check).set(1.0 if failing else 0.0)
         buckets = self.prediction_buckets.get(model)
         if buckets is not None:
             counts = buckets.counts(batch.predictions)
             for i in np.flatnonzero(counts):
-                m.predictions.labels(model, buckets.names[i]).inc(int(counts[i]))
+                series(m.predictions, model, buckets.names[i]).inc(int(counts[i]))
         for alert in outcome.alerts:
             m.alerts.labels(model, alert.kind, alert.status).inc()
         for request in outcome.retraining_requests:
