@@ -9,7 +9,7 @@ detector objects are cached and rebuilt from the mapping only when its bytes cha
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -19,6 +19,7 @@ from driftline import detectors
 from driftline.alerting import AlertPolicy, Chunk, EpisodeState, Signal, SplitChunk
 from driftline.config import ConfigError, ModelConfig
 from driftline.detectors.base import Detector, Verdict
+from driftline.detectors.categorical import CategoricalCUSUM
 from driftline.detectors.profile import FeatureProfile, ReferenceProfile
 from driftline.quality import QualityMonitor
 from driftline.records import Alert, RetrainingRequest
@@ -221,9 +222,15 @@ class ModelMonitor:
                 numeric = spec.kind == "numeric"
                 column = (batch.numeric if numeric else batch.categorical)[spec.feature]
                 present = ~batch.missing(spec.feature)
+            detector = self._detector(spec, state, fresh)
+            update: Callable[[np.ndarray], Verdict] = detector.update
+            if isinstance(detector, CategoricalCUSUM) and spec.feature != PREDICTION:
+                # the batch's buckets, shared with the data-quality checks
+                column = batch.codes(spec.feature, detector.categories)
+                update = detector.update_codes
             # Without missing values a chunk goes to its detector as a slice, not a copy.
             complete = bool(present.all())
-            columns.append((spec, column, present, complete, self._detector(spec, state, fresh)))
+            columns.append((spec, column, present, complete, detector, update))
         episode = self._episode(self.policy_key, state, fresh)
         quality = self._episode(self.quality_policy_key, state, fresh)
         runs = self.quality.load(state, fresh)
@@ -250,13 +257,13 @@ class ModelMonitor:
             tracked = set(quality.subjects)
             quality_signals = self.quality.step(batch, pos, end, count, runs, tracked, counts)
             signals = []
-            for spec, column, present, complete, detector in columns:
+            for spec, column, present, complete, _, update in columns:
                 if complete:
-                    verdict = detector.update(column[pos:end])
+                    verdict = update(column[pos:end])
                     row = verdict.first_alarm
                 else:
                     rows = np.flatnonzero(present[pos:end])
-                    verdict = detector.update(column[pos:end][rows])
+                    verdict = update(column[pos:end][rows])
                     row = int(rows[verdict.first_alarm]) if verdict.drift else -1
                 verdicts[spec.feature] = verdict
                 if verdict.drift:
@@ -313,7 +320,7 @@ class ModelMonitor:
                         requests.append(request)
             pos = end
         # Write back once per batch: each assignment is a changelog record in the worker.
-        for spec, _, _, _, detector in columns:
+        for spec, _, _, _, detector, _ in columns:
             key = self.key(spec.feature, spec.detector)
             blob = detector.state_bytes()
             state[key] = blob  # assigned back: Faust records only assignments

@@ -59,7 +59,7 @@ class _Spec:
     constant: ConstantCheck | None = None
     low: float = -np.inf
     high: float = np.inf
-    categories: frozenset[str] = frozenset()
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class QualityMonitor:
                 )
             elif isinstance(ref, CategoricalProfile):
                 unseen = self._rate(ref.probs[-1], ref.count)
-                names = frozenset(ref.categories)
+                names = tuple(ref.categories)
                 specs.append(
                     _Spec(
                         f"{feature}/{UNSEEN_CATEGORY}",
@@ -191,7 +191,7 @@ class QualityMonitor:
                 reference = spec.constant.reference_rate
             else:
                 assert spec.rate is not None
-                flagged, values = self._flagged(spec, column, n)
+                flagged, values = self._flagged(spec, column, batch, pos, end)
                 result = spec.rate.update(state, flagged, values)
                 reference = spec.rate.reference_rate
             self._note(
@@ -322,7 +322,7 @@ class QualityMonitor:
         return _Column(values, missing, wrong)
 
     def _flagged(
-        self, spec: _Spec, column: _Column, n: int
+        self, spec: _Spec, column: _Column, batch: PredictionBatch, pos: int, end: int
     ) -> tuple[np.ndarray, np.ndarray | None]:
         if spec.check == TYPE_ERROR:
             return column.wrong_type, None
@@ -331,9 +331,9 @@ class QualityMonitor:
         values = column.values
         if spec.check == OUT_OF_RANGE:
             return (values < spec.low) | (values > spec.high), values
-        # unseen category
-        seen = np.fromiter(map(spec.categories.__contains__, values), dtype=bool, count=n)
-        return ~(seen | column.missing), values
+        # unseen category: in the bucket of the others (where missing values go too)
+        codes = batch.codes(spec.feature, spec.categories)[pos:end]
+        return (codes == len(spec.categories)) & ~column.missing, values
 
 
 @dataclass(frozen=True)

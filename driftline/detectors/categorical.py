@@ -23,6 +23,7 @@ from driftline.detectors.profile import (
     CategoricalProfile,
     FeatureProfile,
     bucket_codes,
+    category_index,
 )
 
 
@@ -83,7 +84,7 @@ class CategoricalCUSUM:
         self.memory = float(memory)
         self.prior = float(prior)
         self.threshold = float(np.log(self.arl))
-        self._index = {c: i for i, c in enumerate(self.categories)}
+        self._index = category_index(self.categories)
         # A bucket never seen in the reference still gets a little mass, or one new value
         # would be an infinite likelihood ratio (the data-quality monitor names new values).
         p = np.asarray(self.probs, dtype=np.float64)
@@ -112,7 +113,10 @@ class CategoricalCUSUM:
         return bucket_codes(self._index, x)
 
     def update(self, x: np.ndarray) -> Verdict:
-        codes = self.codes(np.asarray(x, dtype=object))
+        return self.update_codes(self.codes(np.asarray(x, dtype=object)))
+
+    def update_codes(self, codes: np.ndarray) -> Verdict:
+        """``update`` for values already bucketed (``codes``' buckets, as ints)."""
         alarms, first, peak = adaptive_categorical_scan(
             codes,
             self._n,

@@ -9,6 +9,7 @@ range and missing rate; per categorical feature the frequencies of the top categ
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import operator
 from dataclasses import dataclass, field
@@ -212,6 +213,12 @@ def _profile_from_dict(doc: dict[str, Any]) -> FeatureProfile:
         doc["probs"] = tuple(doc["probs"])
         return CategoricalProfile(**doc)
     raise ValueError(f"unknown feature profile kind {kind!r}")
+
+
+@functools.lru_cache(maxsize=1024)
+def category_index(categories: tuple[str, ...]) -> dict[str, int]:
+    """Each category's bucket, one dict per distinct tuple (detectors and checks share it)."""
+    return {c: i for i, c in enumerate(categories)}
 
 
 def bucket_codes(index: dict[str, int], x: np.ndarray) -> np.ndarray:

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from driftline.detectors.profile import bucket_codes, category_index
+
 NUMBER_TYPES = (int, float)
 # Undeclared fields tracked per message: a producer sending random field names costs a bounded
 # amount (the names come from messages, so they are never metric labels either).
@@ -80,6 +82,9 @@ class PredictionBatch:
     # undeclared field -> which rows carry a value for it (at most MAX_UNKNOWN_FIELDS names)
     unknown_fields: dict[str, np.ndarray] = field(default_factory=dict)
     _missing: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    _codes: dict[tuple[str, tuple[str, ...]], np.ndarray] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __len__(self) -> int:
         return len(self.prediction_ids)
@@ -95,6 +100,18 @@ class PredictionBatch:
                 mask = self.categorical[feature] == None  # noqa: E711  (elementwise)
             self._missing[feature] = mask
         return mask
+
+    def codes(self, feature: str, categories: tuple[str, ...]) -> np.ndarray:
+        """A categorical feature's bucket per row against a reference's categories (the
+        others and missing values: ``len(categories)``). Looking strings up is the costly
+        part of the categorical checks: done once per batch for the detector and the
+        data-quality checks together."""
+        key = (feature, categories)
+        codes = self._codes.get(key)
+        if codes is None:
+            index = category_index(categories)
+            codes = self._codes[key] = bucket_codes(index, self.categorical[feature])
+        return codes
 
     @classmethod
     def merge(cls, batches: Sequence[PredictionBatch]) -> PredictionBatch:
