@@ -136,7 +136,10 @@ class QualityMonitor:
                 )
             if has_spread(ref):
                 run = ConstantCheck(largest_share(ref), self._arl, self.settings.constant_min_run)
-                specs.append(_Spec(f"{feature}/{CONSTANT}", feature, CONSTANT, None, run))
+                names = tuple(ref.categories) if isinstance(ref, CategoricalProfile) else ()
+                specs.append(
+                    _Spec(f"{feature}/{CONSTANT}", feature, CONSTANT, None, run, categories=names)
+                )
         return [s for s in specs if s.check not in self.settings.skip.get(s.feature, ())]
 
     # -- state -------------------------------------------------------------------------------
@@ -183,16 +186,24 @@ class QualityMonitor:
                 spec.feature, self._column(batch, spec.feature, pos, end)
             )
             if spec.constant is not None:
-                kept = ~column.missing
-                result = spec.constant.update(state, column.values[kept])
-                if result.alarms:  # from the index among present values to the chunk's row
-                    rows = np.flatnonzero(kept)
-                    result = replace(result, first=int(rows[result.first]))
+                keys = self._keys(spec, batch, pos, end)
+                if not column.any_missing:
+                    result = spec.constant.update(state, column.values, keys)
+                else:
+                    kept = ~column.missing
+                    keys = None if keys is None else keys[kept]
+                    result = spec.constant.update(state, column.values[kept], keys)
+                    if result.alarms:  # from the index among present values to the row
+                        rows = np.flatnonzero(kept)
+                        result = replace(result, first=int(rows[result.first]))
                 reference = spec.constant.reference_rate
             else:
                 assert spec.rate is not None
                 flagged, values = self._flagged(spec, column, batch, pos, end)
-                result = spec.rate.update(state, flagged, values)
+                if flagged is None:
+                    result = spec.rate.quiet(state, n)
+                else:
+                    result = spec.rate.update(state, flagged, values)
                 reference = spec.rate.reference_rate
             self._note(
                 signals,
@@ -315,18 +326,33 @@ class QualityMonitor:
         else:
             values = batch.categorical[feature][pos:end]
         missing = batch.missing(feature)[pos:end]
-        wrong = np.zeros(end - pos, dtype=bool)
+        wrong = None
         rows = batch.type_errors.get(feature)
         if rows is not None:
+            wrong = np.zeros(end - pos, dtype=bool)
             wrong[rows[(rows >= pos) & (rows < end)] - pos] = True
-        return _Column(values, missing, wrong)
+        return _Column(values, missing, bool(missing.any()), wrong)
+
+    @staticmethod
+    def _keys(spec: _Spec, batch: PredictionBatch, pos: int, end: int) -> np.ndarray | None:
+        """A categorical chunk's codes when they tell its values apart: no value in the
+        others' bucket (which holds every unseen value, and the missing ones)."""
+        if not spec.categories:
+            return None
+        codes = batch.codes(spec.feature, spec.categories)[pos:end]
+        return None if (codes == len(spec.categories)).any() else codes
 
     def _flagged(
         self, spec: _Spec, column: _Column, batch: PredictionBatch, pos: int, end: int
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The check's flags over the chunk and the values for examples; None: no flags."""
         if spec.check == TYPE_ERROR:
             return column.wrong_type, None
         if spec.check == MISSING:  # wrong types are missing values too, but named apart
+            if not column.any_missing:
+                return None, None
+            if column.wrong_type is None:
+                return column.missing, None
             return column.missing & ~column.wrong_type, None
         values = column.values
         if spec.check == OUT_OF_RANGE:
@@ -342,7 +368,8 @@ class _Column:
 
     values: np.ndarray
     missing: np.ndarray
-    wrong_type: np.ndarray
+    any_missing: bool
+    wrong_type: np.ndarray | None  # None when no value had the wrong type
 
 
 def _field_of(subject: str) -> str | None:

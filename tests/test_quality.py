@@ -226,3 +226,26 @@ def test_constant_and_version_checks_are_cut_independent(cuts: list[int], seed: 
         one, pieces, whole, split = _whole_and_cut(check, data, cuts)
         assert pieces == one and one[0] > 0  # each stream does alarm
         assert split.to_doc() == whole.to_doc()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    cuts=st.lists(st.integers(1, 1_499), max_size=12, unique=True).map(sorted),
+    seed=st.integers(0, 10_000),
+)
+def test_constant_check_on_category_codes_is_the_check_on_strings(
+    cuts: list[int], seed: int
+) -> None:
+    """The codes the worker compares instead of strings give the same runs and state."""
+    rng = np.random.default_rng(seed)
+    codes = np.concatenate([rng.integers(0, 3, 500), np.full(700, 2), rng.integers(0, 3, 300)])
+    names = np.array(["a", "b", "c"], dtype=object)[codes]
+    check = ConstantCheck(0.4, arl=1e6, min_run=50)
+    on_names, on_codes = RunState(), RunState()
+    alarms = 0
+    for a, b in zip([0, *cuts], [*cuts, codes.size], strict=True):
+        want = check.update(on_names, names[a:b])
+        assert check.update(on_codes, names[a:b], codes[a:b]) == want
+        alarms += want.alarms
+    assert on_codes.to_doc() == on_names.to_doc()
+    assert alarms > 0  # the run of 700 does signal

@@ -117,6 +117,13 @@ class RateCheck:
         self.down = math.log((1.0 - self.p1) / (1.0 - self.p0))
         self.threshold = math.log(arl)
 
+    def quiet(self, state: RunState, n: int) -> CheckResult:
+        """Feed ``n`` values none of which is flagged (the usual case): the statistic falls."""
+        state.s = max(0.0, state.s + n * self.down)
+        if state.s == 0.0:
+            state.examples = {}
+        return CheckResult(0, -1, state.s, self.threshold, state.flagged)
+
     def update(
         self,
         state: RunState,
@@ -130,12 +137,9 @@ class RateCheck:
         how many in ``consumed``: for a caller that changes what it flags after a signal.
         """
         n = flagged.size
+        if n == 0 or not flagged.any():
+            return self.quiet(state, n)
         before = state.flagged
-        if n == 0 or not flagged.any():  # the usual case: the statistic can only fall
-            state.s = max(0.0, state.s + n * self.down)
-            if state.s == 0.0:
-                state.examples = {}
-            return CheckResult(0, -1, state.s, self.threshold, before)
         increments = np.where(flagged, self.up, self.down)
         alarms, first, peak, flagged_at = 0, -1, 0.0, before
         examples: tuple[str, ...] = ()
@@ -241,8 +245,11 @@ class ConstantCheck:
         self.run_length = max(min_run, 1 + math.ceil(math.log(arl) / -math.log(q)))
         self.threshold = float(self.run_length)
 
-    def update(self, state: RunState, values: np.ndarray) -> CheckResult:
-        """Feed the chunk's present values."""
+    def update(
+        self, state: RunState, values: np.ndarray, keys: np.ndarray | None = None
+    ) -> CheckResult:
+        """Feed the chunk's present values; ``keys``, if given, are equal exactly where the
+        values are (category codes: comparing them is cheaper than comparing strings)."""
         n = values.size
         before = state.flagged
         if n == 0:
@@ -250,7 +257,8 @@ class ConstantCheck:
         same = np.empty(n, dtype=bool)  # equal to the value before
         same[0] = state.last is not None and bool(values[0] == state.last)
         if n > 1:
-            same[1:] = values[1:] == values[:-1]
+            pairs = values if keys is None else keys
+            same[1:] = pairs[1:] == pairs[:-1]
         alarms, first, run = constant_runs(same, int(state.s), self.run_length)
         flagged_at = before + int(np.count_nonzero(same[: first + 1])) if first >= 0 else before
         state.s, state.last = float(run), _plain(values[-1])
