@@ -5,6 +5,8 @@ import math
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from driftline.stream.app import dead_letter_record
 from driftline.stream.codec import (
@@ -232,3 +234,46 @@ def test_a_dead_letter_over_the_producer_limit_is_cut_and_says_its_size() -> Non
     value, headers = dead_letter_record(row, "t", 0, 7, limit=1_024)
     assert value == b'{"a": 1}' and dict(headers)["source.row"] == b"3"
     assert "payload.truncated_from" not in dict(headers)
+
+
+numeric_values = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(-(2**63), 2**64 - 1),
+    st.sampled_from([0, 1, 0.0, 1.0, True, False, None, "1.5", "x", [1.0], {}]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    table=st.integers(1, 6).flatmap(
+        lambda n: st.lists(st.lists(numeric_values, min_size=n, max_size=n), min_size=2, max_size=2)
+    )
+)
+def test_columnar_numbers_read_as_value_by_value(table: list[list[object]]) -> None:
+    """Columnar batches convert all numeric features in one numpy call; booleans, strings,
+    nested values must still be wrong types and None missing, exactly as row by row."""
+    n = len(table[0])
+    rows = [row(i, features={"a": table[0][i], "b": table[1][i], "c": "x"}) for i in range(n)]
+    columnar = {
+        "model_id": "m",
+        "model_version": "1",
+        "columns": {
+            "prediction_id": [r["prediction_id"] for r in rows],
+            "timestamp": [r["timestamp"] for r in rows],
+            "prediction": [r["prediction"] for r in rows],
+            "features": {"a": table[0], "b": table[1], "c": ["x"] * n},
+        },
+    }
+    fast = decode(orjson.dumps(columnar)).batch
+    slow = decode(orjson.dumps({"model_id": "m", "model_version": "1", "events": rows})).batch
+    assert isinstance(fast, PredictionBatch) and isinstance(slow, PredictionBatch)
+    for k, values in zip(("a", "b"), table, strict=True):
+        want = [
+            float(v) if type(v) in (int, float) else math.nan  # the declared semantics
+            for v in values
+        ]
+        np.testing.assert_array_equal(fast.numeric[k], np.array(want))
+        np.testing.assert_array_equal(fast.numeric[k], slow.numeric[k])
+        wrong = [i for i, v in enumerate(values) if v is not None and type(v) not in (int, float)]
+        assert fast.type_errors.get(k, np.zeros(0)).tolist() == wrong
+        assert slow.type_errors.get(k, np.zeros(0)).tolist() == wrong

@@ -613,10 +613,13 @@ def _valid_event_columns(ids: list[Any], stamps: list[Any], predictions: list[An
 
 def _feature_table(
     features: list[dict[str, Any]], names: tuple[str, ...]
-) -> tuple[list[list[Any]], set[type]]:
-    """Rows of the named features' values (None where absent) and the types they hold."""
-    table = [list(map(f.get, names)) for f in features]
-    return table, set(map(type, itertools.chain.from_iterable(table)))
+) -> list[tuple[Any, ...]]:
+    """Rows of the named features' values (None where absent)."""
+    try:  # every row has every feature: picked in C, 2.5x a get per value
+        pick = operator.itemgetter(*names)
+        return list(map(pick, features)) if len(names) > 1 else [(pick(f),) for f in features]
+    except KeyError:
+        return [tuple(map(f.get, names)) for f in features]
 
 
 def _numeric_columns(
@@ -624,9 +627,9 @@ def _numeric_columns(
 ) -> dict[str, np.ndarray]:
     if not names:
         return {}
-    table, kinds = _feature_table(features, names)
-    if kinds <= _NUMERIC_OK:
-        matrix = np.array(table, dtype=np.float64).reshape(len(features), len(names))
+    table = _feature_table(features, names)
+    matrix = _number_matrix(table)
+    if matrix is not None:
         return _named_rows(np.ascontiguousarray(matrix.T), names, type_errors)
     pairs = ((name, [row[j] for row in table]) for j, name in enumerate(names))
     return _each_column(pairs, _numeric_column, type_errors)
@@ -639,9 +642,34 @@ def _numeric_lists(
     value is a number or null (a call per column cost a fifth of the codec's time)."""
     if not names:
         return {}
-    if set(map(type, itertools.chain.from_iterable(lists))) <= _NUMERIC_OK:
-        return _named_rows(np.array(lists, dtype=np.float64), names, type_errors)
+    matrix = _number_matrix(lists)
+    if matrix is not None:
+        return _named_rows(matrix, names, type_errors)
     return _each_column(zip(names, lists, strict=True), _numeric_column, type_errors)
+
+
+def _number_matrix(table: Sequence[Sequence[Any]]) -> np.ndarray | None:
+    """``table`` as a float64 matrix (NaN for null) if every value is a number or null.
+
+    numpy finds the common type as it converts: a number type means no null, string or
+    nested value, so only booleans (read as 0 and 1) need a look, and only where a 0 or a 1
+    came out. That is half the cost of scanning every value's type first, which is left
+    for tables with nulls.
+    """
+    try:
+        matrix = np.array(table)
+    except (ValueError, TypeError, OverflowError):  # ragged nesting and the like
+        return None
+    if matrix.ndim == 2 and matrix.dtype.kind in "fi":
+        n = matrix.shape[1]
+        flat = matrix.ravel()
+        zeros_and_ones = np.flatnonzero((flat == 0) | (flat == 1)).tolist()
+        if not any(type(table[i // n][i % n]) is bool for i in zeros_and_ones):
+            return matrix.astype(np.float64, copy=False)
+        return None
+    if set(map(type, itertools.chain.from_iterable(table))) <= _NUMERIC_OK:
+        return np.array(table, dtype=np.float64)
+    return None
 
 
 def _named_rows(
@@ -661,8 +689,8 @@ def _categorical_columns(
 ) -> dict[str, np.ndarray]:
     if not names:
         return {}
-    table, kinds = _feature_table(features, names)
-    if kinds <= _CATEGORICAL_OK:
+    table = _feature_table(features, names)
+    if set(map(type, itertools.chain.from_iterable(table))) <= _CATEGORICAL_OK:
         matrix = np.empty((len(features), len(names)), dtype=object)
         matrix[:] = table
         return {name: matrix[:, j].copy() for j, name in enumerate(names)}
