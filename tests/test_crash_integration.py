@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 import pytest
 
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from tests.conftest import WorkerProcess
 from tests.streams import events, model_config, write_profile
 from tests.test_worker_integration import changelog_state, produce
@@ -54,3 +55,53 @@ def test_a_stop_mid_stream_loses_and_doubles_nothing(
     assert state["m1/_model/events"] == b"20000", (state["m1/_model/events"], worker.log_tail())
     for feature, detector in [("x1", "cusum"), ("x2", "cusum"), ("color", "categorical_cusum")]:
         assert orjson.loads(state[f"m1/{feature}/{detector}"])["n"] == 20_000
+
+
+def test_offsets_committed_past_the_state_are_read_again(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """However the committed offsets got ahead of the restored state (a restore that stopped
+    short, a stop that committed a run's offsets without its state), a restarted worker reads
+    from where its state was applied: here the group's offsets are moved to the end of the
+    topic by hand while the worker is down, past 3,000 events it never saw."""
+    profile = write_profile(tmp_path / "m1.json")
+    worker = WorkerProcess(tmp_path, kafka_bootstrap, {"m1": model_config(profile)})
+    rng = np.random.default_rng(9)
+    rows = events(8_000, rng)
+    worker.start()
+    try:
+        produce(kafka_bootstrap, worker.topic("predictions"), "m1", rows[:5_000], 500)
+        worker.wait_processed(5_000)
+    finally:
+        worker.stop()
+    produce(kafka_bootstrap, worker.topic("predictions"), "m1", rows[5_000:], 500)
+    skipped = commit_to_end(kafka_bootstrap, worker.app_id, worker.topic("predictions"))
+    assert skipped == 6  # the 3,000 events' messages are behind the committed offsets now
+    worker.start()
+    try:
+        worker.wait_processed(3_000)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = changelog_state(kafka_bootstrap, worker.app_id)
+            if state.get("m1/_model/events") == b"8000":
+                break
+            time.sleep(1.0)
+    finally:
+        worker.stop()
+    assert state["m1/_model/events"] == b"8000", worker.log_tail()
+    assert "the restored state has applied messages up to offset" in worker.log_path.read_text()
+
+
+def commit_to_end(bootstrap: str, group: str, topic: str) -> int:
+    """Commit the (stopped) group's offsets at the end of every partition of ``topic``;
+    returns how many messages that skips."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(tps)
+        ends = consumer.end_offsets(tps)
+        before = {tp: consumer.committed(tp) or 0 for tp in tps}
+        consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in tps})
+        return sum(ends[tp] - before[tp] for tp in tps)
+    finally:
+        consumer.close()

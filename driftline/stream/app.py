@@ -101,6 +101,8 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
         if sent:
             await asyncio.gather(*sent)
 
+    faust_fixes.positions = lambda: applied_positions(state)
+
     linger = config.worker.micro_batch_linger_ms / 1000.0
     records = ModelRecords(state)
     lag = LagReporter(
@@ -142,7 +144,11 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
                 result = pipeline.process_messages(values, records, sources, joins)
             await publish(result, group)
             records.apply()
-            lag.processed_up_to(group[-1].message.tp, group[-1].message.offset)
+            # After the models' records, on the same changelog partition: a restore that
+            # has this record has theirs, so reading on from here counts nothing twice.
+            last = group[-1].message
+            state[position_key(last.topic, last.partition)] = compact_json({"offset": last.offset})
+            lag.processed_up_to(last.tp, last.offset)
         # The events are acked when the next take starts, and a commit covers the acked
         # offsets. Table writes wait in Faust's producer buffer until a task hands them to
         # Kafka's producer (into the open transaction): hand them over first, or a commit
@@ -220,7 +226,7 @@ class ModelRecords(MutableMapping[str, bytes]):
         raise NotImplementedError("driftline never deletes detector state")
 
     def __iter__(self) -> Iterator[str]:
-        keys = {k for m in self.table for k in self.model(m)}
+        keys = {k for m in self.table if not m.startswith(POSITIONS) for k in self.model(m)}
         keys.update(k for w in self.writes.values() for k in w)
         return iter(keys)
 
@@ -261,6 +267,23 @@ def dead_letter_record(
         headers.append(("payload.truncated_from", str(len(value)).encode()))
         value = value[:limit]
     return value, headers
+
+
+POSITIONS = "_positions/"  # table keys of the input partitions' applied offsets
+
+
+def position_key(topic: str, partition: int) -> str:
+    return f"{POSITIONS}{topic}:{partition}"
+
+
+def applied_positions(table: MutableMapping[str, bytes]) -> dict[tuple[str, int], int]:
+    """The next offset to read of each input partition the state has a record of."""
+    out = {}
+    for key in list(table):
+        if isinstance(key, str) and key.startswith(POSITIONS):
+            topic, _, partition = key[len(POSITIONS) :].rpartition(":")
+            out[(topic, int(partition))] = int(orjson.loads(table[key])["offset"]) + 1
+    return out
 
 
 def by_partition(events: Sequence[EventT]) -> list[list[EventT]]:

@@ -611,9 +611,7 @@ def _valid_event_columns(ids: list[Any], stamps: list[Any], predictions: list[An
     return all(map(math.isfinite, filter(_is_float, predictions)))
 
 
-def _feature_table(
-    features: list[dict[str, Any]], names: tuple[str, ...]
-) -> list[tuple[Any, ...]]:
+def _feature_table(features: list[dict[str, Any]], names: tuple[str, ...]) -> list[tuple[Any, ...]]:
     """Rows of the named features' values (None where absent)."""
     try:  # every row has every feature: picked in C, 2.5x a get per value
         pick = operator.itemgetter(*names)
