@@ -25,9 +25,9 @@ pytestmark = pytest.mark.kafka
 
 # Known defect, kept as its reproducer: before driftline/stream/faust_fixes.py and the agent's
 # handling of interrupted takes, every run lost thousands of events or crashed a worker; with
-# them, 5 runs of 6 passed here. The failing run's message was not kept; the failures before
-# ended with a model's state one message short, its restoring worker having given up at
-# "Aborted tx until highwater" after a 10 s wait for the changelog's end.
+# them, 5 runs of 6 passed here, the failures ending with a model's state one message short.
+# Since the input positions follow the restored state (faust_fixes, fix 3) no run has failed;
+# the mark stays until a long series shows none does.
 KNOWN_LOSS = "a departing worker's last run can be missing from the restored state (issue 7)"
 
 MODELS = [f"m{i:02d}" for i in range(12)]
