@@ -32,6 +32,22 @@ def row(i: int, **over: object) -> dict:
     return base
 
 
+def columnar(rows: list[dict], names: tuple[str, ...], version: object = "1") -> bytes:
+    """The columnar message of ``rows`` (features not in a row are null)."""
+    return orjson.dumps(
+        {
+            "model_id": "m",
+            "model_version": version,
+            "columns": {
+                "prediction_id": [r["prediction_id"] for r in rows],
+                "timestamp": [r["timestamp"] for r in rows],
+                "prediction": [r["prediction"] for r in rows],
+                "features": {k: [r["features"].get(k) for r in rows] for k in names},
+            },
+        }
+    )
+
+
 def decode(value: bytes, **kw: int):
     return BatchDecoder(SCHEMA, **kw).decode_predictions(value)
 
@@ -78,18 +94,7 @@ def test_columnar_fast_path_matches_rows_with_missing_and_wrong_types() -> None:
     rows = [row(i) for i in range(6)]
     rows[1]["features"] = {"a": "oops", "b": None, "c": 5}
     rows[4]["features"] = {"a": 1.5, "c": "y", "extra": 1}
-    names = ("a", "b", "c", "extra")
-    columnar = {
-        "model_id": "m",
-        "model_version": 2,
-        "columns": {
-            "prediction_id": [r["prediction_id"] for r in rows],
-            "timestamp": [r["timestamp"] for r in rows],
-            "prediction": [r["prediction"] for r in rows],
-            "features": {k: [r["features"].get(k) for r in rows] for k in names},
-        },
-    }
-    fast = decode(orjson.dumps(columnar)).batch
+    fast = decode(columnar(rows, ("a", "b", "c", "extra"), version=2)).batch
     slow = decode(orjson.dumps({"model_id": "m", "model_version": 2, "events": rows})).batch
     assert fast is not None and slow is not None
     for k in ("a", "b"):
@@ -254,17 +259,7 @@ def test_columnar_numbers_read_as_value_by_value(table: list[list[object]]) -> N
     nested values must still be wrong types and None missing, exactly as row by row."""
     n = len(table[0])
     rows = [row(i, features={"a": table[0][i], "b": table[1][i], "c": "x"}) for i in range(n)]
-    columnar = {
-        "model_id": "m",
-        "model_version": "1",
-        "columns": {
-            "prediction_id": [r["prediction_id"] for r in rows],
-            "timestamp": [r["timestamp"] for r in rows],
-            "prediction": [r["prediction"] for r in rows],
-            "features": {"a": table[0], "b": table[1], "c": ["x"] * n},
-        },
-    }
-    fast = decode(orjson.dumps(columnar)).batch
+    fast = decode(columnar(rows, ("a", "b", "c"))).batch
     slow = decode(orjson.dumps({"model_id": "m", "model_version": "1", "events": rows})).batch
     assert isinstance(fast, PredictionBatch) and isinstance(slow, PredictionBatch)
     for k, values in zip(("a", "b"), table, strict=True):

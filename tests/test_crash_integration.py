@@ -43,12 +43,7 @@ def test_a_stop_mid_stream_loses_and_doubles_nothing(
         worker.wait_processed(6_000)
         worker.stop(stop)
         worker.start()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            state = changelog_state(kafka_bootstrap, worker.app_id)
-            if state.get("m1/_model/events") == b"20000":
-                break
-            time.sleep(1.0)
+        state = changelog_when(kafka_bootstrap, worker.app_id, "m1/_model/events", b"20000", 120)
     finally:
         worker.stop()
     state = changelog_state(kafka_bootstrap, worker.app_id)
@@ -80,16 +75,23 @@ def test_offsets_committed_past_the_state_are_read_again(
     worker.start()
     try:
         worker.wait_processed(3_000)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            state = changelog_state(kafka_bootstrap, worker.app_id)
-            if state.get("m1/_model/events") == b"8000":
-                break
-            time.sleep(1.0)
+        state = changelog_when(kafka_bootstrap, worker.app_id, "m1/_model/events", b"8000", 60)
     finally:
         worker.stop()
     assert state["m1/_model/events"] == b"8000", worker.log_tail()
     assert "the restored state has applied messages up to offset" in worker.log_path.read_text()
+
+
+def changelog_when(
+    bootstrap: str, app_id: str, key: str, value: bytes, timeout: float
+) -> dict[str, bytes]:
+    """The changelog's state once ``key`` holds ``value`` (or as it is at the timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = changelog_state(bootstrap, app_id)
+        if state.get(key) == value or time.monotonic() > deadline:
+            return state
+        time.sleep(1.0)
 
 
 def commit_to_end(bootstrap: str, group: str, topic: str) -> int:
