@@ -25,8 +25,9 @@ from driftline.records import compact_json
 from driftline.stream import faust_fixes
 from driftline.stream.codec import DeadLetter
 from driftline.stream.delivery import DeliveryLoop, run_forever
+from driftline.stream.holes import HoleReader, Refetched, holes
 from driftline.stream.lag import INTERVAL_SECONDS, LagReporter
-from driftline.stream.topics import faust_credentials
+from driftline.stream.topics import aiokafka_options, faust_credentials
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
 
     limit = config.worker.max_message_bytes  # what the producer can send, headers aside
 
-    async def publish(result: BatchResult, events: Sequence[EventT]) -> None:
+    async def publish(result: BatchResult, events: Sequence[EventT | Refetched]) -> None:
         """Send what a run produced and wait until the broker has it (see the agent)."""
         sent: list[Awaitable[Any]] = []
         for index, dead in result.dead_letters:
@@ -102,6 +103,28 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
             await asyncio.gather(*sent)
 
     faust_fixes.positions = lambda: applied_positions(state)
+    hole_reader = HoleReader(
+        aiokafka_options(config.kafka), max(config.worker.max_message_bytes * 2, 4 << 20)
+    )
+
+    async def without_holes(group: list[EventT]) -> tuple[list[EventT | Refetched], int]:
+        """The group with any records the consumer skipped put back in their place
+        (stream/holes.py), and the partition's applied position before it (-1: none)."""
+        first = group[0].message
+        applied = state.get(position_key(first.topic, first.partition))
+        if applied is None:  # nothing applied from this partition yet
+            return list(group), -1
+        position = int(orjson.loads(applied)["offset"])
+        missing = holes(position + 1, [e.message.offset for e in group])
+        found = {
+            end: await hole_reader.read(first.topic, first.partition, start, end)
+            for start, end in missing
+        }
+        out: list[EventT | Refetched] = []
+        for event in group:
+            out.extend(found.pop(event.message.offset, ()))
+            out.append(event)
+        return out, position
 
     linger = config.worker.micro_batch_linger_ms / 1000.0
     records = ModelRecords(state)
@@ -127,11 +150,12 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
                 raise
 
     async def process_take(taken: Sequence[EventT]) -> None:
-        for group in by_partition(taken):
+        for taken_group in by_partition(taken):
             # Table writes go to the changelog partition of the current event; a model's
             # messages all come from one partition (keyed by model_id), so make an event
             # of this group current before its state is written.
-            _set_current_event(group[-1])
+            _set_current_event(taken_group[-1])
+            group, position = await without_holes(taken_group)
             sources = [(e.message.topic, e.message.partition, e.message.offset) for e in group]
             # State (with the offsets it has applied) is written only once the alerts and
             # dead letters of the run are on the broker: a crash in between replays the
@@ -146,8 +170,10 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
             records.apply()
             # After the models' records, on the same changelog partition: a restore that
             # has this record has theirs, so reading on from here counts nothing twice.
-            last = group[-1].message
-            state[position_key(last.topic, last.partition)] = compact_json({"offset": last.offset})
+            # A run of replays only leaves the position where it was.
+            last = taken_group[-1].message
+            position = max(position, last.offset)
+            state[position_key(last.topic, last.partition)] = compact_json({"offset": position})
             lag.processed_up_to(last.tp, last.offset)
         # The events are acked when the next take starts, and a commit covers the acked
         # offsets. Table writes wait in Faust's producer buffer until a task hands them to
