@@ -135,19 +135,22 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
     @app.agent(inputs, name="driftline.monitor-predictions")
     async def monitor_predictions(stream: faust.StreamT) -> None:
         assert isinstance(stream, faust.Stream)  # take_events is not on the StreamT protocol
-        async for taken in stream.take_events(config.worker.micro_batch_messages, linger):
-            try:
-                await process_take(taken)
-            except BaseException:  # a crash, or the worker stopping (SIGTERM) mid-run
-                records.writes.clear()  # not applied
-                # take_events acks the whole take as the stream closes, and the consumer's
-                # last commit would cover events whose state was never written (a SIGTERM
-                # test lost them). Marked as acked here, Faust's ack skips them and their
-                # offsets stay uncommitted: they are read again, and the applied-offset
-                # watermarks skip those whose state did get written.
-                for event in taken:
-                    event.message.acked = True
-                raise
+        try:
+            async for taken in stream.take_events(config.worker.micro_batch_messages, linger):
+                try:
+                    await process_take(taken)
+                except BaseException:  # a crash, or the worker stopping (SIGTERM) mid-run
+                    records.writes.clear()  # not applied
+                    # take_events acks the whole take as the stream closes, and the
+                    # consumer's last commit would cover events whose state was never written
+                    # (a SIGTERM test lost them). Marked as acked here, Faust's ack skips them
+                    # and their offsets stay uncommitted: they are read again, and the
+                    # applied-offset watermarks skip those whose state did get written.
+                    for event in taken:
+                        event.message.acked = True
+                    raise
+        finally:
+            await hole_reader.close()
 
     async def process_take(taken: Sequence[EventT]) -> None:
         for taken_group in by_partition(taken):

@@ -58,12 +58,14 @@ def holes(expected: int, offsets: list[int]) -> list[tuple[int, int]]:
 
 
 class HoleReader:
-    """Reads ranges of a partition with a consumer of its own (no group), started per read:
-    holes are rare, and nothing stays open to close when the worker stops."""
+    """Reads ranges of a partition with a consumer of its own (no group), started at the
+    first hole and kept: a transactional producer upstream leaves a one-offset hole (its
+    commit marker) per transaction, each a fetch to check."""
 
     def __init__(self, options: dict[str, Any], max_fetch_bytes: int) -> None:
         self._options = options
         self._max_fetch_bytes = max_fetch_bytes
+        self._consumer: AIOKafkaConsumer | None = None
 
     async def read(self, topic: str, partition: int, start: int, end: int) -> list[Refetched]:
         """The records at offsets [start, end) of ``topic``'s ``partition``."""
@@ -76,20 +78,8 @@ class HoleReader:
                 end - 1,
             )
             return []
-        consumer = AIOKafkaConsumer(
-            **self._options,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",  # as the worker reads
-            auto_offset_reset="earliest",  # a hole below the log start: from there
-            max_partition_fetch_bytes=self._max_fetch_bytes,
-            fetch_max_bytes=self._max_fetch_bytes,
-        )
-        await consumer.start()
-        try:
-            found = await _records_between(consumer, TopicPartition(topic, partition), start, end)
-        finally:
-            await consumer.stop()
+        consumer = await self._started()
+        found = await _records_between(consumer, TopicPartition(topic, partition), start, end)
         if found:
             log.warning(
                 "%s[%d]: %d records between offsets %d and %d were not delivered by the "
@@ -101,6 +91,26 @@ class HoleReader:
                 end - 1,
             )
         return [Refetched(r) for r in found]
+
+    async def _started(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                **self._options,
+                group_id=None,
+                enable_auto_commit=False,
+                isolation_level="read_committed",  # as the worker reads
+                auto_offset_reset="earliest",  # a hole below the log start: from there
+                max_partition_fetch_bytes=self._max_fetch_bytes,
+                fetch_max_bytes=self._max_fetch_bytes,
+            )
+            await consumer.start()
+            self._consumer = consumer
+        return self._consumer
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
 
 
 async def _records_between(
