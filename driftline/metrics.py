@@ -284,12 +284,13 @@ def scrape_total(
     demo's progress line and by the tests and benchmarks that watch a worker.
     """
     wanted = (labels,) if isinstance(labels, str) else labels
+    import http.client
     import urllib.request
 
     try:
         with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=2) as resp:
             body = resp.read().decode()
-    except OSError:
+    except (OSError, http.client.HTTPException):  # down, or exiting mid-answer
         return 0.0
     return sum(
         float(line.rsplit(" ", 1)[1])

@@ -176,6 +176,19 @@ class WorkerProcess:
             self.proc.kill()
             self.proc.wait(10)
 
+    def stop_counting(self) -> float:
+        """Stop (SIGTERM); the events it processed, read until it exited: a run it finishes
+        while stopping counts too."""
+        assert self.proc is not None
+        processed = self.processed()
+        self.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 45
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            processed = max(processed, self.processed())
+            time.sleep(0.05)
+        self.stop(signal.SIGKILL)
+        return processed
+
     def log_tail(self, n: int = 40) -> str:
         lines = (
             self.log_path.read_text(errors="replace").splitlines() if self.log_path.exists() else []
