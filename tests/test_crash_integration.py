@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 import pytest
 
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from tests.conftest import WorkerProcess
 from tests.streams import events, model_config, write_profile
 from tests.test_worker_integration import changelog_state, produce
@@ -138,3 +138,38 @@ def test_a_record_the_consumer_drops_is_read_again(tmp_path: Path, kafka_bootstr
     log = worker.log_path.read_text()
     assert state["m1/_model/events"] == b"5000", worker.log_tail()
     assert "1 records between offsets 5 and 5 were not delivered by the consumer" in log
+
+
+def test_a_lost_changelog_is_rebuilt_from_the_input_topic(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """Offsets committed but nothing restored for the partition (an empty restore, or here
+    the changelog topic deleted while the worker was down): the worker reads the partition
+    again from its first record, so the detectors count every event, not just the new ones."""
+    profile = write_profile(tmp_path / "m1.json")
+    worker = WorkerProcess(tmp_path, kafka_bootstrap, {"m1": model_config(profile)})
+    rows = events(5_000, np.random.default_rng(6))
+    worker.start()
+    try:
+        produce(kafka_bootstrap, worker.topic("predictions"), "m1", rows[:3_000], 500)
+        worker.wait_processed(3_000)
+    finally:
+        worker.stop()
+    changelog = f"{worker.app_id}-detector-state-changelog"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.delete_topics([changelog])
+        deadline = time.monotonic() + 30
+        while changelog in admin.list_topics() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        admin.close()
+    produce(kafka_bootstrap, worker.topic("predictions"), "m1", rows[3_000:], 500)
+    worker.start()
+    try:
+        worker.wait_processed(5_000)
+        state = changelog_when(kafka_bootstrap, worker.app_id, "m1/_model/events", b"5000", 60)
+    finally:
+        worker.stop()
+    assert state["m1/_model/events"] == b"5000", worker.log_tail()
+    assert "the restored state has nothing from this partition" in worker.log_path.read_text()

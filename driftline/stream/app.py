@@ -103,6 +103,7 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
             await asyncio.gather(*sent)
 
     faust_fixes.positions = lambda: applied_positions(state)
+    faust_fixes.input_topics = {config.topics.predictions, config.topics.labels}
     hole_reader = HoleReader(
         aiokafka_options(config.kafka), max(config.worker.max_message_bytes * 2, 4 << 20)
     )
