@@ -28,6 +28,8 @@ lost 100 to 200 events that way about one run in six. Here, after Faust's seek, 
 partition goes back to where the state says it was applied to (``positions``, which
 create_app sets); the applied-offset watermarks skip what the state did count. A partition
 with committed offsets but nothing in the state (an empty restore) is read from its start.
+Only the seek that follows a finished restore looks at the state: Faust's fetch loop also
+seeks while a rebalance is under way, when the table is still being restored.
 
 4. Commit before a rebalance. Under exactly_once each partition's changelog writes and
 consumed offsets wait in an open transaction until the next periodic commit, and Faust does
@@ -43,11 +45,12 @@ new assignment, makes all of it stable, as Kafka Streams does on revocation.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka.structs import TopicPartition
 from faust.app.base import App
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Transport
 from faust.types import TP
@@ -58,6 +61,9 @@ FETCH_MAX_WAIT_MS = 100
 _create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
 _perform_seek = Consumer.perform_seek
 _on_partitions_revoked = App._on_partitions_revoked
+_recovery_completed = Recovery.on_recovery_completed
+_resume_streams = Recovery._resume_streams
+_restoring_done = False  # True while Faust resumes the streams after a finished restore
 
 # The next offset to read of each input partition, according to the restored state, and the
 # input topics (set by create_app; None: Faust's committed offsets only).
@@ -79,9 +85,24 @@ def _worker_consumer_with_short_polls(self: AIOKafkaConsumerThread, transport: T
     return consumer
 
 
+def _after_the_restore(resume: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """``resume`` (Faust's end of a recovery: seek, then let the streams go), during which a
+    seek from any task may trust the table: the restore is done."""
+
+    async def resume_restored(self: Recovery, generation_id: int = 0) -> None:
+        global _restoring_done
+        _restoring_done = True
+        try:
+            await resume(self, generation_id)
+        finally:
+            _restoring_done = False
+
+    return resume_restored
+
+
 async def _seek_where_the_state_is(self: Consumer) -> None:
     await _perform_seek(self)
-    if positions is None:
+    if positions is None or not _restoring_done:
         return
     wanted = positions()
     for tp in self.assignment():
@@ -143,3 +164,5 @@ def apply() -> None:
     )
     Consumer.perform_seek = _seek_where_the_state_is  # type: ignore[method-assign]
     App._on_partitions_revoked = _revoke_after_commit  # type: ignore[method-assign]
+    Recovery.on_recovery_completed = _after_the_restore(_recovery_completed)  # type: ignore[method-assign,assignment]
+    Recovery._resume_streams = _after_the_restore(_resume_streams)  # type: ignore[method-assign,assignment]
