@@ -63,23 +63,36 @@ def test_offsets_committed_past_the_state_are_read_again(
     worker = WorkerProcess(tmp_path, kafka_bootstrap, {"m1": model_config(profile)})
     rng = np.random.default_rng(9)
     rows = events(8_000, rng)
-    worker.start()
-    try:
-        produce(kafka_bootstrap, worker.topic("predictions"), "m1", rows[:5_000], 500)
-        worker.wait_processed(5_000)
-    finally:
-        worker.stop()
+    processed_and_stopped(worker, rows[:5_000])
     produce(kafka_bootstrap, worker.topic("predictions"), "m1", rows[5_000:], 500)
     skipped = commit_to_end(kafka_bootstrap, worker.app_id, worker.topic("predictions"))
     assert skipped == 6  # the 3,000 events' messages are behind the committed offsets now
+    restarted_counts(worker, 3_000, 8_000, "the restored state has applied messages up to offset")
+
+
+def processed_and_stopped(worker: WorkerProcess, rows: list[dict]) -> None:
+    """Start the worker, send it m1's ``rows``, stop it once it processed them all."""
     worker.start()
     try:
-        worker.wait_processed(3_000)
-        state = changelog_when(kafka_bootstrap, worker.app_id, "m1/_model/events", b"8000", 60)
+        produce(worker.bootstrap, worker.topic("predictions"), "m1", rows, 500)
+        worker.wait_processed(len(rows))
     finally:
         worker.stop()
-    assert state["m1/_model/events"] == b"8000", worker.log_tail()
-    assert "the restored state has applied messages up to offset" in worker.log_path.read_text()
+
+
+def restarted_counts(worker: WorkerProcess, processed: int, counted: int, says: str) -> None:
+    """Restart the worker: it processes ``processed`` events, its state then counts
+    ``counted`` of m1's, and its log says ``says``."""
+    worker.start()
+    try:
+        worker.wait_processed(processed)
+        state = changelog_when(
+            worker.bootstrap, worker.app_id, "m1/_model/events", str(counted).encode(), 60
+        )
+    finally:
+        worker.stop()
+    assert state["m1/_model/events"] == str(counted).encode(), worker.log_tail()
+    assert says in worker.log_path.read_text()
 
 
 def changelog_when(
@@ -149,12 +162,7 @@ def test_a_lost_changelog_is_rebuilt_from_the_input_topic(
     profile = write_profile(tmp_path / "m1.json")
     worker = WorkerProcess(tmp_path, kafka_bootstrap, {"m1": model_config(profile)})
     rows = events(5_000, np.random.default_rng(6))
-    worker.start()
-    try:
-        produce(kafka_bootstrap, worker.topic("predictions"), "m1", rows[:3_000], 500)
-        worker.wait_processed(3_000)
-    finally:
-        worker.stop()
+    processed_and_stopped(worker, rows[:3_000])
     changelog = f"{worker.app_id}-detector-state-changelog"
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
@@ -165,11 +173,4 @@ def test_a_lost_changelog_is_rebuilt_from_the_input_topic(
     finally:
         admin.close()
     produce(kafka_bootstrap, worker.topic("predictions"), "m1", rows[3_000:], 500)
-    worker.start()
-    try:
-        worker.wait_processed(5_000)
-        state = changelog_when(kafka_bootstrap, worker.app_id, "m1/_model/events", b"5000", 60)
-    finally:
-        worker.stop()
-    assert state["m1/_model/events"] == b"5000", worker.log_tail()
-    assert "the restored state has nothing from this partition" in worker.log_path.read_text()
+    restarted_counts(worker, 5_000, 5_000, "the restored state has nothing from this partition")
