@@ -20,12 +20,11 @@ from pathlib import Path
 import orjson
 import yaml
 
-from kafka import KafkaConsumer
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tests.test_scale_out_integration as scale_out
 from driftline.localkafka import LocalKafka
+from tests.conftest import read_topic
 
 LOG_MARKS = {
     "holes": "not delivered by the consumer",
@@ -38,20 +37,12 @@ LOG_MARKS = {
 def changelog(bootstrap: str, app_id: str) -> str:
     lines = []
     for isolation in ("read_uncommitted", "read_committed"):
-        consumer = KafkaConsumer(
-            f"{app_id}-detector-state-changelog",
-            bootstrap_servers=bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            consumer_timeout_ms=4000,
-            isolation_level=isolation,
-        )
-        for m in consumer:
+        topic = f"{app_id}-detector-state-changelog"
+        for m in read_topic(bootstrap, topic, timeout_ms=4000, isolation_level=isolation):
             key, value = orjson.loads(m.key), orjson.loads(m.value)
             events = value.get(f"{key}/_model/events", value)
             applied = {k: v for k, v in value.items() if "/_applied/" in k}
             lines.append(f"{isolation} p{m.partition}@{m.offset} {key} {events} {applied}")
-        consumer.close()
     return "\n".join(lines)
 
 

@@ -197,7 +197,12 @@ class WorkerProcess:
 
 
 def read_topic(
-    bootstrap: str, topic: str, timeout_ms: int = 3000, min_messages: int = 0, wait: float = 30
+    bootstrap: str,
+    topic: str,
+    timeout_ms: int = 3000,
+    min_messages: int = 0,
+    wait: float = 30,
+    isolation_level: str = "read_uncommitted",
 ) -> list[Any]:
     """All messages of a topic from the start (waiting up to ``wait`` s for ``min_messages``)."""
     consumer = KafkaConsumer(
@@ -207,6 +212,7 @@ def read_topic(
         enable_auto_commit=False,
         consumer_timeout_ms=timeout_ms,
         group_id=None,
+        isolation_level=isolation_level,
     )
     messages: list[Any] = []
     deadline = time.monotonic() + wait

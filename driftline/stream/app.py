@@ -115,8 +115,10 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
         applied = state.get(position_key(first.topic, first.partition))
         if applied is None:  # nothing applied from this partition yet
             return list(group), -1
-        position = int(orjson.loads(applied)["offset"])
+        position = position_offset(applied)
         missing = holes(position + 1, [e.message.offset for e in group])
+        if not missing:  # the usual run
+            return list(group), position
         found = {
             end: await hole_reader.read(first.topic, first.partition, start, end)
             for start, end in missing
@@ -312,8 +314,13 @@ def applied_positions(table: MutableMapping[str, bytes]) -> dict[tuple[str, int]
     for key in list(table):
         if isinstance(key, str) and key.startswith(POSITIONS):
             topic, _, partition = key[len(POSITIONS) :].rpartition(":")
-            out[(topic, int(partition))] = int(orjson.loads(table[key])["offset"]) + 1
+            out[(topic, int(partition))] = position_offset(table[key]) + 1
     return out
+
+
+def position_offset(record: bytes) -> int:
+    """The last applied offset a position record holds."""
+    return int(orjson.loads(record)["offset"])
 
 
 def by_partition(events: Sequence[EventT]) -> list[list[EventT]]:
