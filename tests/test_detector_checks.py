@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from driftline import detectors
-from driftline.detectors.base import Verdict, registered
+from driftline.detectors import kswin
+from driftline.detectors.base import Verdict, in_pieces, registered
 from driftline.detectors.profile import categorical_profile, numeric_profile
 
 RNG = np.random.default_rng(0)
@@ -114,6 +115,32 @@ def test_any_batching_gives_the_same_verdicts(name: str, data: st.DataObject) ->
         assert first_peak == pytest.approx(whole.peak, rel=1e-9, abs=1e-9)
     assert last.statistic == pytest.approx(whole.statistic, rel=1e-9, abs=1e-9)
     assert last.n_seen == whole.n_seen
+
+
+@pytest.mark.parametrize("drift_at", [6_000, None])
+def test_a_batch_in_pieces_gives_the_verdict_of_one_call(drift_at: int | None) -> None:
+    # the first alarm (or, without one, the largest value) can be in any piece but the first
+    x = stream("cusum", 10_000, seed=3, drift_at=drift_at)
+    whole = make("cusum").update(x)
+    pieces = in_pieces(make("cusum").update, x, 4_096)
+    assert whole.drift == (drift_at is not None)
+    assert (pieces.drift, pieces.first_alarm, pieces.n_seen) == (
+        whole.drift,
+        whole.first_alarm,
+        whole.n_seen,
+    )
+    assert pieces.peak == pytest.approx(whole.peak, rel=1e-9)
+    assert pieces.statistic == pytest.approx(whole.statistic, rel=1e-9, abs=1e-12)
+
+
+def test_kswin_runs_a_long_batch_in_pieces_with_the_same_verdict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    x = stream("kswin_vectorised", 3 * kswin.PIECE, seed=5, drift_at=2 * kswin.PIECE)
+    in_pieces_verdict = make("kswin_vectorised").update(x)
+    monkeypatch.setattr(kswin, "PIECE", x.size)
+    assert make("kswin_vectorised").update(x) == in_pieces_verdict
+    assert in_pieces_verdict.alarms > 1
 
 
 @pytest.mark.parametrize("name", NAMES)

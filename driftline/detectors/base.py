@@ -9,7 +9,7 @@ in a Faust table; hyperparameters and the reference are constructor arguments, n
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -52,6 +52,25 @@ class Verdict:
     def severity_ratio(self) -> float:
         """The statistic as a multiple of its threshold (0 when there is no threshold)."""
         return self.statistic / self.threshold if self.threshold > 0 else 0.0
+
+
+def in_pieces(update: Callable[[np.ndarray], Verdict], x: np.ndarray, size: int) -> Verdict:
+    """``update`` fed ``x`` in pieces of at most ``size`` values, answered as one verdict.
+
+    For detectors whose temporaries grow fast with the batch: since verdicts do not depend on
+    how a stream is cut, the pieces' verdicts add up to the one a single call would give.
+    """
+    if x.size <= size:
+        return update(x)
+    alarms, first_alarm, peak = 0, -1, float("-inf")
+    for start in range(0, x.size, size):
+        verdict = update(x[start : start + size])
+        if first_alarm < 0:  # the peak is the first alarm's, or else the largest value
+            peak = verdict.peak if verdict.alarms else max(peak, verdict.peak)
+            if verdict.alarms:
+                first_alarm = start + verdict.first_alarm
+        alarms += verdict.alarms
+    return replace(verdict, drift=alarms > 0, alarms=alarms, first_alarm=first_alarm, peak=peak)
 
 
 @runtime_checkable

@@ -24,10 +24,13 @@ import numpy as np
 import orjson
 from scipy import stats
 
-from driftline.detectors.base import Verdict, register
+from driftline.detectors.base import Verdict, in_pieces, register
 from driftline.detectors.profile import FeatureProfile
 
 PERMUTATIONS = 64  # draws cycle through this many random subsets of the window's older part
+# A batch's tests hold about 2 x stat_size x 25 bytes per value: run it in pieces of this many
+# values (about 6 MB with the defaults) however many events the pipeline merged.
+PIECE = 4096
 
 
 @functools.cache
@@ -144,7 +147,9 @@ class VectorisedKSWIN:
         self._last = 0.0  # the statistic of the latest test
 
     def update(self, x: np.ndarray) -> Verdict:
-        x = np.asarray(x, dtype=np.float64)
+        return in_pieces(self._update, np.asarray(x, dtype=np.float64), PIECE)
+
+    def _update(self, x: np.ndarray) -> Verdict:
         w, r = self.window_size, self.stat_size
         values = np.concatenate([self._tail, x])
         offset = self._tail.size  # index in `values` of x[0]
