@@ -259,8 +259,8 @@ def main() -> None:
     parser.add_argument(
         "--sweep",
         action="store_true",
-        help="instead: single-event worker rate per micro-batch linger, and the in-process "
-        "pipeline per merge_events cap (how the defaults were chosen)",
+        help="instead: single-event worker rate per micro-batch linger, and the batched worker "
+        "rate per merge_events cap (how the defaults were chosen)",
     )
     parser.add_argument(
         "--guarantees",
@@ -362,29 +362,24 @@ def sweep() -> None:
                 micro_batch_linger_ms=linger,
             )
             print(f"| {linger} | {counted / elapsed:,.0f} |", flush=True)
-        batched = messages(100_000, 500, rng, columnar=True)
-        merges = (4096, 16_384, 65_536, 1_000_000)
-        pipelines = {
-            merge: Pipeline.from_config(
-                config_from_dict({"worker": {"merge_events": merge}, "models": {"bench": model}})
-            )
-            for merge in merges
-        }
+        batched = messages(300_000, 500, rng, columnar=True)
+        merges = (4096, 16_384, 65_536)
         rates: dict[int, list[float]] = {merge: [] for merge in merges}
-        for _ in range(5):  # alternated: the ratios to 4,096 are what this noisy machine keeps
-            for merge, pipeline in pipelines.items():
-                rates[merge].append(100_000 / in_process_all(pipeline, batched))
-        print("\n| merge_events | in-process pipeline ev/s, columnar 500/msg, median of 5 ", end="")
-        print("| / 4,096, median |\n|---|---|---|")
+        peaks: dict[int, list[float]] = {merge: [] for merge in merges}
+        for round_ in range(3):  # alternated: ratios to 4,096 are what this noisy machine keeps
+            for merge in merges:
+                run_dir = tmp / f"merge{merge}-{round_}"
+                run_dir.mkdir()
+                worker = prepared_worker(run_dir, bootstrap, model, batched, merge_events=merge)
+                run = timed_worker(worker, 300_000)
+                rates[merge].append(run.rate)
+                peaks[merge].append(run.peak_rss_mb)
+        print("\n| merge_events | worker ev/s, columnar 500/msg, median of 3 ", end="")
+        print("| / 4,096, median | peak RSS MB, median |\n|---|---|---|---|")
         for merge, r in rates.items():
             ratio = np.median(np.array(r) / np.array(rates[4096]))
-            print(f"| {merge:,} | {np.median(r):,.0f} | {ratio:.2f} |", flush=True)
-
-
-def in_process_all(pipeline: Pipeline, msgs: list[bytes]) -> float:
-    started = time.perf_counter()
-    pipeline.process_messages(msgs, {})
-    return time.perf_counter() - started
+            peak = np.median(peaks[merge])
+            print(f"| {merge:,} | {np.median(r):,.0f} | {ratio:.2f} | {peak:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -85,11 +85,12 @@ class WorkerSettings(_Strict):
     # 100 ms: single-event messages ran at 1,366 events/s with 20 ms and 1,854 with 100 ms;
     # 250 ms added little (1,872) for more latency (bench/throughput.py --sweep, one run).
     micro_batch_linger_ms: float = Field(default=100.0, ge=0)
-    # Bounds the decoded rows held and one detector call's temporaries (8 CUSUM rows x events:
-    # 4 MB; KSWIN runs in pieces of 4,096). Each call has a fixed cost per feature (checks,
-    # metrics, state): the in-process pipeline ran 1.16-1.40x as fast at 16,384 to unbounded
-    # as at 4,096 (bench/throughput.py --sweep, three runs).
-    merge_events: int = Field(default=65_536, ge=1, description="events per detector call")
+    # Bounds the decoded rows held and one detector call's temporaries (8 CUSUM rows x events;
+    # KSWIN runs in pieces of 4,096). Each call has a fixed cost per feature (checks, metrics,
+    # state), larger calls leave the caches: with columnar batches the worker ran 1.14-1.33x
+    # as fast at 16,384 as at 4,096, and no faster at 65,536 with 50 MB more peak RSS
+    # (bench/throughput.py --sweep, two runs).
+    merge_events: int = Field(default=16_384, ge=1, description="events per detector call")
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="0 disables")
     # exactly_once: Faust writes the state changelog and commits the consumed offsets in one
     # Kafka transaction. With at_least_once Faust may commit offsets before the changelog

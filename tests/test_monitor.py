@@ -13,7 +13,7 @@ from driftline.pipeline import Pipeline
 from tests.streams import batch_message, events, model_config, write_profile
 
 
-def pipeline(tmp_path: Path, merge_events: int = 65_536, **model_extra: object) -> Pipeline:
+def pipeline(tmp_path: Path, merge_events: int = 16_384, **model_extra: object) -> Pipeline:
     profile = write_profile(tmp_path / "m1.json")
     config = config_from_dict(
         {
