@@ -319,7 +319,8 @@ class BatchDecoder:
         stamps: list[float] = []
         versions: list[str] = []
         dead: list[DeadLetter] = []
-        fast = _fast_prediction_rows(rows, default_version)
+        # A single event carries its model_id, which the batch scan leaves to the row check.
+        fast = None if single else _fast_prediction_rows(rows, default_version)
         if fast is not None:
             ids, stamps, versions = fast
             good = rows
