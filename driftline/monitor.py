@@ -20,7 +20,7 @@ from driftline.alerting import AlertPolicy, Chunk, EpisodeState, Signal, SplitCh
 from driftline.config import ConfigError, ModelConfig
 from driftline.detectors.base import Detector, Verdict
 from driftline.detectors.categorical import CategoricalCUSUM
-from driftline.detectors.profile import FeatureProfile, ReferenceProfile
+from driftline.detectors.profile import CategoricalProfile, FeatureProfile, ReferenceProfile
 from driftline.quality import QualityMonitor
 from driftline.records import Alert, RetrainingRequest
 from driftline.retraining import RetrainingPlanner, RetrainingState
@@ -82,6 +82,11 @@ class ModelMonitor:
         self.schema = ModelSchema(
             numeric=tuple(f for f, t in config.features.items() if t == "numeric"),
             categorical=tuple(f for f, t in config.features.items() if t == "categorical"),
+            categories={
+                f: tuple(ref.categories)
+                for f, ref in (profile.features.items() if profile else ())
+                if isinstance(ref, CategoricalProfile) and config.features.get(f) == "categorical"
+            },
         )
         self._quality_checks = QualityMonitor.count(config, profile)
         # the error test, the estimate's check and the labels' detector (performance.py)

@@ -272,3 +272,28 @@ def test_columnar_numbers_read_as_value_by_value(table: list[list[object]]) -> N
         wrong = [i for i, v in enumerate(values) if v is not None and type(v) not in (int, float)]
         assert fast.type_errors.get(k, np.zeros(0)).tolist() == wrong
         assert slow.type_errors.get(k, np.zeros(0)).tolist() == wrong
+
+
+def test_a_categorical_column_of_reference_categories_is_bucketed_as_it_is_read() -> None:
+    cats = ("x", "y")
+    decoder = BatchDecoder({"m": ModelSchema(("a", "b"), ("c",), categories={"c": cats})})
+    clean = [row(i, features={"a": 1.0, "b": 2, "c": "xy"[i % 2]}) for i in range(6)]
+    other = [row(i, features={"a": 1.0, "b": 2, "c": c}) for i, c in enumerate(["x", "z", None])]
+    odd = [row(i, features={"a": 1.0, "b": 2, "c": c}) for i, c in enumerate(["x", 7, ["y"]])]
+    batches = []
+    for rows in (clean, other, odd):
+        out = decoder.decode_predictions(columnar(rows, ("a", "b", "c")))
+        assert isinstance(out.batch, PredictionBatch)
+        batches.append(out.batch)
+    # only the clean column was bucketed as it was read; each gives the buckets and missing
+    # values computed from its column, and so do they merged
+    assert [("c", cats) in b._codes for b in batches] == [True, False, False]
+    assert batches[2].categorical["c"].tolist() == ["x", "7", None]  # an int read as its text
+    assert batches[2].type_errors["c"].tolist() == [2]
+    merged = PredictionBatch.merge(batches)
+    for batch in (*batches, merged):
+        column = batch.categorical["c"]
+        expected = [cats.index(v) if v in cats else len(cats) for v in column]
+        assert batch.codes("c", cats).tolist() == expected
+        assert batch.missing("c").tolist() == [v is None for v in column]
+    assert merged.codes("c", cats).tolist()[:6] == [0, 1] * 3

@@ -59,10 +59,13 @@ class DeadLetter:
 
 @dataclass(frozen=True)
 class ModelSchema:
-    """What the codec needs to know of a model: its declared features and their types."""
+    """What the codec needs to know of a model: its declared features and their types, and
+    the reference's categories of each categorical feature (its values are bucketed as they
+    are read)."""
 
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
+    categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -136,6 +139,9 @@ class PredictionBatch:
             for name in unknown
         }
         return cls(
+            # what every part worked out already (a read's buckets, no value missing)
+            _missing=_concatenated([b._missing for b in batches]),
+            _codes=_concatenated([b._codes for b in batches]),
             model_id=first.model_id,
             model_version=first.model_version,
             prediction_ids=_joined(b.prediction_ids for b in batches),
@@ -155,6 +161,12 @@ class PredictionBatch:
 
 def _joined(lists: Iterable[list[Any]]) -> list[Any]:
     return list(itertools.chain.from_iterable(lists))
+
+
+def _concatenated(parts: list[dict[Any, np.ndarray]]) -> dict[Any, np.ndarray]:
+    """Each key's arrays joined in order, for the keys every part has."""
+    common = set(parts[0]).intersection(*parts[1:])
+    return {key: np.concatenate([part[key] for part in parts]) for key in common}
 
 
 @dataclass
@@ -427,13 +439,9 @@ class BatchDecoder:
         numeric = _numeric_lists(
             schema.numeric, [features.get(n, missing) for n in schema.numeric], type_errors
         )
-        categorical = _each_column(
-            ((n, features.get(n, missing)) for n in schema.categorical),
-            _categorical_column,
-            type_errors,
-        )
+        categorical, known = _categorical_lists(schema, features, missing, type_errors)
         version = str(default_version)
-        return PredictionBatch(
+        batch = PredictionBatch(
             model_id=model_id,
             model_version=version,
             prediction_ids=ids,
@@ -452,6 +460,10 @@ class BatchDecoder:
                 ]
             },
         )
+        for name, codes in known.items():
+            batch._codes[(name, schema.categories[name])] = codes
+            batch._missing[name] = np.zeros(n, dtype=bool)
+        return batch
 
     # -- labels --------------------------------------------------------------------------
 
@@ -730,6 +742,39 @@ def _numeric_column(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         wrong |= bad
         column[bad] = np.nan
     return column, np.flatnonzero(wrong)
+
+
+def _categorical_lists(
+    schema: ModelSchema,
+    features: dict[str, Any],
+    missing: list[None],
+    type_errors: dict[str, np.ndarray],
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """A columnar batch's categorical columns, and the buckets of those whose every value is
+    one of the reference's categories.
+
+    Looking each value up in the categories' index is the bucketing the detector and the
+    checks need anyway, and it proves the column clean: only a str can equal a category, so
+    no type scan and no missing value. A column with anything else takes the general path.
+    """
+    columns: dict[str, np.ndarray] = {}
+    known: dict[str, np.ndarray] = {}
+    for name in schema.categorical:
+        values = features.get(name, missing)
+        categories = schema.categories.get(name)
+        if categories and len(values) > 1:  # itemgetter of one key returns the value itself
+            try:
+                found = operator.itemgetter(*values)(category_index(categories))
+            except (KeyError, TypeError):  # another value, or an unhashable one
+                pass
+            else:
+                known[name] = np.fromiter(found, dtype=np.intp, count=len(values))
+                columns[name] = np.array(values, dtype=object)
+                continue
+        columns[name], errors = _categorical_column(values)
+        if errors.size:
+            type_errors[name] = errors
+    return columns, known
 
 
 def _categorical_column(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
