@@ -274,7 +274,10 @@ def test_columnar_numbers_read_as_value_by_value(table: list[list[object]]) -> N
         assert slow.type_errors.get(k, np.zeros(0)).tolist() == wrong
 
 
-def test_a_categorical_column_of_reference_categories_is_bucketed_as_it_is_read() -> None:
+@pytest.mark.parametrize("form", ["columns", "events"])
+def test_a_categorical_column_of_reference_categories_is_bucketed_as_it_is_read(
+    form: str,
+) -> None:
     cats = ("x", "y")
     decoder = BatchDecoder({"m": ModelSchema(("a", "b"), ("c",), categories={"c": cats})})
     clean = [row(i, features={"a": 1.0, "b": 2, "c": "xy"[i % 2]}) for i in range(6)]
@@ -282,7 +285,11 @@ def test_a_categorical_column_of_reference_categories_is_bucketed_as_it_is_read(
     odd = [row(i, features={"a": 1.0, "b": 2, "c": c}) for i, c in enumerate(["x", 7, ["y"]])]
     batches = []
     for rows in (clean, other, odd):
-        out = decoder.decode_predictions(columnar(rows, ("a", "b", "c")))
+        if form == "columns":
+            message = columnar(rows, ("a", "b", "c"))
+        else:
+            message = orjson.dumps({"model_id": "m", "model_version": "1", "events": rows})
+        out = decoder.decode_predictions(message)
         assert isinstance(out.batch, PredictionBatch)
         batches.append(out.batch)
     # only the clean column was bucketed as it was read; each gives the buckets and missing

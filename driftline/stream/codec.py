@@ -117,6 +117,15 @@ class PredictionBatch:
             codes = self._codes[key] = bucket_codes(index, self.categorical[feature])
         return codes
 
+    def add_buckets(
+        self, known: Mapping[str, np.ndarray], categories: Mapping[str, tuple[str, ...]]
+    ) -> None:
+        """Buckets the codec found as it read (a feature's every value a reference category,
+        so none is missing)."""
+        for name, codes in known.items():
+            self._codes[(name, categories[name])] = codes
+            self._missing[name] = np.zeros(len(codes), dtype=bool)
+
     @classmethod
     def merge(cls, batches: Sequence[PredictionBatch]) -> PredictionBatch:
         """One batch from several of the same model, in order (for micro-batching)."""
@@ -371,7 +380,9 @@ class BatchDecoder:
         features = [row["features"] for row in good]
         type_errors: dict[str, np.ndarray] = {}
         numeric = _numeric_columns(features, schema.numeric, type_errors)
-        categorical = _categorical_columns(features, schema.categorical, type_errors)
+        categorical, known = _categorical_lists(
+            schema, _categorical_table(features, schema.categorical), type_errors
+        )
         declared = set(schema.numeric) | set(schema.categorical)
         seen: set[str] = set()
         for f in features:
@@ -396,6 +407,7 @@ class BatchDecoder:
                 for name in unknown
             },
         )
+        batch.add_buckets(known, schema.categories)
         return batch
 
     def _columnar_predictions(
@@ -440,7 +452,9 @@ class BatchDecoder:
         numeric = _numeric_lists(
             schema.numeric, [features.get(n, missing) for n in schema.numeric], type_errors
         )
-        categorical, known = _categorical_lists(schema, features, missing, type_errors)
+        categorical, known = _categorical_lists(
+            schema, {name: features.get(name, missing) for name in schema.categorical}, type_errors
+        )
         version = str(default_version)
         batch = PredictionBatch(
             model_id=model_id,
@@ -461,9 +475,7 @@ class BatchDecoder:
                 ]
             },
         )
-        for name, codes in known.items():
-            batch._codes[(name, schema.categories[name])] = codes
-            batch._missing[name] = np.zeros(n, dtype=bool)
+        batch.add_buckets(known, schema.categories)
         return batch
 
     # -- labels --------------------------------------------------------------------------
@@ -696,18 +708,13 @@ def _named_rows(
     return dict(zip(names, matrix, strict=True))
 
 
-def _categorical_columns(
-    features: list[dict[str, Any]], names: tuple[str, ...], type_errors: dict[str, np.ndarray]
-) -> dict[str, np.ndarray]:
+def _categorical_table(
+    features: list[dict[str, Any]], names: tuple[str, ...]
+) -> dict[str, Sequence[Any]]:
+    """Each named feature's values over the rows (None where absent)."""
     if not names:
         return {}
-    table = _feature_table(features, names)
-    if set(map(type, itertools.chain.from_iterable(table))) <= _CATEGORICAL_OK:
-        matrix = np.empty((len(features), len(names)), dtype=object)
-        matrix[:] = table
-        return {name: matrix[:, j].copy() for j, name in enumerate(names)}
-    pairs = ((name, [row[j] for row in table]) for j, name in enumerate(names))
-    return _each_column(pairs, _categorical_column, type_errors)
+    return dict(zip(names, zip(*_feature_table(features, names), strict=True), strict=True))
 
 
 def _each_column(
@@ -747,12 +754,11 @@ def _numeric_column(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
 
 def _categorical_lists(
     schema: ModelSchema,
-    features: dict[str, Any],
-    missing: list[None],
+    table: Mapping[str, Sequence[Any]],
     type_errors: dict[str, np.ndarray],
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """A columnar batch's categorical columns, and the buckets of those whose every value is
-    one of the reference's categories.
+    """The categorical columns of a table of values, and the buckets of those whose every
+    value is one of the reference's categories.
 
     Looking each value up in the categories' index is the bucketing the detector and the
     checks need anyway, and it proves the column clean: only a str can equal a category, so
@@ -760,8 +766,7 @@ def _categorical_lists(
     """
     columns: dict[str, np.ndarray] = {}
     known: dict[str, np.ndarray] = {}
-    for name in schema.categorical:
-        values = features.get(name, missing)
+    for name, values in table.items():
         categories = schema.categories.get(name)
         if categories and len(values) > 1:  # itemgetter of one key returns the value itself
             try:
@@ -787,7 +792,7 @@ def _category_array(categories: tuple[str, ...]) -> np.ndarray:
     return array
 
 
-def _categorical_column(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+def _categorical_column(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """object column of str, None for missing; ints and bools are read as their text."""
     kinds = set(map(type, values))
     if kinds <= _CATEGORICAL_OK:
