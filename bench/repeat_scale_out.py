@@ -30,7 +30,8 @@ LOG_MARKS = {
     "holes": "not delivered by the consumer",
     "seek_back": "the restored state has",
     "pre_commit": "before the rebalance",
-    "aborted_tx": "Aborted tx until highwater",
+    "aborted_tx": "Aborted tx until highwater",  # a restore ended by Faust's 10 s waits
+    "early_end": "restore: no record left",  # ended as soon as the broker said so
 }
 
 

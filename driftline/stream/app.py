@@ -104,6 +104,12 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
 
     faust_fixes.positions = lambda: applied_positions(state)
     faust_fixes.input_topics = {config.topics.predictions, config.topics.labels}
+    # its own consumer: a restore runs while the agent's reader may hold an assignment
+    restore_reader = HoleReader(
+        aiokafka_options(config.kafka), max(config.worker.max_message_bytes * 2, 4 << 20)
+    )
+    faust_fixes.any_committed = restore_reader.any_committed
+
     hole_reader = HoleReader(
         aiokafka_options(config.kafka), max(config.worker.max_message_bytes * 2, 4 << 20)
     )
@@ -154,6 +160,7 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
                     raise
         finally:
             await hole_reader.close()
+            await restore_reader.close()  # opened again if a restore needs it
 
     async def process_take(taken: Sequence[EventT]) -> None:
         for taken_group in by_partition(taken):

@@ -40,16 +40,29 @@ by a few seconds of traffic while its stream went on, and those events were neve
 (one scale-out test run inspected: two models 300 events short). Committing each partition's
 transaction with the offsets the state has applied, once the streams are idle and before the
 new assignment, makes all of it stable, as Kafka Streams does on revocation.
+
+5. A restore's end, asked of the broker. Under exactly_once a changelog partition ends with a
+transaction marker, which is never delivered as a record, so Faust's restore never sees its
+last offset: it ends only after its queue stayed empty through two 5 s waits, then trusts the
+consumer's position. Every rebalance paused the worker 10 s, and the position alone is not
+proof (records fetched but not yet handed over pass it: waits of 0.5 s ended one restore of 8
+early). Here, whenever the queue is empty for a quarter of a second, a read_committed read
+of each unfinished partition's remaining offsets (``any_committed``, which create_app sets)
+says whether a record is still to come. When none is, the restore ends at once; while one
+is, Faust waits as before. A partition with no record received yet counts from offset 0,
+where Faust leaves it out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka.structs import TopicPartition
 from faust.app.base import App
+from faust.tables import recovery as recovery_module
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Transport
@@ -69,6 +82,12 @@ _restoring_done = False  # True while Faust resumes the streams after a finished
 # input topics (set by create_app; None: Faust's committed offsets only).
 positions: Callable[[], Mapping[tuple[str, int], int]] | None = None
 input_topics: set[str] = set()
+# (topic, partition, start, end) -> whether a committed record lies in [start, end), True when
+# it cannot tell; set by create_app
+any_committed: Callable[[str, int, int, int], Awaitable[bool]] | None = None
+QUIET_SECONDS = 0.25  # an empty restore queue this long: ask the broker what is left
+_recovery_init = Recovery.__init__
+_recoveries: list[Recovery] = []  # the app's (one per process)
 
 
 async def _highwaters_from_broker(
@@ -156,6 +175,71 @@ async def _revoke_after_commit(self: App, revoked: set[TP]) -> None:
         log.warning("commit before the rebalance failed: %r", exc)
 
 
+def _remember_recovery(self: Recovery, *args: Any, **kwargs: Any) -> None:
+    _recovery_init(self, *args, **kwargs)
+    _recoveries[:] = [self]
+
+
+async def _restored_to_the_end(recovery: Recovery) -> bool:
+    """Whether no committed record is left to restore in any active changelog partition; if
+    so, each is marked restored to its end (what Faust does after its two waits)."""
+    if any_committed is None:
+        return False
+    left = {
+        tp: -1 if recovery.active_offsets.get(tp) is None else recovery.active_offsets[tp]
+        for tp, end in recovery.active_highwaters.items()
+        if end is not None and end >= 0
+    }
+    left = {tp: done for tp, done in left.items() if done < recovery.active_highwaters[tp]}
+    if not left:
+        return False  # nothing unfinished: Faust's own check ends the restore
+    for tp, done in left.items():
+        if await any_committed(
+            tp.topic, tp.partition, done + 1, recovery.active_highwaters[tp] + 1
+        ):
+            return False
+    for tp in left:
+        recovery.active_offsets[tp] = recovery.active_highwaters[tp]
+    log.info("restore: no record left before the end of %d changelog partitions", len(left))
+    return True
+
+
+async def _wait_or_end_restore(aw: Awaitable[Any], timeout: float) -> Any:
+    """``asyncio.wait_for`` for the restore's queue: times out early when the broker says the
+    restore has nothing left to receive (fix 5)."""
+    recovery = _recoveries[0] if _recoveries else None
+    if recovery is None or not recovery.in_recovery or any_committed is None:
+        return await asyncio.wait_for(aw, timeout)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    task = asyncio.ensure_future(aw)
+    try:
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError
+            done, _ = await asyncio.wait({task}, timeout=min(QUIET_SECONDS, left))
+            if done:
+                return task.result()
+            if await _restored_to_the_end(recovery) and not task.done():
+                raise TimeoutError  # Faust then sees nothing left and ends the restore
+            if task.done():  # a record came while the broker was asked
+                return task.result()
+    finally:
+        if not task.done():
+            task.cancel()  # asyncio.Queue.get leaves its item in the queue when cancelled
+
+
+class _RecoveryAsyncio:
+    """The ``asyncio`` that faust.tables.recovery sees: its one ``wait_for`` (the restore's
+    queue) is ``_wait_or_end_restore``."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    wait_for = staticmethod(_wait_or_end_restore)
+
+
 def apply() -> None:
     """Install the fixes (idempotent); create_app calls it before building the app."""
     AIOKafkaConsumerThread._highwaters = _highwaters_from_broker  # type: ignore[method-assign]
@@ -166,3 +250,5 @@ def apply() -> None:
     App._on_partitions_revoked = _revoke_after_commit  # type: ignore[method-assign]
     Recovery.on_recovery_completed = _after_the_restore(_recovery_completed)  # type: ignore[method-assign,assignment]
     Recovery._resume_streams = _after_the_restore(_resume_streams)  # type: ignore[method-assign,assignment]
+    Recovery.__init__ = _remember_recovery  # type: ignore[method-assign]
+    recovery_module.asyncio = _RecoveryAsyncio()  # type: ignore[assignment]

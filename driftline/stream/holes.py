@@ -92,6 +92,26 @@ class HoleReader:
             )
         return [Refetched(r) for r in found]
 
+    async def any_committed(self, topic: str, partition: int, start: int, end: int) -> bool:
+        """Whether a committed record lies at offsets [start, end) of ``topic``'s
+        ``partition``; True when it cannot tell (a range over MAX_HOLE, or no answer within
+        the fetch timeout), so that a caller waiting for records goes on waiting."""
+        if end - start > MAX_HOLE:
+            return True
+        consumer = await self._started()
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FETCH_TIMEOUT_SECONDS
+        while await consumer.position(tp) < end:  # past a marker too: read_committed skips it
+            if loop.time() > deadline:
+                return True
+            batch = await consumer.getmany(tp, timeout_ms=500)
+            if any(start <= r.offset < end for r in batch.get(tp, [])):
+                return True
+        return False
+
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             consumer = AIOKafkaConsumer(
