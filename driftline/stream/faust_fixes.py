@@ -180,28 +180,24 @@ def _remember_recovery(self: Recovery, *args: Any, **kwargs: Any) -> None:
     _recoveries[:] = [self]
 
 
-async def _restored_to_the_end(recovery: Recovery) -> bool:
-    """Whether no committed record is left to restore in any active changelog partition; if
-    so, each is marked restored to its end (what Faust does after its two waits)."""
+async def _restore_ends(recovery: Recovery) -> dict[TP, int] | None:
+    """Each unfinished active changelog partition's end, if no committed record is left
+    before any of them (else None): where Faust's two waits would have marked them read."""
     if any_committed is None:
-        return False
+        return None
     left = {
         tp: -1 if recovery.active_offsets.get(tp) is None else recovery.active_offsets[tp]
         for tp, end in recovery.active_highwaters.items()
         if end is not None and end >= 0
     }
-    left = {tp: done for tp, done in left.items() if done < recovery.active_highwaters[tp]}
+    ends = {tp: recovery.active_highwaters[tp] for tp, done in left.items()}
+    left = {tp: done for tp, done in left.items() if done < ends[tp]}
     if not left:
-        return False  # nothing unfinished: Faust's own check ends the restore
+        return None  # nothing unfinished: Faust's own check ends the restore
     for tp, done in left.items():
-        if await any_committed(
-            tp.topic, tp.partition, done + 1, recovery.active_highwaters[tp] + 1
-        ):
-            return False
-    for tp in left:
-        recovery.active_offsets[tp] = recovery.active_highwaters[tp]
-    log.info("restore: no record left before the end of %d changelog partitions", len(left))
-    return True
+        if await any_committed(tp.topic, tp.partition, done + 1, ends[tp] + 1):
+            return None
+    return {tp: ends[tp] for tp in left}
 
 
 async def _wait_or_end_restore(aw: Awaitable[Any], timeout: float) -> Any:
@@ -221,10 +217,16 @@ async def _wait_or_end_restore(aw: Awaitable[Any], timeout: float) -> Any:
             done, _ = await asyncio.wait({task}, timeout=min(QUIET_SECONDS, left))
             if done:
                 return task.result()
-            if await _restored_to_the_end(recovery) and not task.done():
-                raise TimeoutError  # Faust then sees nothing left and ends the restore
+            ends = await _restore_ends(recovery)
             if task.done():  # a record came while the broker was asked
                 return task.result()
+            if ends is not None:
+                for tp, end in ends.items():  # set, not Counter.update (which adds)
+                    recovery.active_offsets[tp] = end
+                log.info(
+                    "restore: no record left before the end of %d changelog partitions", len(ends)
+                )
+                raise TimeoutError  # Faust then sees nothing left and ends the restore
     finally:
         if not task.done():
             task.cancel()  # asyncio.Queue.get leaves its item in the queue when cancelled
