@@ -13,12 +13,12 @@ from driftline.pipeline import Pipeline
 from tests.streams import batch_message, events, model_config, write_profile
 
 
-def pipeline(tmp_path: Path, merge_events: int = 16_384, **model_extra: object) -> Pipeline:
+def pipeline(tmp_path: Path, worker: dict | None = None, **model_extra: object) -> Pipeline:
     profile = write_profile(tmp_path / "m1.json")
     config = config_from_dict(
         {
             "alerts": {"window_events": 250, "resolve_after_windows": 4},
-            "worker": {"merge_events": merge_events},
+            "worker": worker or {},
             "models": {"m1": model_config(profile, **model_extra)},
         }
     )
@@ -112,7 +112,7 @@ def test_detector_override_of_the_wrong_kind_is_a_config_error(tmp_path: Path) -
 
 
 def test_large_takes_reach_the_detectors_in_bounded_groups(tmp_path: Path) -> None:
-    p = pipeline(tmp_path, merge_events=4_096)
+    p = pipeline(tmp_path, worker={"merge_events": 4_096})  # a few groups of this take
     monitor = p.monitors["m1"]
     sizes: list[int] = []
     original = monitor.process
@@ -126,7 +126,8 @@ def test_large_takes_reach_the_detectors_in_bounded_groups(tmp_path: Path) -> No
     messages = [batch_message("m1", events(500, rng, i * 500)) for i in range(40)]
     result = p.process_messages(messages, {})
     assert result.events == 20_000 == sum(sizes)
-    assert max(sizes) <= 4_096 and len(sizes) == -(-20_000 // (4_096 // 500 * 500))
+    merge = p.config.worker.merge_events
+    assert max(sizes) <= merge and len(sizes) == -(-20_000 // (merge // 500 * 500))
 
 
 def test_messages_delivered_again_are_skipped_not_counted_twice(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import hashlib
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,19 +222,29 @@ def category_index(categories: tuple[str, ...]) -> dict[str, int]:
     return {c: i for i, c in enumerate(categories)}
 
 
+def known_codes(index: dict[str, int], values: Sequence[Any]) -> np.ndarray | None:
+    """Each value's bucket if every value is in ``index`` (so a str, none missing), else None.
+
+    ``itemgetter`` over the dict looks every value up in C: about 1.3x a ``map`` of
+    ``__getitem__`` and twice a generator calling ``get`` with a default.
+    """
+    if len(values) < 2:  # itemgetter of one key returns the value, not a tuple
+        return None
+    try:
+        found = operator.itemgetter(*values)(index)
+    except (KeyError, TypeError):  # another value, or an unhashable one
+        return None
+    return np.fromiter(found, dtype=np.intp, count=len(values))
+
+
 def bucket_codes(index: dict[str, int], x: np.ndarray) -> np.ndarray:
     """Bucket index per value; values not in ``index`` (unknown, OTHER) -> ``len(index)``.
 
-    The fast path looks every value up in C (``itemgetter`` over the dict: about 1.3x a
-    ``map`` of ``__getitem__`` and twice a generator calling ``get`` with a default); one
-    unknown value sends the batch to the slow path.
+    The fast path is ``known_codes``; one unknown value sends the batch to the slow path.
     """
     values = x.tolist()
-    if len(values) > 1:  # itemgetter of one key returns the value, not a tuple
-        try:
-            found = operator.itemgetter(*values)(index)
-            return np.fromiter(found, dtype=np.intp, count=len(values))
-        except KeyError:
-            pass
+    codes = known_codes(index, values)
+    if codes is not None:
+        return codes
     get, other = index.get, len(index)
     return np.fromiter((get(v, other) for v in values), dtype=np.intp, count=len(values))

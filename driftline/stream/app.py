@@ -104,15 +104,12 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
 
     faust_fixes.positions = lambda: applied_positions(state)
     faust_fixes.input_topics = {config.topics.predictions, config.topics.labels}
+    fetch_bytes = max(config.worker.max_message_bytes * 2, 4 << 20)
     # its own consumer: a restore runs while the agent's reader may hold an assignment
-    restore_reader = HoleReader(
-        aiokafka_options(config.kafka), max(config.worker.max_message_bytes * 2, 4 << 20)
-    )
+    restore_reader = HoleReader(aiokafka_options(config.kafka), fetch_bytes)
     faust_fixes.any_committed = restore_reader.any_committed
 
-    hole_reader = HoleReader(
-        aiokafka_options(config.kafka), max(config.worker.max_message_bytes * 2, 4 << 20)
-    )
+    hole_reader = HoleReader(aiokafka_options(config.kafka), fetch_bytes)
 
     async def without_holes(group: list[EventT]) -> tuple[list[EventT | Refetched], int]:
         """The group with any records the consumer skipped put back in their place

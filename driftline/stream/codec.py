@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from driftline.detectors.profile import bucket_codes, category_index
+from driftline.detectors.profile import bucket_codes, category_index, known_codes
 
 NUMBER_TYPES = (int, float)
 # Undeclared fields tracked per message: a producer sending random field names costs a bounded
@@ -768,15 +768,11 @@ def _categorical_lists(
     known: dict[str, np.ndarray] = {}
     for name, values in table.items():
         categories = schema.categories.get(name)
-        if categories and len(values) > 1:  # itemgetter of one key returns the value itself
-            try:
-                found = operator.itemgetter(*values)(category_index(categories))
-            except (KeyError, TypeError):  # another value, or an unhashable one
-                pass
-            else:
-                known[name] = codes = np.fromiter(found, dtype=np.intp, count=len(values))
-                columns[name] = _category_array(categories)[codes]  # the same strings
-                continue
+        codes = known_codes(category_index(categories), values) if categories else None
+        if codes is not None:
+            known[name] = codes
+            columns[name] = _category_array(categories)[codes]  # the same strings
+            continue
         columns[name], errors = _categorical_column(values)
         if errors.size:
             type_errors[name] = errors

@@ -185,19 +185,15 @@ async def _restore_ends(recovery: Recovery) -> dict[TP, int] | None:
     before any of them (else None): where Faust's two waits would have marked them read."""
     if any_committed is None:
         return None
-    left = {
-        tp: -1 if recovery.active_offsets.get(tp) is None else recovery.active_offsets[tp]
-        for tp, end in recovery.active_highwaters.items()
-        if end is not None and end >= 0
-    }
-    ends = {tp: recovery.active_highwaters[tp] for tp, done in left.items()}
-    left = {tp: done for tp, done in left.items() if done < ends[tp]}
-    if not left:
-        return None  # nothing unfinished: Faust's own check ends the restore
-    for tp, done in left.items():
-        if await any_committed(tp.topic, tp.partition, done + 1, ends[tp] + 1):
-            return None
-    return {tp: ends[tp] for tp in left}
+    ends: dict[TP, int] = {}
+    for tp, end in recovery.active_highwaters.items():
+        done = recovery.active_offsets.get(tp)
+        done = -1 if done is None else done  # no record received yet: from offset 0
+        if end is not None and done < end:
+            if await any_committed(tp.topic, tp.partition, done + 1, end + 1):
+                return None
+            ends[tp] = end
+    return ends or None  # none unfinished: Faust's own check ends the restore
 
 
 async def _wait_or_end_restore(aw: Awaitable[Any], timeout: float) -> Any:

@@ -79,7 +79,10 @@ class HoleReader:
             )
             return []
         consumer = await self._started()
-        found = await _records_between(consumer, TopicPartition(topic, partition), start, end)
+        tp = TopicPartition(topic, partition)
+        found, complete = await _records_between(consumer, tp, start, end)
+        if not complete:
+            log.warning("%s[%d]: offsets %d to %d not read again", topic, partition, start, end)
         if found:
             log.warning(
                 "%s[%d]: %d records between offsets %d and %d were not delivered by the "
@@ -100,17 +103,8 @@ class HoleReader:
             return True
         consumer = await self._started()
         tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        consumer.seek(tp, start)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + FETCH_TIMEOUT_SECONDS
-        while await consumer.position(tp) < end:  # past a marker too: read_committed skips it
-            if loop.time() > deadline:
-                return True
-            batch = await consumer.getmany(tp, timeout_ms=500)
-            if any(start <= r.offset < end for r in batch.get(tp, [])):
-                return True
-        return False
+        found, complete = await _records_between(consumer, tp, start, end, first_only=True)
+        return bool(found) or not complete
 
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -134,19 +128,24 @@ class HoleReader:
 
 
 async def _records_between(
-    consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int
-) -> list[ConsumerRecord[bytes, bytes]]:
+    consumer: AIOKafkaConsumer,
+    tp: TopicPartition,
+    start: int,
+    end: int,
+    first_only: bool = False,
+) -> tuple[list[ConsumerRecord[bytes, bytes]], bool]:
+    """The committed records at offsets [start, end) (only the first with ``first_only``),
+    and whether the range was read to its end within the fetch timeout."""
     consumer.assign([tp])
     consumer.seek(tp, start)
     found: list[ConsumerRecord[bytes, bytes]] = []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + FETCH_TIMEOUT_SECONDS
-    while await consumer.position(tp) < end:
+    while await consumer.position(tp) < end:  # past a marker too: read_committed skips it
         if loop.time() > deadline:
-            log.warning(
-                "%s[%d]: offsets %d to %d not read again", tp.topic, tp.partition, start, end
-            )
-            break
+            return found, False
         batch = await consumer.getmany(tp, timeout_ms=500)
         found.extend(r for r in batch.get(tp, []) if start <= r.offset < end)
-    return found
+        if found and first_only:
+            return found[:1], True
+    return found, True
