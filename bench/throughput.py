@@ -38,6 +38,7 @@ from driftline.config import config_from_dict
 from driftline.detectors.profile import build_profile
 from driftline.localkafka import LocalKafka
 from driftline.pipeline import Pipeline
+from driftline.replay import takes
 from tests.conftest import WorkerProcess
 
 N_NUMERIC, N_CATEGORICAL = 20, 5
@@ -99,10 +100,9 @@ def bench_model(tmp: Path, rng: np.random.Generator) -> dict[str, Any]:
 def in_process(pipeline: Pipeline, msgs: list[bytes], decode_only: bool) -> float:
     """Seconds to decode, or to run the whole pipeline, micro-batched as the worker does."""
     state: dict[str, bytes] = {}
-    take = pipeline.config.worker.micro_batch_messages
+    worker = pipeline.config.worker
     started = time.perf_counter()
-    for start in range(0, len(msgs), take):
-        chunk = msgs[start : start + take]
+    for chunk in takes(msgs, worker.micro_batch_messages, worker.micro_batch_bytes):
         if decode_only:
             for m in chunk:
                 pipeline.decoder.decode_predictions(m)

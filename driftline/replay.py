@@ -46,8 +46,6 @@ def replay(
     pipeline = Pipeline.from_config(config)
     state: dict[str, bytes] = {}
     summary = ReplaySummary()
-    chunk: list[bytes] = []
-    size = config.worker.micro_batch_messages
 
     def run(values: list[bytes]) -> None:
         result = pipeline.process_messages(values, state)
@@ -69,11 +67,23 @@ def replay(
             for alert in result.alerts:
                 alerts_out.write(alert.to_json() + b"\n")
 
-    for value in messages:
-        chunk.append(value)
-        if len(chunk) >= size:
-            run(chunk)
-            chunk = []
-    if chunk:
-        run(chunk)
+    for take in takes(
+        messages, config.worker.micro_batch_messages, config.worker.micro_batch_bytes
+    ):
+        run(take)
     return summary
+
+
+def takes(messages: Iterable[bytes], max_messages: int, max_bytes: int) -> Iterator[list[bytes]]:
+    """The messages in the worker's takes: up to ``max_messages`` of them, fewer once they
+    reach ``max_bytes`` bytes (stream/take.py bounds the worker's takes the same way)."""
+    take: list[bytes] = []
+    size = 0
+    for value in messages:
+        take.append(value)
+        size += len(value)
+        if len(take) >= max_messages or size >= max_bytes:
+            yield take
+            take, size = [], 0
+    if take:
+        yield take

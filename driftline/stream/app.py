@@ -27,6 +27,7 @@ from driftline.stream.codec import DeadLetter
 from driftline.stream.delivery import DeliveryLoop, run_forever
 from driftline.stream.holes import HoleReader, Refetched, holes
 from driftline.stream.lag import INTERVAL_SECONDS, LagReporter
+from driftline.stream.take import take_bounded
 from driftline.stream.topics import aiokafka_options, faust_credentials
 
 log = logging.getLogger(__name__)
@@ -140,14 +141,17 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
 
     @app.agent(inputs, name="driftline.monitor-predictions")
     async def monitor_predictions(stream: faust.StreamT) -> None:
-        assert isinstance(stream, faust.Stream)  # take_events is not on the StreamT protocol
+        assert isinstance(stream, faust.Stream)  # take_bounded needs the Stream's internals
         try:
-            async for taken in stream.take_events(config.worker.micro_batch_messages, linger):
+            takes = take_bounded(
+                stream, config.worker.micro_batch_messages, config.worker.micro_batch_bytes, linger
+            )
+            async for taken in takes:
                 try:
                     await process_take(taken)
                 except BaseException:  # a crash, or the worker stopping (SIGTERM) mid-run
                     records.writes.clear()  # not applied
-                    # take_events acks the whole take as the stream closes, and the
+                    # take_bounded acks the whole take as the stream closes, and the
                     # consumer's last commit would cover events whose state was never written
                     # (a SIGTERM test lost them). Marked as acked here, Faust's ack skips them
                     # and their offsets stay uncommitted: they are read again, and the
