@@ -190,6 +190,7 @@ class Pipeline:
         pending: dict[str, list[PredictionBatch | ValidRows]] = {}
         marks: dict[str, dict[str, int]] = {}  # model -> watermark key -> highest offset
         sizes: dict[str, int] = {}
+        messages: dict[str, int] = {}  # decoded messages per model label, counted once a run
         for index, value in enumerate(values):
             decoded = self.decoder.decode_prediction_rows(value)
             mark = None
@@ -208,7 +209,7 @@ class Pipeline:
                 marks.setdefault(decoded.model_id, {})[mark[0]] = mark[1]
             if not isinstance(batch, PredictionBatch | ValidRows):
                 continue
-            self.metrics.series(self.metrics.batches, label).inc()
+            messages[label] = messages.get(label, 0) + 1
             model_id = batch.model_id
             if pending.get(model_id) and sizes[model_id] + len(batch) > self._merge_events:
                 self._run(model_id, pending.pop(model_id), state, result, joins)
@@ -219,6 +220,8 @@ class Pipeline:
         # stays bounded however many large messages one take brings.
         for model_id, batches in pending.items():
             self._run(model_id, batches, state, result, joins)
+        for label, n in messages.items():
+            self.metrics.series(self.metrics.batches, label).inc(n)
         # Written after the detector states: same changelog partition, so in order.
         for model_marks in marks.values():
             for key, offset in model_marks.items():

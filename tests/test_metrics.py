@@ -80,6 +80,18 @@ def test_dashboard_series_exist_before_any_event(tmp_path: Path) -> None:
     assert reg.get_sample_value("driftline_batches_processed_total", m1) == 0
 
 
+def test_messages_are_counted_per_model_once_decoded(tmp_path: Path) -> None:
+    p = pipeline(tmp_path)
+    rng = np.random.default_rng(3)
+    good = [batch_message("m1", events(n, rng)) for n in (1, 30, 500)]
+    bad = [b"not json", batch_message("m1", [{"prediction_id": "x"}])]  # dead letters only
+    p.process_messages([good[0], bad[0], good[1], bad[1], good[2]], {})
+    count = p.metrics.registry.get_sample_value
+    assert count("driftline_batches_processed_total", {"model": "m1"}) == 3
+    p.process_messages(good[:2], {})
+    assert count("driftline_batches_processed_total", {"model": "m1"}) == 5
+
+
 def test_a_worker_registry_also_reports_the_process() -> None:
     from driftline.metrics import WorkerMetrics
 
