@@ -213,9 +213,9 @@ class QuietMonitor(Monitor):
     """Faust's monitor without its statistics per message and per table access.
 
     They feed only Faust's web views, which the worker turns off (its metrics are
-    Prometheus'), and cost the worker about 8% of its CPU on single-event messages
-    (bench/throughput.py's pairs, with and without). What Faust's consumer asks of the
-    monitor itself (partition ends, commits) stays.
+    Prometheus'), and cost the worker about 8% of its CPU on single-event messages (four
+    alternated worker runs with and without: 333 and 307 µs per event). What Faust's
+    consumer asks of the monitor itself (partition ends, commits) stays.
     """
 
     def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
