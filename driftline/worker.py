@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import faust
@@ -21,6 +22,28 @@ class Worker(faust.Worker):
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)
         throttle_repeats(logger)  # an outage's repeated client errors, once per 10 s
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        settle_collector()
+
+
+# Young-generation collections every 20,000 allocations instead of 700, older ones rarer.
+COLLECTOR_THRESHOLDS = (20_000, 50, 100)
+
+
+def settle_collector() -> None:
+    """Python's cycle collector tuned to a long-running worker.
+
+    What start-up built (modules, Faust's services, the profiles) lives as long as the
+    process: frozen, the collector's full passes skip it. Faust allocates a few objects per
+    message, nearly all freed at once by reference counting, so collections can be rarer.
+    On single-event messages the worker spent about 6% less CPU per event (8 alternated
+    runs with and without; pipeline runs pause the collector as well, see pipeline.py).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
 def run_worker(config: Config, loglevel: str = "info") -> None:

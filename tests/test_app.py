@@ -21,3 +21,19 @@ def test_faust_keeps_no_statistics_per_message_but_still_what_its_consumer_asks(
     assert monitor.events_total == 0
     monitor.track_tp_end_offset(tp, 42)  # the consumer's own calls still work
     assert monitor.tp_end_offsets[tp] == 42
+
+
+def test_a_started_worker_freezes_what_start_up_built_and_collects_less_often() -> None:
+    import gc
+
+    from driftline.worker import COLLECTOR_THRESHOLDS, settle_collector
+
+    before = gc.get_threshold()
+    try:
+        settle_collector()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == COLLECTOR_THRESHOLDS
+        assert COLLECTOR_THRESHOLDS[0] > before[0]  # young collections rarer than the default
+    finally:  # the test process goes back to Python's defaults
+        gc.unfreeze()
+        gc.set_threshold(*before)
