@@ -79,9 +79,10 @@ class WorkerSettings(_Strict):
     max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_batch_events: int = Field(default=20_000, ge=1)
     # Messages taken from the stream at once and run through the detectors together: this
-    # is what makes single-event messages affordable (see DESIGN.md, Batches). A take also
-    # ends at micro_batch_bytes of message values: 200 messages of 500 events hold ~40 MB
-    # of raw JSON, and more of them bought nothing measurable.
+    # is what makes single-event messages affordable (see DESIGN.md, Batches). In-process,
+    # single-event messages cost 34-35 us an event in takes of 1,000 and 44-56 in takes of
+    # 200 (bench/take_size.py, two runs). A take also ends at micro_batch_bytes of message
+    # values: 200 messages of 500 events hold ~40 MB of raw JSON, and more bought nothing.
     micro_batch_messages: int = Field(default=1000, ge=1)
     micro_batch_bytes: int = Field(default=40 * 1024 * 1024, ge=1)
     # 100 ms: single-event messages ran at 1,366 events/s with 20 ms and 1,854 with 100 ms;
