@@ -10,7 +10,7 @@ until the take is done. A bound on both serves both. The logic is ``take_events`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 import faust
@@ -18,15 +18,26 @@ from faust.types import ChannelT, EventT
 from mode.utils.futures import notify
 
 
-async def take_bounded(
+def take_bounded(
     stream: faust.Stream, max_events: int, max_bytes: int, within: float
-) -> AsyncIterator[list[EventT]]:
+) -> AsyncGenerator[list[EventT], None]:
     """Lists of up to ``max_events`` events (fewer once their values reach ``max_bytes``
     bytes, at least one), or what came within ``within`` seconds.
 
     A take's events are acked when the next take is asked for, or when the generator
     closes: as with ``take_events``, mark them acked first to leave them uncommitted.
     """
+    takes = _takes(stream, max_events, max_bytes, within)
+    # The stream closes it when it stops, as it does take_events' (faust-streaming 0.15+)
+    active = getattr(stream, "_active_agens", None)
+    if active is not None:
+        active.add(takes)
+    return takes
+
+
+async def _takes(
+    stream: faust.Stream, max_events: int, max_bytes: int, within: float
+) -> AsyncGenerator[list[EventT], None]:
     events: list[EventT] = []
     size = 0
     full = asyncio.Event()
