@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import faust
 import pytest
 
+from driftline.config import config_from_dict
+from driftline.pipeline import Pipeline
 from driftline.replay import takes
 from driftline.stream.take import take_bounded
+from tests.streams import model_config, write_profile
 
 
 def run_takes(values: list[bytes], max_events: int, max_bytes: int) -> list[dict[str, Any]]:
@@ -70,22 +75,30 @@ def test_replay_cuts_takes_as_the_worker_does() -> None:
 
 
 @pytest.mark.parametrize("enabled", [True, False])
-def test_the_pipeline_pauses_the_cycle_collector_only_while_it_runs(enabled: bool) -> None:
-    from driftline.pipeline import _collector_paused
-
+def test_the_pipeline_pauses_the_cycle_collector_only_while_it_runs(
+    enabled: bool, tmp_path: Path
+) -> None:
+    config = config_from_dict({"models": {"m1": model_config(write_profile(tmp_path / "m1.json"))}})
+    pipeline = Pipeline.from_config(config)
     states: list[bool] = []
 
-    @_collector_paused
-    def run(fail: bool) -> None:
-        states.append(gc.isenabled())
-        if fail:
-            raise ValueError("bad run")
+    def recording(decode: Callable[[bytes | None], Any]) -> Callable[[bytes | None], Any]:
+        def run(value: bytes | None) -> Any:
+            states.append(gc.isenabled())
+            if value == b"fail":
+                raise ValueError("bad run")
+            return decode(value)
 
+        return run
+
+    decoder = pipeline.decoder
+    decoder.decode_prediction_rows = recording(decoder.decode_prediction_rows)  # type: ignore[method-assign]
+    decoder.decode_labels = recording(decoder.decode_labels)  # type: ignore[method-assign]
     (gc.enable if enabled else gc.disable)()
     try:
-        run(False)
+        pipeline.process_messages([b"{}"], {})
         with pytest.raises(ValueError):
-            run(True)
+            pipeline.process_labels([b"fail"], {}, {})
         assert states == [False, False]
         assert gc.isenabled() is enabled  # as it was, after a failed run too
     finally:
