@@ -26,7 +26,7 @@ from kafka import KafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.throughput import messages, process_cpu, workspace
+from bench.throughput import messages, process_cpu, sleep_for_most_of_the_rest, workspace
 from tests.conftest import WorkerProcess
 
 MODELS = [f"m{i:02d}" for i in range(12)]
@@ -92,8 +92,7 @@ def run(tmp: Path, bootstrap: str, model: dict, batches: list[bytes], n: int, k:
         t0, first, cpu0 = time.perf_counter(), processed(), cpu()
         deadline = time.monotonic() + 600
         while (done := processed()) < n and time.monotonic() < deadline:
-            rate = (done - first) / (time.perf_counter() - t0) or 1.0
-            time.sleep(min(1.0, max(0.02, 0.7 * (n - done) / rate)))  # a few scrapes
+            sleep_for_most_of_the_rest(t0, first, done, n)
         elapsed = time.perf_counter() - t0
         return (processed() - first) / elapsed, (cpu() - cpu0) / elapsed
     finally:

@@ -156,18 +156,22 @@ def timed_worker(worker: WorkerProcess, n_events: int) -> Run:
         while worker.processed() == 0:
             time.sleep(0.01)
         t0, cpu0, first = time.perf_counter(), process_cpu(pid), worker.processed()
-        # A scrape takes CPU from the worker: sleep most of the time it still needs at its
-        # rate so far, so that it is polled a few times, often only near the end.
         deadline = t0 + 600
         while (done := worker.processed()) < n_events:
             assert time.perf_counter() < deadline and worker.proc.poll() is None, worker.log_tail()
-            rate = (done - first) / (time.perf_counter() - t0) or 1.0
-            time.sleep(min(1.0, max(0.02, 0.7 * (n_events - done) / rate)))
+            sleep_for_most_of_the_rest(t0, first, done, n_events)
         elapsed, cpu = time.perf_counter() - t0, process_cpu(pid) - cpu0
         peak = peak_rss_mb(pid)
     finally:
         worker.stop()
     return Run(int(n_events - first), elapsed, cpu, peak)
+
+
+def sleep_for_most_of_the_rest(t0: float, first: float, done: float, n_events: float) -> None:
+    """Sleep most of the time the remaining events take at the rate since ``t0``: a scrape
+    takes CPU from the worker, so it is polled a few times, and often only near the end."""
+    rate = (done - first) / (time.perf_counter() - t0) or 1.0
+    time.sleep(min(1.0, max(0.02, 0.7 * (n_events - done) / rate)))
 
 
 def worker_run(
@@ -331,6 +335,7 @@ def main() -> None:
         "worker / bare Faust",
         "worker CPU s per M ev",
         "getmany CPU s per M ev",
+        "bare Faust CPU s per M ev",
         "worker peak RSS MB",
     )
     print("| " + " | ".join(head) + " |")
@@ -340,7 +345,7 @@ def main() -> None:
             f"| {label} | {n:,} | {dec:,.0f} | {full:,.0f} | {limit.rate:,.0f} | "
             f"{agent.rate:,.0f} | {ours.rate:,.0f} | {ours.rate / limit.rate:.2f} | "
             f"{ours.rate / agent.rate:.2f} | {ours.cpu_per_million:.1f} | "
-            f"{limit.cpu_per_million:.1f} | {ours.peak_rss_mb:.0f} |"
+            f"{limit.cpu_per_million:.1f} | {agent.cpu_per_million:.1f} | {ours.peak_rss_mb:.0f} |"
         )
     for label, ratios in spread.items():
         if len(ratios) > 1:
