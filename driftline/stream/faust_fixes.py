@@ -51,13 +51,25 @@ of each unfinished partition's remaining offsets (``any_committed``, which creat
 says whether a record is still to come. When none is, the restore ends at once; while one
 is, Faust waits as before. A partition with no record received yet counts from offset 0,
 where Faust leaves it out.
+
+6. A message handed over without four tasks. Faust's fetch loop hands each message to the
+streams with ``wait_first(on_message(message), suspend_flow.wait())``, which makes four tasks
+(the hand-over, the suspend flag, the service's stopped and crashed flags) and waits on them:
+about a third of a worker's CPU on single-event messages (py-spy). The hand-over almost never
+waits: it puts the event in the stream's queue without blocking (a full queue pauses the
+partition's fetching instead), and waits only while flow control holds the streams (a
+rebalance), the producer's buffer is full or a queue is full. Here its first step runs at
+once; when it finishes there, the message is handed over as the tasks would have done in the
+loop's next turn, and the loop turns once. When it waits, Faust's ``wait_first`` takes over
+with the rest of it (``_continued``), so a suspended flow still cancels it as before. Single
+events: 1.7x the worker's rate before, 1.45x a bare Faust agent's (bench/throughput.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from aiokafka.structs import TopicPartition
@@ -67,6 +79,7 @@ from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Transport
 from faust.types import TP
+from mode.services import WaitResults
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +100,7 @@ input_topics: set[str] = set()
 any_committed: Callable[[str, int, int, int], Awaitable[bool]] | None = None
 QUIET_SECONDS = 0.25  # an empty restore queue this long: ask the broker what is left
 _recovery_init = Recovery.__init__
+_wait_first = Consumer.wait_first
 _recoveries: list[Recovery] = []  # the app's (one per process)
 
 
@@ -228,6 +242,57 @@ async def _wait_or_end_restore(aw: Awaitable[Any], timeout: float) -> Any:
             task.cancel()  # asyncio.Queue.get leaves its item in the queue when cancelled
 
 
+async def _hand_over_first(self: Consumer, *coros: Any, timeout: Any = None) -> WaitResults:
+    """``Service.wait_first`` for the consumer, which calls it with two coroutines only to hand
+    a message over, against its suspend flag (fix 6); anything else goes to Faust's."""
+    if (
+        len(coros) != 2
+        or timeout is not None
+        or not all(asyncio.iscoroutine(c) for c in coros)
+        or self._stopped.is_set()
+        or self._crashed.is_set()
+    ):
+        return await _wait_first(self, *coros, timeout=timeout)
+    hand_over, other = coros
+    try:
+        waiting = hand_over.send(None)
+    except StopIteration as done:
+        other.close()  # never started
+        # One turn of the loop per message, as the tasks took: the stream takes each event
+        # as it comes. Without it a hundred go in at a time, the queue reaches its pressure
+        # mark, the partition's fetching pauses: single events ran 0.9x as fast as before.
+        await asyncio.sleep(0)
+        return WaitResults([hand_over], [done.value], False)
+    except BaseException:
+        other.close()
+        raise
+    return await _wait_first(self, _continued(hand_over, waiting), other)
+
+
+async def _continued(coro: Coroutine[Any, Any, Any], waiting: Any) -> Any:
+    """Runs ``coro`` on from a step that yielded ``waiting`` (a future, or None for a bare
+    yield), as the task that would have run it does: the future's outcome is sent or thrown
+    in, and this task's cancellation is thrown in too."""
+    while True:
+        try:
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                # as a task does with what a step yields: else awaiting it again fails
+                waiting._asyncio_future_blocking = False
+                await waiting
+        except BaseException as exc:  # the future failed, or this task was cancelled
+            try:
+                waiting = coro.throw(exc)
+            except StopIteration as done:
+                return done.value
+            continue
+        try:
+            waiting = coro.send(None)
+        except StopIteration as done:
+            return done.value
+
+
 class _RecoveryAsyncio:
     """The ``asyncio`` that faust.tables.recovery sees: its one ``wait_for`` (the restore's
     queue) is ``_wait_or_end_restore``."""
@@ -250,3 +315,4 @@ def apply() -> None:
     Recovery._resume_streams = _after_the_restore(_resume_streams)  # type: ignore[method-assign,assignment]
     Recovery.__init__ = _remember_recovery  # type: ignore[method-assign]
     recovery_module.asyncio = _RecoveryAsyncio()  # type: ignore[assignment]
+    Consumer.wait_first = _hand_over_first  # type: ignore[method-assign,assignment]
