@@ -170,7 +170,10 @@ def timed_worker(worker: WorkerProcess, n_events: int) -> Run:
 def sleep_for_most_of_the_rest(t0: float, first: float, done: float, n_events: float) -> None:
     """Sleep most of the time the remaining events take at the rate since ``t0``: a scrape
     takes CPU from the worker, so it is polled a few times, and often only near the end."""
-    rate = (done - first) / (time.perf_counter() - t0) or 1.0
+    rate = (done - first) / (time.perf_counter() - t0)
+    if rate <= 0:  # nothing counted since t0 yet: no rate to go by, so look again soon
+        time.sleep(0.05)
+        return
     time.sleep(min(1.0, max(0.02, 0.7 * (n_events - done) / rate)))
 
 
