@@ -36,12 +36,13 @@ def test_a_hand_over_that_does_not_wait_runs_in_the_callers_task() -> None:
         asyncio.get_running_loop().call_soon(seen.append, "the loop turned")
         result = await faust_fixes._hand_over_first(consumer, hand_over(), other)
         assert other.cr_frame is None  # closed, never started (no "never awaited" warning)
-        return result, asyncio.current_task()
+        return result, asyncio.current_task(), list(seen)
 
-    (winners, results, stopped), caller = run(body)
+    (winners, results, stopped), caller, seen_on_return = run(body)
     assert results == ["handed"] and len(winners) == 1 and not stopped
-    # no task was made for it, and the loop turned once after it (the stream takes the event)
-    assert seen == [caller, "the loop turned"]
+    # no task was made for it, and the loop turned before it returned (the stream takes the
+    # event)
+    assert seen_on_return == [caller, "the loop turned"]
 
 
 def test_a_hand_over_that_waits_finishes_through_faust() -> None:
@@ -90,6 +91,34 @@ def test_a_waiting_hand_over_is_cancelled_when_the_flow_is_suspended() -> None:
     assert steps == ["cancelled"] and gate_cancelled
 
 
+def test_a_cancellation_at_a_bare_yield_is_thrown_into_the_hand_over() -> None:
+    steps: list[str] = []
+
+    async def hand_over(gate: asyncio.Future[None]) -> None:
+        await gate
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 1.0  # bounded: a hand-over deaf to cancellation ends here
+        try:
+            while loop.time() < until:  # bare yields only (asyncio.sleep(0)): no future
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            steps.append("cancelled")
+            raise
+        steps.append("never cancelled")
+
+    async def body(consumer: Service) -> None:
+        loop = asyncio.get_running_loop()
+        gate: asyncio.Future[None] = loop.create_future()
+        suspend = asyncio.Event()
+        loop.call_later(0.01, gate.set_result, None)
+        loop.call_later(0.05, suspend.set)
+        await faust_fixes._hand_over_first(consumer, hand_over(gate), suspend.wait())
+        await asyncio.sleep(0.01)
+
+    run(body)
+    assert steps == ["cancelled"]
+
+
 def test_a_failed_wait_is_thrown_into_the_hand_over() -> None:
     async def hand_over(gate: asyncio.Future[None]) -> str:
         try:
@@ -118,10 +147,11 @@ def test_an_error_at_the_first_step_propagates() -> None:
 
 
 def test_other_waits_go_to_faust(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
+    calls: list[tuple[int, Any, str]] = []
 
     async def faust_wait_first(self: Service, *coros: Any, timeout: Any = None) -> Any:
-        calls.append(len(coros))
+        first = getattr(coros[0], "__qualname__", type(coros[0]).__name__)
+        calls.append((len(coros), timeout, first))
         for c in coros:
             if asyncio.iscoroutine(c):
                 c.close()
@@ -136,7 +166,8 @@ def test_other_waits_go_to_faust(monkeypatch: pytest.MonkeyPatch) -> None:
         await faust_fixes._hand_over_first(consumer, event.wait(), event.wait())
 
     run(body)
-    assert calls == [1, 2, 2]
+    # as they came: not started here, nor handed on without their timeout
+    assert calls == [(1, None, "Event"), (2, 1.0, "Event.wait"), (2, None, "Event.wait")]
 
 
 def test_apply_installs_it_on_the_consumer() -> None:
