@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from driftline.config import config_from_dict
 from driftline.detectors.profile import build_profile
 from driftline.localkafka import LocalKafka
+from driftline.metrics import scrape_total
 from driftline.pipeline import Pipeline
 from driftline.replay import takes
 from tests.conftest import WorkerProcess
+from tests.streams import FEATURES, batch_message, classifier_events, write_classifier_profile
 
 N_NUMERIC, N_CATEGORICAL = 20, 5
 # Single-event rates swing by a third between back-to-back runs on these shared vCPUs: bare
@@ -134,17 +136,16 @@ class Run:
 
 
 def prepared_worker(
-    tmp: Path, bootstrap: str, model: dict[str, Any], msgs: list[bytes], **worker_settings: Any
+    tmp: Path,
+    bootstrap: str,
+    model: dict[str, Any],
+    msgs: list[bytes],
+    model_id: str = "bench",
+    **worker_settings: Any,
 ) -> WorkerProcess:
     """A worker (not started yet) with ``msgs`` already on its predictions topic."""
-    worker = WorkerProcess(tmp, bootstrap, {"bench": model}, **worker_settings)
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=20, batch_size=1 << 20, max_request_size=16 << 20
-    )
-    for m in msgs:
-        producer.send(worker.topic("predictions"), key=b"bench", value=m)
-    producer.flush()
-    producer.close()
+    worker = WorkerProcess(tmp, bootstrap, {model_id: model}, **worker_settings)
+    produce(bootstrap, worker.topic("predictions"), model_id.encode(), msgs)
     return worker
 
 
@@ -275,6 +276,12 @@ def main() -> None:
         "rate per merge_events cap (how the defaults were chosen)",
     )
     parser.add_argument(
+        "--labels",
+        action="store_true",
+        help="only the performance-monitoring table: predictions and labels with it on, "
+        "beside predictions with it off",
+    )
+    parser.add_argument(
         "--guarantees",
         action="store_true",
         help="instead: worker rate with processing_guarantee at_least_once vs exactly_once, "
@@ -286,6 +293,9 @@ def main() -> None:
         return
     if args.guarantees:
         guarantees()
+        return
+    if args.labels:
+        label_path(args.quick)
         return
     # A take is up to 40 MB (~200 of these 500-event messages, 100,000 events), and the first
     # one is not timed. The batched messages are BATCHED_EVENTS' worth sent BATCHED_REPEATS
@@ -357,6 +367,93 @@ def main() -> None:
                 f"\n{label}: worker / bare Faust in {len(ratios)} alternated pairs: {shown} "
                 "(the table shows the median pair)"
             )
+    label_path(args.quick)
+
+
+LABEL_EVENTS = 200_000
+
+
+def label_path(quick: bool) -> None:
+    """A binary classifier's predictions (500 per message, with scores) through a worker with
+    performance monitoring off, then on; with it on, the labels of those predictions follow,
+    produced once the predictions are processed, so that each rate is timed on its own."""
+    n = 20_000 if quick else LABEL_EVENTS
+    rng = np.random.default_rng(1)
+    preds, labels = classifier_events(n, rng)
+    later = [{**e, "timestamp": e["timestamp"] + 600} for e in labels]
+    p_msgs = [batch_message("clf", preds[i : i + 500]) for i in range(0, n, 500)]
+    l_msgs = [
+        orjson.dumps({"model_id": "clf", "events": later[i : i + 500]}) for i in range(0, n, 500)
+    ]
+    rows = []
+    with workspace(rng) as (bootstrap, tmp, _):
+        profile = write_classifier_profile(tmp / "clf.json")
+        for enabled in (False, True):
+            model = {
+                "task": "binary",
+                "features": dict(FEATURES),
+                "reference": str(profile),
+                "performance": {"enabled": enabled},
+            }
+            run_dir = tmp / f"performance-{enabled}"
+            run_dir.mkdir()
+            # one partition: the predictions topic is auto-created so by the producer, and the
+            # labels topic must have the same count
+            worker = prepared_worker(
+                run_dir, bootstrap, model, p_msgs, model_id="clf", partitions=1
+            )
+            worker.start()
+            assert worker.proc is not None
+            try:
+                predictions = timed_counter(worker, n, worker.processed)
+                rows.append((enabled, "predictions", predictions))
+                if enabled:
+                    produce(bootstrap, worker.topic("labels"), b"clf", l_msgs)
+                    rows.append((enabled, "labels", timed_counter(worker, n, joined(worker))))
+            finally:
+                worker.stop()
+    off = rows[0][2].rate
+    print(f"\nbinary classifier, {len(FEATURES)} features, 500 events per message, {n:,} each\n")
+    print(
+        "| performance monitoring | events | worker ev/s | / predictions with it off "
+        "| worker CPU s per M ev | worker peak RSS MB |"
+    )
+    print("|---|---|---|---|---|---|")
+    for enabled, kind, run in rows:
+        print(
+            f"| {'on' if enabled else 'off'} | {kind} | {run.rate:,.0f} | {run.rate / off:.2f} "
+            f"| {run.cpu_per_million:.1f} | {run.peak_rss_mb:.0f} |"
+        )
+
+
+def joined(worker: WorkerProcess) -> Callable[[], float]:
+    return lambda: scrape_total(worker.metrics_port, "driftline_labels_total", 'outcome="joined"')
+
+
+def produce(bootstrap: str, topic: str, key: bytes, msgs: list[bytes]) -> None:
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, batch_size=1 << 20, max_request_size=16 << 20
+    )
+    for m in msgs:
+        producer.send(topic, key=key, value=m)
+    producer.flush()
+    producer.close()
+
+
+def timed_counter(worker: WorkerProcess, n_events: int, count: Callable[[], float]) -> Run:
+    """A started worker timed on one of its counters, from its first change to ``n_events``."""
+    assert worker.proc is not None
+    pid = worker.proc.pid
+    while (first := count()) == 0:
+        assert worker.proc.poll() is None, worker.log_tail()
+        time.sleep(0.01)
+    t0, cpu0 = time.perf_counter(), process_cpu(pid)
+    deadline = t0 + 600
+    while (done := count()) < n_events:
+        assert time.perf_counter() < deadline and worker.proc.poll() is None, worker.log_tail()
+        sleep_for_most_of_the_rest(t0, first, done, n_events)
+    elapsed, cpu = time.perf_counter() - t0, process_cpu(pid) - cpu0
+    return Run(int(n_events - first), elapsed, cpu, peak_rss_mb(pid))
 
 
 def guarantees() -> None:

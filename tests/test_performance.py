@@ -72,8 +72,8 @@ def test_entries_expire_after_the_ttl_in_event_time_and_nothing_leaks() -> None:
     assert result.counts.expired_predictions == 100 + 1 + 1  # the 100, "x" and the late "old"
     assert result.counts.expired_labels == 1
     assert join.waiting("m", store) == 1  # only "y"
-    assert [k for k in store if not k.startswith(("w/", "p/m/y", "x/m/", "xn/m/"))] == []
-    assert len([k for k in store if k.startswith("x/")]) == 1  # "y"'s index entry only
+    assert [k for k in store if not k.startswith(("w/m", "c/m/"))] == []
+    assert len([k for k in store if k.startswith("c/")]) == 1  # the chunk that holds "y"
 
 
 def test_join_state_in_a_mapping_survives_a_new_join_object() -> None:
