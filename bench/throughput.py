@@ -393,7 +393,8 @@ def label_path(quick: bool) -> None:
                 "task": "binary",
                 "features": dict(FEATURES),
                 "reference": str(profile),
-                "performance": {"enabled": enabled},
+                # the events are a second apart: every prediction waits within the TTL
+                "performance": {"enabled": enabled, "label_ttl_seconds": 2 * n},
             }
             run_dir = tmp / f"performance-{enabled}"
             run_dir.mkdir()
