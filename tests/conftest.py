@@ -90,6 +90,7 @@ class WorkerProcess:
         self.app_id = self.config["worker"]["app_id"]
         self.proc: subprocess.Popen[bytes] | None = None
         self.loglevel = "info"
+        self.prelude = ""
 
     def peer(self, tmp: Path) -> WorkerProcess:
         """Another worker of the same app (consumer group, topics), with its own metrics port
@@ -124,11 +125,12 @@ class WorkerProcess:
         env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
         env.update(self.env)
         log = self.log_path.open("ab")
+        args = ["worker", "--config", str(self.path), "--loglevel", self.loglevel]
+        # ``prelude``: Python run in the worker process before driftline (to take a codec away)
+        run = "from driftline.cli import main\nraise SystemExit(main())"
+        start = ["-c", f"{self.prelude}\n{run}"] if self.prelude else ["-m", "driftline"]
         self.proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "driftline", "worker", "--config", str(self.path)),
-                *("--loglevel", self.loglevel),
-            ],
+            [sys.executable, *start, *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

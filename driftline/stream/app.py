@@ -23,8 +23,8 @@ from driftline.config import Config
 from driftline.notify import Notifier
 from driftline.pipeline import BatchResult, Pipeline
 from driftline.records import compact_json
-from driftline.stream import faust_fixes
-from driftline.stream.codec import DeadLetter
+from driftline.stream import faust_fixes, undecodable
+from driftline.stream.codec import DeadLetter, Reason
 from driftline.stream.delivery import DeliveryLoop, run_forever
 from driftline.stream.holes import HoleReader, Refetched, holes
 from driftline.stream.lag import INTERVAL_SECONDS, LagReporter
@@ -41,6 +41,7 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
     """Build the worker's Faust app; ``partitions`` is the predictions topic's real count."""
     partitions = partitions or config.topics.partitions
     faust_fixes.apply()  # changelog ends from the broker, for recovery after a rebalance
+    undecodable.apply()  # a batch the client cannot decompress is skipped, not a crash loop
     app = faust.App(
         config.worker.app_id,
         broker=[f"kafka://{host}" for host in config.kafka.bootstrap_servers.split(",")],
@@ -53,6 +54,7 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
         processing_guarantee=config.worker.processing_guarantee,
         broker_commit_interval=config.worker.commit_interval_seconds,
         broker_session_timeout=config.worker.session_timeout_seconds,
+        consumer_group_instance_id=config.worker.group_instance_id(),
         consumer_auto_offset_reset="earliest",
         datadir=config.worker.data_dir,
         web_enabled=False,
@@ -85,11 +87,16 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
 
     limit = config.worker.max_message_bytes  # what the producer can send, headers aside
 
-    async def publish(result: BatchResult, events: Sequence[EventT | Refetched]) -> None:
+    async def publish(
+        result: BatchResult,
+        events: Sequence[EventT | Refetched],
+        skipped: Sequence[tuple[EventT | Refetched, DeadLetter]] = (),
+    ) -> None:
         """Send what a run produced and wait until the broker has it (see the agent)."""
         sent: list[Awaitable[Any]] = []
-        for index, dead in result.dead_letters:
-            message = events[index].message
+        dead_letters = [(events[index], dead) for index, dead in result.dead_letters]
+        for event, dead in [*skipped, *dead_letters]:
+            message = event.message
             value, headers = dead_letter_record(
                 dead, message.topic, message.partition, message.offset, limit
             )
@@ -172,17 +179,24 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
             # of this group current before its state is written.
             _set_current_event(taken_group[-1])
             group, position = await without_holes(taken_group)
-            sources = [(e.message.topic, e.message.partition, e.message.offset) for e in group]
             # State (with the offsets it has applied) is written only once the alerts and
             # dead letters of the run are on the broker: a crash in between replays the
             # messages and sends the same alerts again (same ids, so delivery skips them),
             # rather than marking them applied with their alerts lost.
+            group, skipped = without_undecodable(group, position)
+            for event, _ in skipped:
+                key = event.message.key or b""
+                model = pipeline.metrics.model_label(key.decode("utf-8", "replace"))
+                pipeline.metrics.dead_letters.labels(model, Reason.UNDECODABLE_BATCH).inc()
+            sources = [(e.message.topic, e.message.partition, e.message.offset) for e in group]
             values = [e.value for e in group]
-            if group[-1].message.topic == config.topics.labels:
+            if not group:
+                result = BatchResult()
+            elif group[-1].message.topic == config.topics.labels:
                 result = pipeline.process_labels(values, records, joins, sources)
             else:
                 result = pipeline.process_messages(values, records, sources, joins)
-            await publish(result, group)
+            await publish(result, group, skipped)
             records.apply()
             # After the models' records, on the same changelog partition: a restore that
             # has this record has theirs, so reading on from here counts nothing twice.
@@ -368,6 +382,22 @@ def applied_positions(table: MutableMapping[str, bytes]) -> dict[tuple[str, int]
 def position_offset(record: bytes) -> int:
     """The last applied offset a position record holds."""
     return int(orjson.loads(record)["offset"])
+
+
+def without_undecodable(
+    events: Sequence[EventT | Refetched], position: int
+) -> tuple[list[EventT | Refetched], list[tuple[EventT | Refetched, DeadLetter]]]:
+    """The events the client decoded, and a dead letter for each record batch it could not
+    (marked by stream/undecodable.py; the bytes stay on the source topic at its offsets).
+    A marker at or below the partition's applied ``position`` was dead-lettered already."""
+    kept, skipped = [], []
+    for event in events:
+        detail = undecodable.undecodable_detail(event.message.headers)
+        if detail is None:
+            kept.append(event)
+        elif event.message.offset > position:
+            skipped.append((event, DeadLetter(Reason.UNDECODABLE_BATCH, detail, b"")))
+    return kept, skipped
 
 
 def by_partition(events: Sequence[EventT]) -> list[list[EventT]]:

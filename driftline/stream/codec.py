@@ -46,8 +46,10 @@ class Reason:
     SCHEMA = "schema"
     UNKNOWN_MODEL = "unknown_model"
     WRONG_TYPE = "wrong_type"
+    # a Kafka record batch the client could not decompress (stream/undecodable.py)
+    UNDECODABLE_BATCH = "undecodable_batch"
 
-    ALL = (OVERSIZE, UNDECODABLE, NON_FINITE, SCHEMA, UNKNOWN_MODEL, WRONG_TYPE)
+    ALL = (OVERSIZE, UNDECODABLE, NON_FINITE, SCHEMA, UNKNOWN_MODEL, WRONG_TYPE, UNDECODABLE_BATCH)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class ModelSchema:
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    numeric_outcome: bool = False  # a regression model: predictions and labels are numbers
 
 
 @dataclass
@@ -257,7 +260,8 @@ class BatchDecoder:
             if _is_json_with_non_finite(raw):
                 return None, DeadLetter(
                     Reason.NON_FINITE,
-                    "NaN or Infinity in the JSON; send null for a missing value",
+                    "NaN, Infinity or a number beyond the double range (about 1.8e308) in the "
+                    "JSON; send null for a missing value",
                     raw,
                 )
             return None, DeadLetter(Reason.UNDECODABLE, f"not UTF-8 JSON: {exc}", raw)
@@ -342,14 +346,15 @@ class BatchDecoder:
         versions: list[str] = []
         dead: list[DeadLetter] = []
         # A single event carries its model_id, which the batch scan leaves to the row check.
-        fast = None if single else _fast_prediction_rows(rows, default_version)
+        numeric = self.models[model_id].numeric_outcome
+        fast = None if single else _fast_prediction_rows(rows, default_version, numeric)
         if fast is not None:
             ids, stamps, versions = fast
             good = rows
             rows = []  # all valid: skip the per-row checks
         for index, row in enumerate(rows):
             try:
-                pid, stamp, version = _check_prediction_row(row, model_id, default_version)
+                pid, stamp, version = _check_prediction_row(row, model_id, default_version, numeric)
             except _RowError as exc:
                 payload = raw if single else _row_bytes(row)
                 dead.append(DeadLetter(exc.reason, exc.detail, payload, None if single else index))
@@ -444,9 +449,9 @@ class BatchDecoder:
         n = len(ids)
         if n == 0 or n > self.max_batch_events or any(len(v) != n for v in lists):
             return None
-        if not _valid_event_columns(ids, stamps, predictions):
-            return None
         schema = self.models[model_id]
+        if not _valid_event_columns(ids, stamps, predictions, schema.numeric_outcome):
+            return None
         missing = [None] * n
         type_errors: dict[str, np.ndarray] = {}
         numeric = _numeric_lists(
@@ -489,7 +494,11 @@ class BatchDecoder:
         if rows is None:
             return Decoded(None, [bad] if bad else [])
         model_id: str = doc["model_id"]
+        numeric = self.models[model_id].numeric_outcome
         single = rows and rows[0] is doc
+        fast = None if single else _fast_label_rows(rows, numeric)
+        if fast is not None:
+            return Decoded(LabelBatch(model_id, *fast), [])
         ids: list[str] = []
         stamps: list[float] = []
         labels: list[Any] = []
@@ -501,7 +510,7 @@ class BatchDecoder:
                 _check_model(row, model_id)
                 pid = _prediction_id(row)
                 stamp = _timestamp(row.get("timestamp"))
-                label = _outcome(row, "label")
+                label = _outcome(row, "label", numeric)
             except _RowError as exc:
                 payload = raw if single else _row_bytes(row)
                 dead.append(DeadLetter(exc.reason, exc.detail, payload, None if single else index))
@@ -519,7 +528,9 @@ class BatchDecoder:
 # -- row checks ------------------------------------------------------------------------------
 
 
-def _check_prediction_row(row: Any, model_id: str, default_version: Any) -> tuple[str, float, str]:
+def _check_prediction_row(
+    row: Any, model_id: str, default_version: Any, numeric: bool = False
+) -> tuple[str, float, str]:
     if not isinstance(row, dict):
         raise _RowError(Reason.SCHEMA, "event: expected a JSON object")
     _check_model(row, model_id)
@@ -531,7 +542,7 @@ def _check_prediction_row(row: Any, model_id: str, default_version: Any) -> tupl
     features = row.get("features")
     if not isinstance(features, dict):
         raise _RowError(Reason.SCHEMA, "features: expected an object of name -> value")
-    _outcome(row, "prediction")
+    _outcome(row, "prediction", numeric)
     return pid, stamp, str(version)
 
 
@@ -552,13 +563,19 @@ def _prediction_id(row: dict[str, Any]) -> str:
     raise _RowError(Reason.SCHEMA, "prediction_id: required string is missing")
 
 
-def _outcome(row: dict[str, Any], key: str) -> Any:
-    """A prediction or label: a finite number, a class name, or a boolean."""
+def _outcome(row: dict[str, Any], key: str, numeric: bool = False) -> Any:
+    """A prediction or label: a finite number, a class name, or a boolean (``numeric``, a
+    regression model's: a finite number)."""
     if key not in row or row[key] is None:
         raise _RowError(Reason.SCHEMA, f"{key}: required value is missing")
     value = row[key]
     if isinstance(value, float) and not math.isfinite(value):
         raise _RowError(Reason.NON_FINITE, f"{key}: must be finite")
+    if numeric and (not isinstance(value, int | float) or isinstance(value, bool)):
+        raise _RowError(
+            Reason.WRONG_TYPE,
+            f"{key}: a regression model's {key} is a number, got {_kind(value)}",
+        )
     if not isinstance(value, str | int | float | bool):
         raise _RowError(
             Reason.WRONG_TYPE, f"{key}: expected a number or class, got {type(value).__name__}"
@@ -592,7 +609,7 @@ _get = operator.methodcaller
 
 
 def _fast_prediction_rows(
-    rows: list[Any], default_version: Any
+    rows: list[Any], default_version: Any, numeric: bool = False
 ) -> tuple[list[str], list[float], list[str]] | None:
     """Validate a whole batch with column-wise type scans; None means "check row by row".
 
@@ -610,25 +627,44 @@ def _fast_prediction_rows(
         return None
     if not isinstance(default_version, str | int) or isinstance(default_version, bool):
         return None
-    if set(map(type, features)) != {dict} or not _valid_event_columns(ids, stamps, predictions):
+    if set(map(type, features)) != {dict}:
+        return None
+    if not _valid_event_columns(ids, stamps, predictions, numeric):
         return None
     version = str(default_version)
     return ids, [float(t) for t in stamps], [version] * len(rows)
+
+
+def _fast_label_rows(
+    rows: list[Any], numeric: bool
+) -> tuple[list[str], np.ndarray, list[Any]] | None:
+    """A whole batch of labels checked with column scans; None means "check row by row"."""
+    if not rows or set(map(type, rows)) != {dict} or any("model_id" in row for row in rows):
+        return None
+    ids = list(map(_get("get", "prediction_id"), rows))
+    stamps = list(map(_get("get", "timestamp"), rows))
+    labels = list(map(_get("get", "label"), rows))
+    if not _valid_event_columns(ids, stamps, labels, numeric):
+        return None
+    return ids, np.asarray(stamps, dtype=np.float64), labels
 
 
 def _is_float(value: Any) -> bool:
     return type(value) is float
 
 
-def _valid_event_columns(ids: list[Any], stamps: list[Any], predictions: list[Any]) -> bool:
+def _valid_event_columns(
+    ids: list[Any], stamps: list[Any], predictions: list[Any], numeric: bool = False
+) -> bool:
     """Every id a non-empty string, every timestamp a number, every prediction a finite
-    number, a class name or a boolean: checked with a few C-level scans per column."""
+    number, a class name or a boolean (``numeric``: a finite number): checked with a few
+    C-level scans per column."""
     if set(map(type, ids)) != {str} or not all(ids):
         return False
     if not set(map(type, stamps)) <= {float, int}:
         return False
     kinds = set(map(type, predictions))
-    if not kinds <= {float, int, str, bool}:
+    if not kinds <= ({float, int} if numeric else {float, int, str, bool}):
         return False
     if float not in kinds:
         return True
@@ -836,18 +872,36 @@ def _columns_to_rows(columns: Any) -> list[dict[str, Any]]:
 
 
 def _is_json_with_non_finite(raw: bytes) -> bool:
+    """Whether JSON that orjson refused is valid but for NaN, Infinity or a number that is
+    infinite as a double (Python's parser takes all three)."""
+
     def reject(_: str) -> None:
         raise ValueError
+
+    def finite(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError
+        return value
 
     try:
         json.loads(raw)
     except (ValueError, RecursionError):  # nested deeper than orjson's limit (1024) too
         return False
     try:
-        json.loads(raw, parse_constant=reject)
+        json.loads(raw, parse_constant=reject, parse_float=finite, parse_int=_finite_int)
     except ValueError:
         return True
     return False
+
+
+def _finite_int(text: str) -> int:
+    value = int(text)
+    try:
+        float(value)
+    except OverflowError:
+        raise ValueError from None
+    return value
 
 
 def _row_bytes(row: Any) -> bytes:
