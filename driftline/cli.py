@@ -25,11 +25,13 @@ drift detectors per model and feature against a reference profile, and publishes
 """
 
 
-def _config(path: str | None) -> Config:
+def _config(path: str | None, delivers: bool = True) -> Config:
+    """The config named by ``--config`` or $DRIFTLINE_CONFIG; ``delivers``: whether the
+    command posts to the notification receivers (only then are their URLs needed)."""
     path = path or os.environ.get("DRIFTLINE_CONFIG")
     if not path:
         raise ConfigError("no config file: pass --config FILE or set DRIFTLINE_CONFIG")
-    config = load_config(path)
+    config = load_config(path, delivers=delivers)
     redact_secrets_in_logs(config.secrets())  # whatever a library logs, at any level
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if bootstrap:
@@ -58,7 +60,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             print(f"wrote {path}: profile {profile.version} of {profile.model_id}")
         return 0
     if args.demo_action == "produce":
-        return run.produce(_config(args.config), args.rate, args.round_events, args.loop)
+        return run.produce(
+            _config(args.config, delivers=False), args.rate, args.round_events, args.loop
+        )
     return run.run_demo(
         bootstrap=args.bootstrap,
         n_events=args.events,
@@ -70,7 +74,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_baseline(args: argparse.Namespace) -> int:
     from driftline.baseline import profile_from_file
 
-    config = _config(args.config)
+    config = _config(args.config, delivers=False)
     if args.model not in config.models:
         raise ConfigError(
             f"{config.source}: models.{args.model}: not configured "
@@ -106,7 +110,7 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from driftline.replay import read_messages, replay
 
-    config = _config(args.config)
+    config = _config(args.config, delivers=False)
     with contextlib.ExitStack() as files:
         out = (
             sys.stdout.buffer

@@ -8,6 +8,7 @@ secret, and the value is kept as a ``SecretStr`` so it cannot leak into logs or 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,6 +96,8 @@ class WorkerSettings(_Strict):
     # (bench/throughput.py --sweep, two runs).
     merge_events: int = Field(default=16_384, ge=1, description="events per detector call")
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="0 disables")
+    # Loopback unless an operator opens it (0.0.0.0 in a container that Prometheus scrapes).
+    metrics_host: str = Field(default="127.0.0.1", description="address /metrics listens on")
     # exactly_once: Faust writes the state changelog and commits the consumed offsets in one
     # Kafka transaction. With at_least_once Faust may commit offsets before the changelog
     # writes of those messages are on the broker, and a kill -9 in between lost them (2 runs
@@ -105,9 +108,22 @@ class WorkerSettings(_Strict):
     # How often consumed offsets are committed (Faust's broker_commit_interval). Longer means
     # more messages read again after a crash; state and deliveries stay exact either way.
     commit_interval_seconds: float = Field(default=2.8, gt=0)
-    # A worker that died without leaving its group holds its partitions this long.
+    # A worker that died without leaving its group holds its partitions this long, unless it
+    # comes back under the same instance_id (below), which takes them back at once.
     session_timeout_seconds: float = Field(default=60.0, ge=6.0)
-    data_dir: str = ".driftline/worker"
+    # Kafka static membership: a worker restarted with the same id (after a crash, a deploy)
+    # gets its partitions back without waiting for the session timeout. Each worker process
+    # needs its own; by default the host name and the absolute data_dir. "" turns it off
+    # (a static member that stops holds its partitions for the session timeout).
+    instance_id: str | None = Field(default=None, description="group.instance.id")
+    data_dir: str = Field(
+        default=".driftline/worker", description="worker files; relative to where it runs"
+    )
+
+    def group_instance_id(self) -> str | None:
+        if self.instance_id is not None:
+            return self.instance_id or None
+        return f"{socket.gethostname()}:{Path(self.data_dir).resolve()}"
 
 
 class AlertSettings(_Strict):
@@ -169,8 +185,11 @@ class DeliverySettings(_Strict):
     initial_backoff_seconds: float = Field(default=1.0, gt=0)
     max_backoff_seconds: float = Field(default=60.0, gt=0)
     # A Slack outage shorter than this loses nothing; after it the alert is parked on the
-    # dead-letter topic (reason undeliverable) so that one dead endpoint cannot stall the rest.
+    # dead-letter topic (reason undeliverable) so that the receiver's lane goes on.
     give_up_after_seconds: float = Field(default=900.0, gt=0)
+    # A Retry-After past the give-up time is obeyed once, for a last attempt, up to this long;
+    # a longer one parks the record at once.
+    max_retry_after_seconds: float = Field(default=3600.0, ge=0)
 
 
 class NotificationSettings(_Strict):
@@ -312,8 +331,13 @@ class Config(_Strict):
         return path
 
 
-def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Config:
-    """Read, validate and resolve a config file; raise ``ConfigError`` naming file and key."""
+def load_config(
+    path: str | os.PathLike[str], env: dict[str, str] | None = None, delivers: bool = True
+) -> Config:
+    """Read, validate and resolve a config file; raise ``ConfigError`` naming file and key.
+
+    ``delivers``: whether the command posts to the notification receivers; only then are
+    their URLs read from the environment (and required there)."""
     source = str(path)
     try:
         raw = yaml.safe_load(Path(path).read_text())
@@ -321,15 +345,16 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
         raise ConfigError(f"{source}: file not found") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-    return config_from_dict(raw, source=source, env=env)
+    return config_from_dict(raw, source=source, env=env, delivers=delivers)
 
 
 def config_from_dict(
-    raw: Any, source: str = "<memory>", env: dict[str, str] | None = None
+    raw: Any, source: str = "<memory>", env: dict[str, str] | None = None, delivers: bool = True
 ) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {_kind(raw)}")
     env = dict(os.environ) if env is None else env
+    _refuse_inline_secrets(raw, source)
     try:
         config = Config.model_validate({**raw, "source": source})
     except ValidationError as exc:
@@ -344,7 +369,7 @@ def config_from_dict(
             )
         kafka = kafka.model_copy(update={"sasl_password": SecretStr(secret)})
         config = config.model_copy(update={"kafka": kafka})
-    config = _resolve_receivers(config, source, env)
+    config = _resolve_receivers(config, source, env, delivers)
     for model_id, model in config.models.items():
         endpoint = model.retraining.endpoint
         if endpoint is not None and endpoint not in config.notifications.receivers:
@@ -363,11 +388,37 @@ def config_from_dict(
     return config
 
 
-def _resolve_receivers(config: Config, source: str, env: dict[str, str]) -> Config:
-    """Read each receiver's URL from its environment variable; check routes point somewhere."""
+def _refuse_inline_secrets(raw: dict[str, Any], source: str) -> None:
+    """Secrets come from the environment only: one written in the file is an error."""
+    found = []
+    kafka = raw.get("kafka")
+    if isinstance(kafka, dict) and "sasl_password" in kafka:
+        found.append(("kafka.sasl_password", "kafka.sasl_password_env"))
+    notifications = raw.get("notifications")
+    receivers = notifications.get("receivers") if isinstance(notifications, dict) else None
+    for name, receiver in (receivers or {}).items() if isinstance(receivers, dict) else ():
+        if isinstance(receiver, dict) and "url" in receiver:
+            where = f"notifications.receivers.{name}"
+            found.append((f"{where}.url", f"{where}.url_env"))
+    if found:
+        key, use = found[0]
+        raise ConfigError(
+            f"{source}: {key}: secrets are not written in the config file; put the value in "
+            f"an environment variable and name it in {use}"
+        )
+
+
+def _resolve_receivers(
+    config: Config, source: str, env: dict[str, str], delivers: bool = True
+) -> Config:
+    """Read each receiver's URL from its environment variable (for commands that deliver);
+    check routes point somewhere."""
     notifications = config.notifications
     receivers = {}
     for name, receiver in notifications.receivers.items():
+        if not delivers:
+            receivers[name] = receiver
+            continue
         url = env.get(receiver.url_env)
         if not url:
             raise ConfigError(

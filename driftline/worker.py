@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gc
 import logging
+import tempfile
+from pathlib import Path
 
 import faust
 from prometheus_client import start_http_server
 
-from driftline.config import Config
+from driftline.config import Config, ConfigError
 from driftline.logthrottle import throttle_repeats
 from driftline.metrics import WorkerMetrics
 from driftline.pipeline import Pipeline
@@ -26,6 +28,22 @@ class Worker(faust.Worker):
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()
         settle_collector()
+
+
+def prepare_data_dir(config: Config) -> Path:
+    """Create ``worker.data_dir`` (and its parents); a one-line ConfigError if it cannot be
+    created or written."""
+    path = Path(config.worker.data_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"{config.source}: worker.data_dir: {path.resolve()} cannot be created or written "
+            f"({exc.strerror or exc}); set worker.data_dir to a writable directory"
+        ) from None
+    return path
 
 
 # Young-generation collections every 20,000 allocations instead of 700, older ones rarer.
@@ -47,12 +65,16 @@ def settle_collector() -> None:
 
 
 def run_worker(config: Config, loglevel: str = "info") -> None:
+    prepare_data_dir(config)
     metrics = WorkerMetrics(config)
     pipeline = Pipeline.from_config(config, metrics)
     partitions = ensure_topics(config)[config.topics.predictions]
-    if config.worker.metrics_port:
-        start_http_server(config.worker.metrics_port, addr="0.0.0.0", registry=metrics.registry)
-        log.info("metrics on :%d/metrics", config.worker.metrics_port)
+    settings = config.worker
+    if settings.metrics_port:
+        start_http_server(
+            settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
+        )
+        log.info("metrics on %s:%d/metrics", settings.metrics_host, settings.metrics_port)
     app = create_app(config, pipeline, partitions=partitions)
     worker = Worker(app, loglevel=loglevel, redirect_stdouts=False)
     worker.execute_from_commandline()

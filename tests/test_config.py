@@ -124,3 +124,61 @@ def test_the_workers_faust_app_gets_the_same_kafka_security_as_every_client(
         assert faust_auth.get(key) == expected.get(key)
     assert (faust_auth.get("ssl_context") is not None) == protocol.endswith("SSL")
     assert "hunter2-secret" not in repr(app.conf.broker_credentials)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "use"),
+    [
+        ({"kafka": {"sasl_password": "hunter2"}}, "kafka.sasl_password", "sasl_password_env"),
+        (
+            {
+                "notifications": {
+                    "receivers": {
+                        "s": {"type": "slack", "url_env": "S", "url": "https://h/hunter2"}
+                    }
+                }
+            },
+            "notifications.receivers.s.url",
+            "notifications.receivers.s.url_env",
+        ),
+    ],
+)
+def test_a_secret_written_in_the_file_is_refused_naming_the_env_key(
+    section: dict, key: str, use: str
+) -> None:
+    raw = {"models": {"eta": {"task": "regression", "features": {"x": "numeric"}}}, **section}
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(raw, source="c.yaml", env={"S": "https://h/ok"})
+    message = str(err.value)
+    assert message.startswith(f"c.yaml: {key}: ") and use in message
+    assert "hunter2" not in message and "\n" not in message
+
+
+def test_commands_that_do_not_deliver_do_not_need_receiver_urls() -> None:
+    raw = {
+        "models": {"eta": {"task": "regression", "features": {"x": "numeric"}}},
+        "notifications": {
+            "receivers": {"s": {"type": "slack", "url_env": "NOT_SET"}},
+            "routes": [{"receivers": ["s"]}],
+        },
+    }
+    with pytest.raises(ConfigError, match="NOT_SET is not set"):
+        config_from_dict(raw, env={})
+    config = config_from_dict(raw, env={}, delivers=False)
+    assert config.notifications.receivers["s"].url is None
+    broken = {**raw, "notifications": {**raw["notifications"], "routes": [{"receivers": ["x"]}]}}
+    with pytest.raises(ConfigError, match="'x' is not defined"):  # still checked
+        config_from_dict(broken, env={}, delivers=False)
+
+
+def test_metrics_listen_on_loopback_and_each_worker_gets_its_own_instance_id(
+    tmp_path: Path,
+) -> None:
+    raw = {"models": {"eta": {"task": "regression", "features": {"x": "numeric"}}}}
+    a = config_from_dict({**raw, "worker": {"data_dir": str(tmp_path / "a")}})
+    b = config_from_dict({**raw, "worker": {"data_dir": str(tmp_path / "b")}})
+    off = config_from_dict({**raw, "worker": {"instance_id": ""}})
+    assert a.worker.metrics_host == "127.0.0.1"
+    assert a.worker.group_instance_id() != b.worker.group_instance_id()
+    assert str(tmp_path / "a") in str(a.worker.group_instance_id())
+    assert off.worker.group_instance_id() is None
