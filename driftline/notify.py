@@ -3,9 +3,11 @@
 ``Notifier.deliver`` posts one record to one receiver and retries on 429 (waiting what
 Retry-After says), on 5xx, timeouts and refused connections, with exponential backoff and
 jitter, until ``give_up_after_seconds``; other 4xx answers will not get better and end at
-once. The caller (``stream/delivery.py``) notes each delivery on a compacted topic, so a
-record is posted once per receiver even when it is read again after a restart, and parks what
-could not be delivered on the dead-letter topic.
+once. A Retry-After that reaches past the give-up time is obeyed once, for one last attempt,
+if it is at most ``max_retry_after_seconds``; a longer one parks the record at once. The
+caller (``stream/delivery.py``: a lane per receiver, so a receiver's waits delay only itself)
+notes each delivery on a compacted topic, so a record is posted once per receiver even when it
+is read again after a restart, and parks what could not be delivered on the dead-letter topic.
 
 Webhook URLs are secrets (Slack's carries the token in its path): they are read from the
 environment once, and nothing here logs, counts or raises with a URL in it, only the
@@ -99,6 +101,7 @@ class Notifier:
         deadline = time.monotonic() + policy.give_up_after_seconds
         backoff = policy.initial_backoff_seconds
         attempts = 0
+        extended = False  # the deadline moved once for a Retry-After
         while True:
             attempts += 1
             # Its own task: aiohttp enforces its timeout by cancelling the task that runs the
@@ -114,7 +117,15 @@ class Notifier:
                 log.error("receiver %s refused a record (%s); parking it", name, result)
                 return Delivery(False, attempts, result)
             wait = retry_after if retry_after is not None else backoff * random.uniform(0.8, 1.2)
-            if time.monotonic() + wait > deadline:
+            now = time.monotonic()
+            if now + wait > deadline and _last_attempt_asked_for(
+                retry_after, policy.max_retry_after_seconds, extended
+            ):
+                # The receiver said when to come back: once, within the cap, that is worth
+                # more than the give-up time (only this receiver's lane waits).
+                extended = True
+                deadline = now + wait
+            if now + wait > deadline:
                 log.error(
                     "receiver %s: giving up after %d attempts (last: %s); parking it",
                     name,
@@ -173,6 +184,10 @@ class Notifier:
     def count(self, name: str, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.notifications.labels(name, outcome).inc()
+
+
+def _last_attempt_asked_for(retry_after: float | None, cap: float, extended: bool) -> bool:
+    return retry_after is not None and retry_after <= cap and not extended
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

@@ -252,3 +252,35 @@ def test_receiver_config_fails_fast_naming_the_key_without_the_secret() -> None:
         config_from_dict(unknown, env={})
     config = config_from_dict(missing, env={"NOPE": "https://hooks.example/s3cr3t"})
     assert "s3cr3t" not in repr(config) and "s3cr3t" not in config.model_dump_json()
+
+
+def test_a_retry_after_past_the_give_up_time_gets_one_last_attempt_then() -> None:
+    with fake_slack() as slack:
+        slack.script = [(429, 1), (429, 1)]
+        n, _ = notifier({"oncall": slack.url}, give_up_after_seconds=0.5)
+        started = time.monotonic()
+        outcome = deliver(n, "oncall", make_alert())
+        took = time.monotonic() - started
+    # the first Retry-After (1 s) reaches past the 0.5 s give-up time: obeyed once; the second
+    # would extend it again, so the record is parked after the second attempt
+    assert not outcome.delivered and outcome.attempts == 2 and outcome.result == "http_429"
+    assert took >= 0.95
+    assert slack.received[1].at - slack.received[0].at >= 0.95
+
+
+def test_a_retry_after_beyond_the_cap_parks_at_once() -> None:
+    with fake_slack() as slack:
+        slack.script = [(429, 5)]
+        n, _ = notifier({"oncall": slack.url}, give_up_after_seconds=0.5, max_retry_after_seconds=2)
+        started = time.monotonic()
+        outcome = deliver(n, "oncall", make_alert())
+    assert not outcome.delivered and outcome.attempts == 1
+    assert time.monotonic() - started < 2
+
+
+def test_a_retry_after_past_the_give_up_time_then_success_delivers() -> None:
+    with fake_slack() as slack:
+        slack.script = [(429, 1)]
+        n, _ = notifier({"oncall": slack.url}, give_up_after_seconds=0.5)
+        outcome = deliver(n, "oncall", make_alert())
+    assert outcome.delivered and outcome.attempts == 2
