@@ -274,6 +274,23 @@ def _bin_names(edges: Sequence[float]) -> list[str]:
     return [f"{i + 1:0{width}d}: {label}" for i, label in enumerate(labels)]
 
 
+def observe_many(histogram: Any, values: np.ndarray) -> None:
+    """``histogram.observe(v)`` for each of ``values``, in one pass: a labelled histogram
+    child's buckets and sum incremented once per batch instead of once per value.
+
+    Uses prometheus-client's per-child fields (``_upper_bounds``, ``_buckets``, ``_sum``), as
+    ``Histogram.observe`` does; tests/test_metrics.py checks both give the same samples.
+    """
+    if len(values) == 0:
+        return
+    # observe() puts a value in the first bucket whose upper bound is >= it
+    index = np.searchsorted(np.asarray(histogram._upper_bounds), values, side="left")
+    for bucket, count in enumerate(np.bincount(index, minlength=len(histogram._buckets))):
+        if count:
+            histogram._buckets[bucket].inc(int(count))
+    histogram._sum.inc(float(values.sum()))
+
+
 def scrape_total(
     port: int, name: str, labels: str | tuple[str, ...] = "", host: str = "127.0.0.1"
 ) -> float:

@@ -87,6 +87,7 @@ class ModelMonitor:
                 for f, ref in (profile.features.items() if profile else ())
                 if isinstance(ref, CategoricalProfile) and config.features.get(f) == "categorical"
             },
+            numeric_outcome=config.task == "regression",
         )
         self._quality_checks = QualityMonitor.count(config, profile)
         # the error test, the estimate's check and the labels' detector (performance.py)
@@ -392,7 +393,9 @@ def prediction_column(predictions: list[Any], kind: str) -> np.ndarray:
         if values.dtype.kind in "fiu":
             return values.astype(np.float64)
         return np.array([as_number(v) for v in predictions], dtype=np.float64)
-    return np.array([None if v is None else class_name(v) for v in predictions], dtype=object)
+    # named once per distinct value (1, 1.0 and True, equal in Python, share a name)
+    names = {v: None if v is None else class_name(v) for v in set(predictions)}
+    return np.array(list(map(names.__getitem__, predictions)), dtype=object)
 
 
 def as_number(value: Any) -> float:

@@ -84,16 +84,17 @@ class OutcomeEncoder:
         """Class indices (-1 for a missing value), or floats (NaN) for regression."""
         if self.task == "regression":
             return np.array([as_number(v) for v in values], dtype=np.float64)
+        # Encoded once per distinct value: a window holds few classes. Values equal in Python
+        # (1, 1.0, True) have the same class name, so sharing their code is exact.
+        codes = {v: self._code(v) for v in set(values)}
+        return np.fromiter(map(codes.__getitem__, values), np.int64, len(values))
+
+    def _code(self, value: Any) -> int:
+        if value is None:
+            return -1
         if self.task == "binary":
-            return np.array(
-                [-1 if v is None else int(class_name(v) == self.positive) for v in values],
-                dtype=np.int64,
-            )
-        other = len(self.classes) - 1
-        return np.array(
-            [-1 if v is None else self.index.get(class_name(v), other) for v in values],
-            dtype=np.int64,
-        )
+            return int(class_name(value) == self.positive)
+        return self.index.get(class_name(value), len(self.classes) - 1)
 
     def proba(self, scores: Sequence[Any]) -> np.ndarray | None:
         """P(positive) per event (binary) or a row per event (multiclass); NaN where an event
@@ -101,12 +102,10 @@ class OutcomeEncoder:
         if self.task == "regression" or not any(isinstance(s, dict) for s in scores):
             return None
         if self.task == "binary":
-            return np.array(
-                [
-                    as_number(s.get(self.positive)) if isinstance(s, dict) else math.nan
-                    for s in scores
-                ]
-            )
+            positive = [s.get(self.positive) if type(s) is dict else None for s in scores]
+            if set(map(type, positive)) <= {float, int, type(None)}:  # None becomes NaN
+                return np.array(positive, dtype=np.float64)
+            return np.array([as_number(v) for v in positive], dtype=np.float64)
         out = np.full((len(scores), len(self.classes)), math.nan)
         for i, s in enumerate(scores):
             if isinstance(s, dict):
@@ -268,9 +267,17 @@ class PerformanceMonitor:
             if labels_seen is not None and label_column is not None:
                 signals += self._label_signals(labels_seen, label_column[pos:end], count)
             # encoded once: the window keeps what its metrics need, not the raw events
-            for i in range(pos, end):
-                p_i = None if proba is None else _plain(proba[i])
-                st.window.append([_plain(y_true[i]), _plain(y_pred[i]), p_i])
+            st.window.extend(
+                map(
+                    list,
+                    zip(
+                        _plain_column(y_true[pos:end]),
+                        _plain_column(y_pred[pos:end]),
+                        [None] * (end - pos) if proba is None else _plain_column(proba[pos:end]),
+                        strict=True,
+                    ),
+                )
+            )
             part = slice(pos, end)
             closed = self._time_windows(
                 st, pairs[part], y_true[part], y_pred[part], None if proba is None else proba[part]
@@ -351,6 +358,11 @@ class PerformanceMonitor:
     def _slices(self, st: _State, pairs: list[Joined]) -> dict[str, np.ndarray]:
         """Slice name -> the pairs in it (indices): all, per version, per segment value."""
         out: dict[str, list[int]] = {"all": list(range(len(pairs)))}
+        versions = {p.version for p in pairs}
+        if not self.settings.segments and len(versions) == 1:  # the usual run: one slice each
+            version = _tracked(st.versions, versions.pop(), MAX_VERSIONS)
+            out[f"version={version}"] = out["all"]
+            return {name: np.asarray(rows, dtype=np.int64) for name, rows in out.items()}
         for i, pair in enumerate(pairs):
             version = _tracked(st.versions, pair.version, MAX_VERSIONS)
             out.setdefault(f"version={version}", []).append(i)
@@ -458,12 +470,15 @@ class PerformanceMonitor:
         )
 
 
-def _plain(value: Any) -> Any:
-    """An encoded value as JSON takes it: NaN (or a row with one) as None."""
-    if isinstance(value, np.ndarray):
-        return None if np.isnan(value).any() else value.tolist()
-    value = value.item()
-    return None if isinstance(value, float) and math.isnan(value) else value
+def _plain_column(values: np.ndarray) -> list[Any]:
+    """Encoded values as JSON takes them: NaN (or a row with one) as None."""
+    if values.dtype.kind != "f":
+        return list(values.tolist())
+    if values.ndim == 1:
+        return [None if v != v else v for v in values.tolist()]  # v != v: NaN
+    rows = values.tolist()
+    nan_rows = np.isnan(values).any(axis=1).tolist()
+    return [None if bad else row for bad, row in zip(nan_rows, rows, strict=True)]
 
 
 def _tracked(seen: list[str], value: str, limit: int) -> str:

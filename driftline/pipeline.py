@@ -20,7 +20,7 @@ from driftline.alerting import AlertPolicy
 from driftline.config import Config, ConfigError
 from driftline.detectors.profile import ReferenceProfile
 from driftline.join import JoinCounts, Joined, LabelJoin
-from driftline.metrics import PredictionBuckets, WorkerMetrics
+from driftline.metrics import PredictionBuckets, WorkerMetrics, observe_many
 from driftline.monitor import BatchOutcome, ModelMonitor
 from driftline.performance import PerformanceEstimator, PerformanceMonitor, PerformanceOutcome
 from driftline.records import Alert, RetrainingRequest
@@ -326,9 +326,8 @@ class Pipeline:
         ):
             if n:
                 m.labels.labels(model_id, outcome).inc(n)
-        delay = m.label_delay.labels(model_id)  # looked up once: a dict lookup per label adds up
-        for pair in pairs:
-            delay.observe(max(0.0, pair.label_time - pair.time))
+        delays = np.fromiter((p.label_time - p.time for p in pairs), np.float64, len(pairs))
+        observe_many(m.label_delay.labels(model_id), np.maximum(delays, 0.0))
         if pairs:
             self._performed(model_id, self.performance[model_id].process(pairs, state), result)
 

@@ -304,3 +304,41 @@ def test_a_categorical_column_of_reference_categories_is_bucketed_as_it_is_read(
         assert batch.codes("c", cats).tolist() == expected
         assert batch.missing("c").tolist() == [v is None for v in column]
     assert merged.codes("c", cats).tolist()[:6] == [0, 1] * 3
+
+
+REGRESSION = {"m": ModelSchema(numeric=("a", "b"), categorical=("c",), numeric_outcome=True)}
+
+
+@pytest.mark.parametrize("form", ["single", "rows", "columns"])
+def test_a_regression_model_takes_only_numbers_as_predictions(form: str) -> None:
+    rows = [row(0), row(1, prediction="abc"), row(2, prediction=True)]
+    if form == "single":
+        messages = [orjson.dumps({"model_id": "m", "model_version": "1", **r}) for r in rows]
+    elif form == "rows":
+        messages = [orjson.dumps({"model_id": "m", "model_version": "1", "events": rows})]
+    else:
+        messages = [columnar(rows, ("a", "b", "c"))]
+    decoder = BatchDecoder(REGRESSION)
+    dead = [d for m in messages for d in decoder.decode_predictions(m).dead_letters]
+    assert [d.reason for d in dead] == [Reason.WRONG_TYPE] * 2
+    assert "a regression model's prediction is a number" in dead[0].detail
+    # a classifier's class names stay valid
+    assert BatchDecoder(SCHEMA).decode_predictions(messages[-1]).dead_letters == []
+
+
+def test_a_regression_label_must_be_a_number() -> None:
+    message = orjson.dumps(
+        {"model_id": "m", "events": [{"prediction_id": "p", "timestamp": 1, "label": "x"}]}
+    )
+    (dead,) = BatchDecoder(REGRESSION).decode_labels(message).dead_letters
+    assert dead.reason == Reason.WRONG_TYPE
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"-1e999", b"1" + b"0" * 400])
+def test_a_number_beyond_double_range_is_non_finite(number: bytes) -> None:
+    message = (
+        b'{"model_id": "m", "model_version": "1", "prediction_id": "p", "timestamp": 1,'
+        b' "features": {"a": ' + number + b'}, "prediction": 1}'
+    )
+    (dead,) = BatchDecoder(SCHEMA).decode_predictions(message).dead_letters
+    assert dead.reason == Reason.NON_FINITE and "double range" in dead.detail

@@ -142,3 +142,30 @@ def test_lag_counts_from_the_last_processed_offset_and_forgets_revoked_partition
     lag.processed_up_to(p0, 99)
     asyncio.run(lag.report(consumer))
     assert value("0") == 0 and value("1") is None
+
+
+def test_observe_many_gives_the_samples_of_observe_one_by_one() -> None:
+    from prometheus_client import Histogram
+
+    from driftline.metrics import observe_many
+
+    values = np.array([0.0, 0.5, 1.0, 1.0000001, 7.0, 1e9, 3.0, 3.0])
+    registries = CollectorRegistry(), CollectorRegistry()
+    one, many = (
+        Histogram("delay", "d", ["model"], buckets=(0.5, 1.0, 3.0, 10.0), registry=r)
+        for r in registries
+    )
+    for v in values:
+        one.labels("m").observe(float(v))
+    observe_many(many.labels("m"), values)
+    samples = [
+        [
+            (s.name, s.labels, s.value)
+            for m in r.collect()
+            for s in m.samples
+            if "created" not in s.name
+        ]
+        for r in registries
+    ]
+    assert samples[0] == samples[1]
+    assert registries[1].get_sample_value("delay_bucket", {"model": "m", "le": "1.0"}) == 3
