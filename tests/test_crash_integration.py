@@ -174,3 +174,33 @@ def test_a_lost_changelog_is_rebuilt_from_the_input_topic(
         admin.close()
     produce(kafka_bootstrap, worker.topic("predictions"), "m1", rows[3_000:], 500)
     restarted_counts(worker, 5_000, 5_000, "the restored state has nothing from this partition")
+
+
+def test_a_worker_restarted_after_kill_9_processes_again_without_waiting_out_its_session(
+    tmp_path: Path, kafka_bootstrap: str, record_property: pytest.RecordProperty
+) -> None:
+    """Static membership (worker.instance_id): the restarted worker takes its partitions back
+    at once, instead of waiting the default 60 s session timeout of its dead predecessor."""
+    profile = write_profile(tmp_path / "m1.json")
+    worker = WorkerProcess(tmp_path, kafka_bootstrap, {"m1": model_config(profile)})
+    rows = events(4_000, np.random.default_rng(8))
+    worker.start()
+    try:
+        produce(kafka_bootstrap, worker.topic("predictions"), "m1", rows[:2_000], 500)
+        worker.wait_processed(2_000)
+        worker.stop(signal.SIGKILL)
+        produce(kafka_bootstrap, worker.topic("predictions"), "m1", rows[2_000:], 500)
+        started = time.monotonic()
+        worker.launch()
+        while worker.processed() == 0:
+            assert worker.proc is not None and worker.proc.poll() is None, worker.log_tail()
+            assert time.monotonic() - started < 60, worker.log_tail()
+            time.sleep(0.1)
+        seconds = time.monotonic() - started
+        worker.wait_processed(2_000)
+    finally:
+        worker.stop()
+    record_property("seconds_to_first_processed_after_kill_9", round(seconds, 2))
+    print(f"processing again {seconds:.1f} s after the restart")
+    # the session timeout is 60 s: well under it means the partitions came back at once
+    assert seconds < 20, worker.log_tail()
