@@ -302,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ConfigError as exc:
-        print(f"driftline: configuration error:\n{exc}", file=sys.stderr)
+        text = str(exc)
+        sep = "\n" if "\n" in text else " "  # one problem: one line
+        print(f"driftline: configuration error:{sep}{text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -25,7 +25,7 @@ from tests.conftest import WorkerProcess, read_topic, scrape
 from tests.fake_slack import FakeSlack, fake_slack
 from tests.streams import events, model_config, write_profile
 from tests.test_alerting import make_pipeline, messages, stream
-from tests.test_notify import check_block_kit
+from tests.test_notify import check_block_kit, make_alert
 from tests.test_worker_integration import produce
 
 pytestmark = pytest.mark.kafka
@@ -259,3 +259,52 @@ def test_alerts_wait_out_a_minute_without_slack_and_arrive_in_order_per_model(
         assert [a.status for a in alerts if a.model_id == m] == ["firing", "resolved"] * 2
         got = [key for key in posted if model_of[key.rsplit("/", 1)[0]] == m]
         assert got == expected, (m, got, expected)
+
+
+def test_a_dead_receiver_does_not_delay_a_live_one(tmp_path: Path, kafka_bootstrap: str) -> None:
+    """Slack and a webhook that is down (503 to everything) both route every alert: Slack gets
+    each alert at once, in order, while the webhook is retried; once it is back, it gets them
+    all, in order too."""
+    profile = write_profile(tmp_path / "m1.json")
+    with fake_slack() as slack, fake_slack() as down:
+        down.outage = True
+        notifications = {
+            "receivers": {
+                "oncall": {"type": "slack", "url_env": "TEST_SLACK_URL"},
+                "down-hook": {"type": "webhook", "url_env": "TEST_HOOK_URL"},
+            },
+            "routes": [{"receivers": ["down-hook", "oncall"]}],
+            "delivery": {
+                "timeout_seconds": 0.5,
+                "initial_backoff_seconds": 0.2,
+                "max_backoff_seconds": 0.5,
+                "give_up_after_seconds": 600,  # the dead receiver holds its lane all test long
+            },
+        }
+        worker = WorkerProcess(
+            tmp_path,
+            kafka_bootstrap,
+            {"m1": model_config(profile)},
+            notifications=notifications,
+            env={"TEST_SLACK_URL": slack.url, "TEST_HOOK_URL": down.url},
+        )
+        alerts = [make_alert(alert_id=f"a{i:02d}", model_id="m1") for i in range(3)]
+        worker.start()
+        try:
+            producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+            for alert in alerts:
+                producer.send(worker.topic("alerts"), key=b"m1", value=alert.to_json())
+            producer.flush()
+            producer.close()
+            delivered = slack.wait_delivered(3, timeout=60)
+            tries_meanwhile = len(down.received)
+            assert not down.delivered()
+            down.outage = False
+            came_back = down.wait_delivered(3, timeout=60)
+        finally:
+            worker.stop()
+    assert tries_meanwhile >= 1  # the dead receiver was being retried all along
+    assert [r.headers["Idempotency-Key"] for r in delivered] == [
+        f"{a.alert_id}/firing" for a in alerts
+    ]
+    assert [Alert.from_json(r.body).alert_id for r in came_back] == [a.alert_id for a in alerts]

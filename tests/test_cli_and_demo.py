@@ -184,3 +184,47 @@ def test_demo_profile_and_produce_feed_the_compose_stacks_worker(
     assert set(eta[0]["columns"]["features"]) == set(profile.features)
     # labels trail the predictions by LABEL_LAG (3,000): none within 1,500 events
     assert read_topic(kafka_bootstrap, topics.labels, timeout_ms=1000) == []
+
+
+@pytest.mark.kafka
+def test_worker_starts_from_a_fresh_directory_with_the_default_data_dir(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """No data_dir in the config: the default (.driftline/worker, relative to where the worker
+    runs) is created, parents and all."""
+    from tests.conftest import WorkerProcess
+    from tests.streams import model_config, write_profile
+
+    profile = write_profile(tmp_path / "m1.json")
+    worker = WorkerProcess(tmp_path, kafka_bootstrap, {"m1": model_config(profile)})
+    del worker.config["worker"]["data_dir"]
+    import yaml
+
+    worker.path.write_text(yaml.safe_dump(worker.config))
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    cwd = os.getcwd()
+    os.chdir(fresh)  # the worker process starts here
+    try:
+        worker.start()
+    finally:
+        os.chdir(cwd)
+        worker.stop()
+    assert (fresh / ".driftline" / "worker").is_dir()
+
+
+def test_an_unwritable_data_dir_is_a_one_line_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"worker:\n  data_dir: {blocker / 'worker'}\n"
+        "models:\n  m:\n    task: regression\n    features: {a: numeric}\n"
+    )
+    out = cli("worker", "--config", str(config))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"driftline: configuration error: {config}: worker.data_dir: {blocker / 'worker'} "
+        "cannot be created or written (Not a directory); set worker.data_dir to a writable "
+        "directory"
+    ]

@@ -97,3 +97,38 @@ def test_label_logger_lingers_a_partial_batch_out(kafka_bootstrap: str) -> None:
     messages = read_topic(kafka_bootstrap, topic, min_messages=1, wait=10)
     assert orjson.loads(messages[0].value)["events"][0]["label"] == 31.5  # sent before close
     logger.close()
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("codec", [None, "gzip", "snappy", "lz4", "zstd"])
+def test_the_sdk_writes_each_codec_and_an_independent_client_reads_it(
+    kafka_bootstrap: str, codec: str | None
+) -> None:
+    import shutil
+    import subprocess
+    import uuid
+
+    topic = f"sdk-codec-{codec}-{uuid.uuid4().hex[:6]}"
+    logger = PredictionLogger(
+        "m", "1", topic=topic, bootstrap_servers=kafka_bootstrap, compression=codec, batch_size=50
+    )
+    assert logger._producer.config["compression_type"] == codec
+    for i in range(120):
+        logger.log(f"p{i}", {"x": float(i)}, prediction=1.0)
+    logger.close()
+    kcat = shutil.which("kcat")
+    assert kcat
+    out = subprocess.run(
+        [kcat, "-C", "-b", kafka_bootstrap, "-t", topic, "-e", "-q", "-f", "%s\n"],
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+    docs = [orjson.loads(line) for line in out.stdout.splitlines()]
+    ids = [i for d in docs for i in d["columns"]["prediction_id"]]
+    assert ids == [f"p{i}" for i in range(120)]
+
+
+def test_an_unknown_codec_is_refused() -> None:
+    with pytest.raises(ValueError, match="compression: expected one of"):
+        PredictionLogger("m", "1", compression="brotli", producer=object())  # type: ignore[arg-type]
