@@ -145,7 +145,7 @@ class LabelJoin:
                 continue
             bucket = waiting.bucket(ts, bucket_seconds)
             entry = [ts, version, prediction, score, segment]
-            waiting.predictions[pid] = (bucket, orjson.dumps(entry))
+            waiting.predictions[pid] = (bucket, compact_json(entry))
             changes.add(bucket, "p", [pid, *entry])
         self._write(model, waiting, changes, batch.timestamps, store, result.counts)
         return result
@@ -175,7 +175,7 @@ class LabelJoin:
                 result.counts.duplicates += 1
                 continue
             bucket = waiting.bucket(ts, bucket_seconds)
-            waiting.labels[pid] = (bucket, orjson.dumps([ts, label]))
+            waiting.labels[pid] = (bucket, compact_json([ts, label]))
             changes.add(bucket, "l", [pid, ts, label])
             result.counts.waiting_labels += 1
         result.counts.joined += len(changes.joined)
@@ -275,9 +275,9 @@ def _rebuilt(model: str, mark: bytes | None, store: MutableMapping[str, bytes]) 
         for i in range(n):
             chunk = orjson.loads(store[f"c/{model}/{bucket}/{i}"])
             for pid, *entry in chunk.get("p", ()):
-                predictions[pid] = (bucket, orjson.dumps(entry))
+                predictions[pid] = (bucket, compact_json(entry))
             for pid, *entry in chunk.get("l", ()):
-                labels[pid] = (bucket, orjson.dumps(entry))
+                labels[pid] = (bucket, compact_json(entry))
             for pid in chunk.get("dp", ()):
                 predictions.pop(pid, None)
             for pid in chunk.get("dl", ()):

@@ -427,3 +427,28 @@ def test_a_regressions_errors_can_be_watched_by_adwin(tmp_path: Path) -> None:
     firing = [a for a in alerts if a.kind == "performance" and a.status == "firing"]
     assert len(firing) == 1 and firing[0].events_seen > 3_000
     assert {(f.feature, f.detector) for f in firing[0].features} >= {("errors", "adwin")}
+
+
+def test_a_waiting_prediction_costs_the_join_a_few_hundred_bytes() -> None:
+    """Memory grows with rate x TTL: what the join holds per waiting prediction (its chunk in
+    the store and its entry in memory) is bounded. tracemalloc counts allocations, not time."""
+    import gc
+    import tracemalloc
+
+    n = 5_000
+    batches = [
+        predictions([f"id-{i:08d}" for i in range(s, s + 500)], [T0 + i for i in range(s, s + 500)])
+        for s in range(0, n, 500)
+    ]
+    join, store = LabelJoin({"m": 86_400.0}), {}
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for batch in batches:
+        join.add_predictions(batch, store)
+    del batch
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert join.waiting("m", store) == n
+    assert grown / n < 600, grown / n
