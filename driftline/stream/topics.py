@@ -15,7 +15,7 @@ from typing import Any
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from driftline.config import Config, KafkaSettings
+from driftline.config import Config, ConfigError, KafkaSettings
 from kafka import KafkaAdminClient
 
 
@@ -90,6 +90,13 @@ def ensure_topics(config: Config, timeout: float = 30.0) -> dict[str, int]:
             time.sleep(1.0)
     try:
         existing = set(admin.list_topics())
+        # A model's predictions and labels must land on the same partition number: a new
+        # input topic takes the count of the one that exists (a producer may have created it).
+        inputs = [topics.predictions, topics.labels]
+        for name in inputs:
+            if name in existing and not all(i in existing for i in inputs):
+                (found,) = _partition_counts(admin, [name]).values()
+                wanted.update({i: found for i in inputs if i not in existing})
         new = [
             NewTopic(
                 name,
@@ -106,19 +113,30 @@ def ensure_topics(config: Config, timeout: float = 30.0) -> dict[str, int]:
                 admin.create_topics(new)
         counts: dict[str, int] = {}
         while len(counts) < len(wanted):
-            described = admin.describe_topics(list(wanted))
-            counts = {  # kafka-python 2 says "topic", 3 says "name"
-                d.get("name") or d["topic"]: len(d["partitions"])
-                for d in described
-                if d.get("partitions")
-            }
+            counts = _partition_counts(admin, list(wanted))
             if time.monotonic() > deadline:
                 raise TimeoutError(f"topics not ready after {timeout}s: {sorted(wanted)}")
             if len(counts) < len(wanted):
                 time.sleep(0.2)
-        return counts
     finally:
         admin.close()
+    if counts[topics.predictions] != counts[topics.labels]:
+        raise ConfigError(
+            f"{config.source}: topics: {topics.predictions} has "
+            f"{counts[topics.predictions]} partitions and {topics.labels} "
+            f"{counts[topics.labels]}; a model's predictions and labels must land on the same "
+            "partition number: give both topics the same count"
+        )
+    return counts
+
+
+def _partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """Partitions of each topic that has them (a new topic may have none yet)."""
+    return {  # kafka-python 2 says "topic", 3 says "name"
+        d.get("name") or d["topic"]: len(d["partitions"])
+        for d in admin.describe_topics(names)
+        if d.get("partitions")
+    }
 
 
 def publish_profile(config: Config, key: str, value: bytes) -> str:
