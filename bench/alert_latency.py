@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.throughput import workspace
 from driftline.detectors.profile import build_profile
-from driftline.records import Alert
+from driftline.events.records import Alert
 from tests.conftest import WorkerProcess
 
 WIDTH = 10

@@ -4,7 +4,8 @@ While nothing drifts a batch is one detector run per feature; while an episode i
 signal appears) the monitor cuts each batch at the policy windows (500 events) and fire
 points, so that alerts do not depend on batch boundaries. This measures that cost side by
 side, in one process: 25 numeric features, columnar messages of 500 events, takes of 200
-messages (the worker's defaults). The streams are the ones tests/test_alerting.py uses.
+messages (the worker's defaults). The streams are the ones tests/unit/monitoring/test_alerting.py
+uses.
 
     .venv/bin/python bench/alert_policy.py [--events N]
 """
@@ -19,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from driftline.pipeline import Pipeline
-from tests.test_alerting import make_pipeline, messages, stream
+from driftline.monitoring.pipeline import Pipeline
+from tests.unit.monitoring.test_alerting import make_pipeline, messages, stream
 
 WIDTH = 25
 

@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from driftline.config import config_from_dict
-from driftline.join import LabelJoin
-from driftline.pipeline import Pipeline
-from driftline.stream.codec import BatchDecoder, ModelSchema
+from driftline.events.codec import BatchDecoder, ModelSchema
+from driftline.monitoring.join import LabelJoin
+from driftline.monitoring.pipeline import Pipeline
 from tests.streams import FEATURES, batch_message, classifier_events, write_classifier_profile
 
 BATCH = 500

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from driftline.config import ModelConfig, config_from_dict
 from driftline.detectors.performance import ScoreCalibration, roc_auc
 from driftline.detectors.profile import build_profile
-from driftline.performance import baseline_performance
-from driftline.pipeline import Pipeline
+from driftline.monitoring.performance import baseline_performance
+from driftline.monitoring.pipeline import Pipeline
 from tests.streams import batch_message
 
 FEATURES = {"x": "numeric"}

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.throughput import columns, features, messages
 from driftline.config import config_from_dict
 from driftline.detectors.profile import build_profile
-from driftline.pipeline import Pipeline
+from driftline.monitoring.pipeline import Pipeline
 
 
 def pipeline(profile: Path, enabled: bool) -> Pipeline:

@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.streams import BREAKS, broken, events
-from tests.test_quality import AT, pipeline, run
+from tests.unit.monitoring.test_quality import AT, pipeline, run
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
-"""Runs the scale-out test (tests/test_scale_out_integration.py) N times on one local broker
-and tallies: rare losses show only over many runs.
+"""Runs the scale-out test (tests/integration/test_scale_out_integration.py) N times on one local
+broker and tallies: rare losses show only over many runs.
 
 Each run prints pass or FAIL, and how often the workers' logs say they read a hole back from
 the broker, sought back to the state's position, committed before a rebalance, or ended a
@@ -22,8 +22,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import tests.test_scale_out_integration as scale_out
-from driftline.localkafka import LocalKafka
+import tests.integration.test_scale_out_integration as scale_out
+from driftline.runtime.localkafka import LocalKafka
 from tests.conftest import read_topic
 
 LOG_MARKS = {

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.throughput import bench_model, messages
 from driftline.config import config_from_dict
-from driftline.pipeline import Pipeline
+from driftline.monitoring.pipeline import Pipeline
 
 TAKES = (200, 1000, 2000)
 ROUNDS = 5

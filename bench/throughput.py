@@ -36,10 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from driftline.config import config_from_dict
 from driftline.detectors.profile import build_profile
-from driftline.localkafka import LocalKafka
-from driftline.metrics import scrape_total
-from driftline.pipeline import Pipeline
-from driftline.replay import takes
+from driftline.monitoring.pipeline import Pipeline
+from driftline.monitoring.replay import takes
+from driftline.observability.metrics import scrape_total
+from driftline.runtime.localkafka import LocalKafka
 from tests.conftest import WorkerProcess
 from tests.streams import FEATURES, batch_message, classifier_events, write_classifier_profile
 

@@ -1,8 +1,8 @@
 """driftline: streaming model monitoring and drift detection on Kafka."""
 
 from driftline.config import Config, ConfigError, load_config
-from driftline.records import Alert, RetrainingRequest
-from driftline.stream.client import LabelLogger, PredictionLogger
+from driftline.events.records import Alert, RetrainingRequest
+from driftline.sdk.client import LabelLogger, PredictionLogger
 
 __all__ = [
     "Alert",

@@ -1,3 +1,3 @@
-from driftline.cli import main
+from driftline.cli.main import main
 
 raise SystemExit(main())

@@ -101,8 +101,8 @@ class WorkerSettings(_Strict):
     # exactly_once: Faust writes the state changelog and commits the consumed offsets in one
     # Kafka transaction. With at_least_once Faust may commit offsets before the changelog
     # writes of those messages are on the broker, and a kill -9 in between lost them (2 runs
-    # in 3 failed tests/test_crash_integration.py; 19,800 of 20,000 in the one inspected).
-    # It costs throughput:
+    # in 3 failed tests/integration/test_crash_integration.py; 19,800 of 20,000 in the one
+    # inspected). It costs throughput:
     # 0.57-0.96x batched, 0.77-0.92x single-event in one run (bench/throughput.py --guarantees).
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "exactly_once"
     # How often consumed offsets are committed (Faust's broker_commit_interval). Longer means
@@ -217,7 +217,7 @@ QualityCheck = Literal[
 
 
 class DataQualitySettings(_Strict):
-    """Data-quality checks of one model's events (see driftline/quality.py).
+    """Data-quality checks of one model's events (see driftline/monitoring/quality.py).
 
     Each check watches a rate against the reference profile with a share of the model's
     false-alarm budget, like the drift detectors.

@@ -3,4 +3,4 @@
 # Usage: scripts/kafka.sh start|stop|status [--port N] [--fresh]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec .venv/bin/python -m driftline.localkafka "$@"
+exec .venv/bin/python -m driftline.runtime.localkafka "$@"

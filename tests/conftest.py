@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from driftline.localkafka import LocalKafka
-from driftline.metrics import scrape_total
+from driftline.observability.metrics import scrape_total
+from driftline.runtime.localkafka import LocalKafka
 from kafka import KafkaConsumer
 
 TEST_KAFKA_PORT = 29092
@@ -127,7 +127,7 @@ class WorkerProcess:
         log = self.log_path.open("ab")
         args = ["worker", "--config", str(self.path), "--loglevel", self.loglevel]
         # ``prelude``: Python run in the worker process before driftline (to take a codec away)
-        run = "from driftline.cli import main\nraise SystemExit(main())"
+        run = "from driftline.cli.main import main\nraise SystemExit(main())"
         start = ["-c", f"{self.prelude}\n{run}"] if self.prelude else ["-m", "driftline"]
         self.proc = subprocess.Popen(
             [sys.executable, *start, *args],

@@ -121,7 +121,7 @@ def write_classifier_profile(path: Path, model_id: str = "clf", seed: int = 200)
 
     from driftline.config import ModelConfig
     from driftline.detectors.performance import ScoreCalibration
-    from driftline.performance import baseline_performance
+    from driftline.monitoring.performance import baseline_performance
 
     rng = np.random.default_rng(seed)
     cols, score, label = classifier_columns(20_000, rng)

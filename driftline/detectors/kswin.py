@@ -103,7 +103,8 @@ class VectorisedKSWIN:
 
     river's ``KSWIN(seed=42)`` fires at 602, 1012, 1114 and 1592 on the same stream: with a
     test at every value at ``alpha`` = 0.005, both also fire without drift (about once per 700
-    to 800 values, ``tests/test_detector_crosschecks.py``), which is why neither is a default.
+    to 800 values, ``tests/unit/detectors/test_detector_crosschecks.py``), which is why neither is
+    a default.
     """
 
     name: ClassVar[str] = "kswin_vectorised"

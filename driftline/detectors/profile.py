@@ -3,7 +3,7 @@
 A profile is small, versioned JSON: per numeric feature quantiles (the normal-score transform
 of the sequential detectors rests on them), histogram bin edges and probabilities, moments,
 range and missing rate; per categorical feature the frequencies of the top categories and an
-"other" bucket. Built from numpy columns; file reading lives in ``driftline.baseline``.
+"other" bucket. Built from numpy columns; file reading lives in ``driftline.monitoring.baseline``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Makes a worker's Faust consumer drop one fetched record, as Faust's fetch loop was seen to
-(tests/test_crash_integration.py puts this directory on the worker's PYTHONPATH).
+(tests/integration/test_crash_integration.py puts this directory on the worker's PYTHONPATH).
 
 DRIFTLINE_TEST_DROP_OFFSET: the offset of the predictions record to drop, once.
 """

@@ -1,0 +1,512 @@
+"""``driftline demo``: local Kafka, a real worker process, a producer replaying the scenario.
+
+Prints progress while it runs, each alert as it arrives on the alerts topic, and a summary.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from driftline.cli.demo.scenario import (
+    DRIFTING,
+    FEATURES,
+    LATE_AFTER_MIN,
+    LATE_FEATURES,
+    OUTAGE_FEATURE,
+    Scenario,
+    late_score,
+)
+from driftline.cli.demo.slack_sink import SlackSink
+from driftline.config import Config, TopicSettings, config_from_dict
+from driftline.detectors.performance import (
+    ScoreCalibration,
+    classification_metrics,
+    regression_metrics,
+)
+from driftline.detectors.profile import ReferenceProfile, build_profile
+from driftline.events.records import Alert
+from driftline.observability.metrics import scrape_total
+from driftline.runtime.localkafka import PROJECT_ROOT, LocalKafka
+from driftline.runtime.topics import ensure_topics, kafka_client_options
+from driftline.sdk.client import LabelLogger, PredictionLogger
+from kafka import KafkaConsumer, KafkaProducer
+
+MODEL = "eta"
+MODEL_VERSION = "3"
+LATE_MODEL = "late"  # a classifier on the ETA: will this delivery be late?
+ETA_ONLY, LATE_ONLY = f'model="{MODEL}"', f'model="{LATE_MODEL}"'
+LABEL_LAG = 3_000  # a delivery's real time is known this many predictions later
+UNLABELLED = 10  # every tenth delivery never reports its real time
+SLACK_URL_ENV = "DRIFTLINE_DEMO_SLACK_URL"
+BAD_MESSAGES = [
+    b"\x00\x01 not json",
+    b'{"model_id": "eta", "events": [{"prediction_id": "x"}]}',
+    b'{"model_id": "fraud-v9", "prediction_id": "1", "timestamp": 1, "features": {}, '
+    b'"prediction": 1}',
+]
+
+
+@dataclass
+class AlertLog:
+    alerts: list[Alert] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _say(text: str) -> None:
+    sys.stdout.write("\r\x1b[2K" + text + "\n")
+    sys.stdout.flush()
+
+
+def _progress(text: str) -> None:
+    if sys.stdout.isatty():
+        sys.stdout.write("\r\x1b[2K" + text)
+        sys.stdout.flush()
+
+
+def _watch_alerts(bootstrap: str, topic: str, log: AlertLog, stop: threading.Event) -> None:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=500,
+    )
+    try:
+        while not stop.is_set():
+            for message in consumer:
+                alert = Alert.from_json(message.value)
+                with log.lock:
+                    log.alerts.append(alert)
+                mark = "FIRING  " if alert.status == "firing" else "RESOLVED"
+                _say(f"  [{mark}] {alert.message}")
+    finally:
+        consumer.close()
+
+
+def run_demo(
+    bootstrap: str | None = None,
+    n_events: int = 60_000,
+    rate: float = 2_000.0,
+    workdir: Path | None = None,
+    metrics_port: int = 9464,
+) -> int:
+    scenario = Scenario(
+        n_events=n_events, onset=n_events // 2, outage=(n_events // 5, n_events // 5 + 2_000)
+    )
+    workdir = workdir or PROJECT_ROOT / ".driftline" / "demo"
+    workdir.mkdir(parents=True, exist_ok=True)
+    run_id = uuid.uuid4().hex[:8]
+    bootstrap = bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    kafka: LocalKafka | None = None
+    started = time.monotonic()
+    if bootstrap is None:
+        kafka = LocalKafka(name="demo")
+        print(f"Starting Apache Kafka (KRaft, one node) on {kafka.bootstrap_servers} ...")
+        kafka.start(fresh=True)
+        bootstrap = kafka.bootstrap_servers
+    try:
+        return _run_with_broker(scenario, bootstrap, workdir, run_id, metrics_port, rate, started)
+    finally:
+        if kafka is not None:
+            kafka.stop()
+
+
+def _run_with_broker(
+    scenario: Scenario,
+    bootstrap: str,
+    workdir: Path,
+    run_id: str,
+    metrics_port: int,
+    rate: float,
+    started: float,
+) -> int:
+    print("Building the reference profiles from the models' validation data ...")
+    profile_path = workdir / "eta.profile.json"
+    profile_path.write_bytes(demo_profile(scenario).to_json())
+    late_path = workdir / "late.profile.json"
+    late_path.write_bytes(late_profile(scenario).to_json())
+    raw_config: dict[str, Any] = {
+        "kafka": {"bootstrap_servers": bootstrap},
+        "topics": {"prefix": f"driftline.demo-{run_id}.", "partitions": 3},
+        "worker": {
+            "app_id": f"driftline-demo-{run_id}",
+            "metrics_port": metrics_port,
+            "data_dir": str(workdir / "worker"),
+        },
+        "models": {
+            MODEL: {
+                "task": "regression",
+                "features": FEATURES,
+                "reference": str(profile_path),
+                "false_alarm_budget": 1_000_000,
+                # the demo's event time is short: ask for retraining after 5 s of critical drift
+                "retraining": {"after_critical_seconds": 5},
+                # an MAE a quarter above the baseline's is worth an alert; the ETA's own
+                # distribution is watched by the late model (its input), not twice
+                "performance": {
+                    "enabled": True,
+                    "tolerance": 0.25,
+                    "label_ttl_seconds": 600,
+                    "prediction_drift": False,
+                },
+            },
+            LATE_MODEL: {
+                "task": "binary",
+                "features": LATE_FEATURES,
+                "reference": str(late_path),
+                "false_alarm_budget": 1_000_000,
+                "performance": {"enabled": True, "label_ttl_seconds": 600},
+            },
+        },
+        "notifications": {
+            "receivers": {"demo-slack": {"type": "slack", "url_env": SLACK_URL_ENV}},
+            "routes": [{"receivers": ["demo-slack"]}],
+            "grafana_url": "http://127.0.0.1:3000",
+        },
+    }
+    with SlackSink(_show_slack) as slack:
+        env = {**os.environ, SLACK_URL_ENV: slack.url}
+        config_path = workdir / "config.yaml"
+        config_path.write_text(yaml.safe_dump(raw_config, sort_keys=False))
+        config = config_from_dict(raw_config, source=str(config_path), env=env)
+        ensure_topics(config)
+        return _run_worker(
+            scenario,
+            config,
+            config_path,
+            env,
+            bootstrap,
+            workdir,
+            metrics_port,
+            rate,
+            started,
+            slack,
+        )
+
+
+def demo_profile(scenario: Scenario | None = None) -> ReferenceProfile:
+    """The ETA model's reference profile, from the data it was validated on (with the real
+    delivery times: its baseline MAE)."""
+    scenario = scenario or Scenario()
+    cols, eta = scenario.training()
+    actual = scenario.training_actual(cols, eta)
+    return build_profile(
+        MODEL,
+        MODEL_VERSION,
+        cols,
+        FEATURES,
+        prediction=eta,
+        label=actual,
+        performance=regression_metrics(actual, eta),
+    )
+
+
+def late_profile(scenario: Scenario | None = None) -> ReferenceProfile:
+    """The late-delivery classifier's profile: its input (the ETA), its predictions, the
+    labels, its baseline performance and the score calibration for the estimate."""
+    scenario = scenario or Scenario()
+    cols, eta = scenario.training()
+    late = scenario.training_actual(cols, eta) > LATE_AFTER_MIN
+    score = late_score(eta)
+    predicted = (score >= 0.5).astype(int)
+    profile = build_profile(
+        LATE_MODEL,
+        "1",
+        {"eta_min": eta},
+        LATE_FEATURES,
+        prediction=predicted.astype(str).astype(object),
+        prediction_type="categorical",
+        label=late.astype(int).astype(str).astype(object),
+        performance=classification_metrics(late.astype(int), predicted, ["0", "1"], score),
+    )
+    fitted = ScoreCalibration.fit(score, late)
+    return replace(profile, calibration={"edges": list(fitted.edges), "rates": list(fitted.rates)})
+
+
+class DemoTraffic:
+    """Both models' predictions, and their labels ``LABEL_LAG`` predictions later."""
+
+    def __init__(self, topics: TopicSettings, kafka_options: dict[str, Any]) -> None:
+        """``kafka_options``: kafka-python client options (servers, and security if any)."""
+        options: dict[str, Any] = {**kafka_options, "batch_size": 500}
+        self.eta = PredictionLogger(MODEL, MODEL_VERSION, topic=topics.predictions, **options)
+        self.late = PredictionLogger(LATE_MODEL, "1", topic=topics.predictions, **options)
+        self.eta_labels = LabelLogger(MODEL, topic=topics.labels, **options)
+        self.late_labels = LabelLogger(LATE_MODEL, topic=topics.labels, **options)
+        self.sent: list[tuple[str, float]] = []  # (id, real minutes) awaiting their label
+        self.labels_due = 0
+
+    def send(self, pid: str, event: dict[str, Any]) -> None:
+        now = time.time()
+        eta = event["prediction"]
+        self.eta.log(pid, event["features"], eta, timestamp=now)
+        score = float(late_score(eta))
+        self.late.log(pid, {"eta_min": eta}, int(score >= 0.5), timestamp=now, scores={"1": score})
+        self.sent.append((pid, event["actual"]))
+        if len(self.sent) > LABEL_LAG:
+            done, actual = self.sent.pop(0)
+            self.labels_due += 1
+            if self.labels_due % UNLABELLED:
+                self.eta_labels.log(done, actual, timestamp=now)
+                self.late_labels.log(done, int(actual > LATE_AFTER_MIN), timestamp=now)
+
+    def close(self) -> None:
+        for logger in (self.eta, self.late, self.eta_labels, self.late_labels):
+            logger.close()
+
+
+def produce(config: Config, rate: float, n_events: int, loop: bool) -> int:
+    """Send the scenario's traffic (both models, and their labels) at about ``rate``/s.
+
+    For the compose stack: each round is stable, has the courier-tracking outage, then drifts;
+    with ``loop`` the rounds go on (a new seed each), so the dashboards keep moving.
+    """
+    # the config's security too: the compose stack's producer may face an authenticating broker
+    traffic = DemoTraffic(config.topics, kafka_client_options(config.kafka))
+    sent, round_ = 0, 0
+    t0 = time.monotonic()
+    try:
+        while True:
+            scenario = Scenario(
+                n_events=n_events,
+                onset=n_events // 2,
+                outage=(n_events // 5, n_events // 5 + n_events // 30),
+                seed=42 + round_,
+            )
+            print(f"round {round_}: {n_events:,} events, drift from event {scenario.onset:,}")
+            for i, event in enumerate(scenario.events()):
+                traffic.send(f"r{round_}-{i}", event)
+                sent += 1
+                ahead = sent / rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+            round_ += 1
+            if not loop:
+                return 0
+    finally:
+        traffic.close()
+
+
+def _show_slack(message: dict[str, Any]) -> None:
+    _say(f"  [slack   ] {message['blocks'][0]['text']['text']}")
+
+
+def _run_worker(
+    scenario: Scenario,
+    config: Config,
+    config_path: Path,
+    env: dict[str, str],
+    bootstrap: str,
+    workdir: Path,
+    metrics_port: int,
+    rate: float,
+    started: float,
+    slack: SlackSink,
+) -> int:
+
+    print(f"Starting a driftline worker (config {config_path}) ...")
+    worker_log = (workdir / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "driftline", "worker", "--config", str(config_path)],
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    alerts = AlertLog()
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=_watch_alerts, args=(bootstrap, config.topics.alerts, alerts, stop), daemon=True
+    )
+    watcher.start()
+    try:
+        return _produce_and_report(
+            scenario, config.topics, bootstrap, worker, alerts, metrics_port, rate, started, slack
+        )
+    finally:
+        stop.set()
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        watcher.join(5)
+
+
+def _produce_and_report(
+    scenario: Scenario,
+    topics: TopicSettings,
+    bootstrap: str,
+    worker: subprocess.Popen[bytes],
+    alerts: AlertLog,
+    metrics_port: int,
+    rate: float,
+    started: float,
+    slack: SlackSink,
+) -> int:
+    events = scenario.events()
+    print(
+        f"Replaying {len(events):,} ETA predictions at ~{rate:,.0f}/s: stable, but "
+        f"{OUTAGE_FEATURE} arrives null from event {scenario.outage[0]:,} to "
+        f"{scenario.outage[1]:,} (a tracking outage);\nfrom event {scenario.onset:,} a new "
+        "suburb (distance_km) and a storm (weather).\n"
+    )
+    # A few broken messages, as real producers send: they go to the dead-letter topic.
+    bad = KafkaProducer(bootstrap_servers=bootstrap)
+    for value in BAD_MESSAGES:
+        bad.send(topics.predictions, key=MODEL.encode(), value=value)
+    bad.flush()
+    bad.close()
+
+    traffic = DemoTraffic(topics, {"bootstrap_servers": bootstrap})
+    t0 = time.monotonic()
+    step = 500
+    for start in range(0, len(events), step):
+        for i, event in enumerate(events[start : start + step], start):
+            traffic.send(f"p-{i}", event)
+        if worker.poll() is not None:
+            _say(f"The worker exited (code {worker.returncode}); see .driftline/demo/worker.log")
+            return 1
+        ahead = (start + step) / rate - (time.monotonic() - t0)
+        if ahead > 0:
+            time.sleep(ahead)
+        processed = scrape_total(metrics_port, "driftline_events_processed_total", ETA_ONLY)
+        phase = "stable" if start + step <= scenario.onset else "DRIFTING"
+        if scenario.outage[0] < start + step <= scenario.outage[1]:
+            phase = "OUTAGE"
+        _progress(
+            f"  sent {start + step:>7,} / {len(events):,}  processed {processed:>9,.0f}  "
+            f"phase {phase:<8}  alerts {len(alerts.alerts)}"
+        )
+    traffic.close()
+    deadline = time.monotonic() + 60
+    processed = 0.0
+    while time.monotonic() < deadline:
+        processed = scrape_total(metrics_port, "driftline_events_processed_total", ETA_ONLY)
+        late = scrape_total(metrics_port, "driftline_events_processed_total", LATE_ONLY)
+        if processed >= len(events) and late >= len(events):
+            break
+        time.sleep(0.5)
+    time.sleep(2.0)  # let the last alerts arrive
+    dead = scrape_total(metrics_port, "driftline_dead_letters_total")
+    retraining = scrape_total(metrics_port, "driftline_retraining_requests_total")
+    delivered = [
+        f"  Slack messages       {len(slack.messages)} (to a loopback stand-in for the webhook)",
+        f"  retraining requests  {retraining:.0f} (topic {topics.retraining_requests})",
+    ]
+    _report(
+        scenario, alerts, processed, dead, topics, metrics_port, started, traffic.eta, delivered
+    )
+    return 0
+
+
+def _report_performance(firing: list[Alert], port: int) -> None:
+    def metric(name: str, model: str, which: str) -> float:
+        return scrape_total(port, name + "{", (f'model="{model}"', f'metric="{which}"'))
+
+    joined = scrape_total(port, "driftline_labels_total", (ETA_ONLY, 'outcome="joined"'))
+    print(
+        f"  performance (a delivery's real time is known {LABEL_LAG:,} predictions later; "
+        f"1 in {UNLABELLED} never)"
+    )
+    print(
+        f"  {MODEL:<5} MAE over the last 500 labels "
+        f"{metric('driftline_performance', MODEL, 'mae'):.1f} min (baseline "
+        f"{metric('driftline_performance_baseline', MODEL, 'mae'):.1f}); "
+        f"labels joined {joined:,.0f}"
+    )
+    print(
+        f"  {LATE_MODEL:<5} accuracy over the last 500 labels "
+        f"{metric('driftline_performance', LATE_MODEL, 'accuracy'):.2f} (baseline "
+        f"{metric('driftline_performance_baseline', LATE_MODEL, 'accuracy'):.2f}); "
+        "estimated from the scores of the latest predictions "
+        f"{metric('driftline_performance_estimate', LATE_MODEL, 'accuracy'):.2f}"
+    )
+    print(
+        "        (the estimate follows the inputs' shift, not that deliveries now take longer"
+        " than the ETA says: only labels show that)"
+    )
+    for alert in [a for a in firing if a.kind == "performance"]:
+        top = alert.features[0]
+        print(
+            f"  {alert.severity} performance alert on {alert.model_id} at labelled event "
+            f"{alert.events_seen:,}: {top.feature} {top.detector}"
+        )
+    print()
+
+
+def _report(
+    scenario: Scenario,
+    alerts: AlertLog,
+    processed: float,
+    dead: float,
+    topics: TopicSettings,
+    metrics_port: int,
+    started: float,
+    logger: PredictionLogger,
+    delivered: list[str],
+) -> None:
+    with alerts.lock:
+        firing = [a for a in alerts.alerts if a.status == "firing"]
+    print("\n\nSummary")
+    print(
+        f"  events processed     {processed:,.0f} (SDK sent {logger.stats.sent:,}, "
+        f"dropped {logger.stats.dropped})"
+    )
+    print(f"  dead-lettered        {dead:.0f} messages/rows (reasons in the message headers)")
+    print(f"  run time             {time.monotonic() - started:.0f} s")
+    with alerts.lock:
+        resolved = {a.alert_id: a for a in alerts.alerts if a.status == "resolved"}
+    quality = [a for a in firing if a.kind == "data_quality"]
+    print("\n  data quality (pipeline breaks, reported apart from drift)")
+    for alert in quality:
+        top = alert.features[0]
+        rate = f", {top.rate:.0%} of events" if top.rate is not None else ""
+        end = resolved.get(alert.alert_id)
+        print(
+            f"  {alert.severity} data_quality alert {alert.alert_id} at event "
+            f"{alert.events_seen:,}: {top.feature} {top.detector}{rate} from event "
+            f"{top.events_seen:,} (the outage began at {scenario.outage[0]:,}); "
+            + (f"resolved at event {end.events_seen:,}" if end else "still open")
+        )
+    if not quality:
+        print(f"  none: the {OUTAGE_FEATURE} outage was missed")
+    drift = [a for a in firing if a.kind == "drift" and a.model_id == MODEL]
+    for alert in drift:
+        print(
+            f"\n  {alert.severity} drift alert {alert.alert_id} at event "
+            f"{alert.events_seen:,}: {alert.features_drifting} feature(s), grouped"
+        )
+    signalled = {f.feature: f.events_seen for a in drift for f in a.features}
+    print("\n  feature            first signal at event  detection delay (events)")
+    for feature in FEATURES:
+        if feature not in signalled:
+            if feature in DRIFTING:
+                print(f"  {feature:<18} {'-':>21}  missed")
+            continue
+        first = signalled[feature]
+        delay = first - scenario.onset
+        verdict = f"{delay:,}" if delay >= 0 else "false alarm (before the drift)"
+        if feature not in DRIFTING:
+            verdict = "false alarm (feature did not drift)"
+        print(f"  {feature:<18} {first:>21,}  {verdict}")
+    quiet = [f for f in FEATURES if f not in DRIFTING and f not in signalled]
+    print(f"  quiet (no alert, as expected): {', '.join(quiet)}\n")
+    _report_performance(firing, metrics_port)
+    print("\n".join(delivered))
+    print("\nWhere to look next")
+    print(f"  alerts topic      {topics.alerts}  (kcat -C -t <topic> -b <broker>)")
+    print(f"  dead letters      {topics.dead_letter}")
+    print(f"  metrics           http://127.0.0.1:{metrics_port}/metrics while a worker runs")
+    print("  worker log        .driftline/demo/worker.log; config and profile beside it")
+    print("  your own model    driftline baseline, then driftline worker --config your.yaml")

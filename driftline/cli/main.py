@@ -1,0 +1,315 @@
+"""The ``driftline`` command line: worker, demo, baseline, and the local Kafka broker."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+from driftline.config import Config, ConfigError, load_config
+from driftline.observability.redact import redact_secrets_in_logs
+
+DESCRIPTION = """\
+driftline watches the predictions (and labels) your models publish on Kafka, runs online
+drift detectors per model and feature against a reference profile, and publishes alerts.
+
+  driftline demo                       see it work end to end on a local Kafka (a minute)
+  driftline baseline --config C ...    build a reference profile from training data
+  driftline worker --config C          run the stream worker (scale out: run more of them)
+  driftline replay --config C --events F   the worker's pipeline over a file, no Kafka
+  driftline dashboards generate|push   the Grafana dashboards (dashboards/*.json)
+  driftline kafka start|stop|status    the local single-node Kafka used by demo and tests
+"""
+
+
+def _config(path: str | None, delivers: bool = True) -> Config:
+    """The config named by ``--config`` or $DRIFTLINE_CONFIG; ``delivers``: whether the
+    command posts to the notification receivers (only then are their URLs needed)."""
+    path = path or os.environ.get("DRIFTLINE_CONFIG")
+    if not path:
+        raise ConfigError("no config file: pass --config FILE or set DRIFTLINE_CONFIG")
+    config = load_config(path, delivers=delivers)
+    redact_secrets_in_logs(config.secrets())  # whatever a library logs, at any level
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap:
+        config = config.model_copy(
+            update={"kafka": config.kafka.model_copy(update={"bootstrap_servers": bootstrap})}
+        )
+    return config
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from driftline.runtime.worker import run_worker
+
+    run_worker(_config(args.config), loglevel=args.loglevel)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from driftline.cli.demo import run
+
+    if args.demo_action == "profile":
+        out = Path(args.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for profile in (run.demo_profile(), run.late_profile()):
+            path = out / f"{profile.model_id}.profile.json"
+            path.write_bytes(profile.to_json())
+            print(f"wrote {path}: profile {profile.version} of {profile.model_id}")
+        return 0
+    if args.demo_action == "produce":
+        return run.produce(
+            _config(args.config, delivers=False), args.rate, args.round_events, args.loop
+        )
+    return run.run_demo(
+        bootstrap=args.bootstrap,
+        n_events=args.events,
+        rate=args.rate,
+        metrics_port=args.metrics_port,
+    )
+
+
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    from driftline.monitoring.baseline import profile_from_file
+
+    config = _config(args.config, delivers=False)
+    if args.model not in config.models:
+        raise ConfigError(
+            f"{config.source}: models.{args.model}: not configured "
+            f"(configured: {', '.join(config.models)})"
+        )
+    profile = profile_from_file(
+        args.model,
+        config.models[args.model],
+        Path(args.data),
+        model_version=args.model_version,
+        prediction_column=args.prediction_column,
+        label_column=args.label_column,
+        score_column=args.score_column,
+    )
+    out = Path(args.out) if args.out else config.reference_path(args.model)
+    if out is None:
+        raise ConfigError(f"{config.source}: models.{args.model}.reference: set it, or pass --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(profile.to_json())
+    print(
+        f"wrote {out}: profile {profile.version} of {args.model} v{profile.model_version}, "
+        f"{profile.n_rows} rows, {len(profile.features)} features"
+    )
+    if args.publish:
+        from driftline.runtime.topics import publish_profile
+
+        key = f"{args.model}/{profile.model_version}"
+        topic = publish_profile(config, key, profile.to_json())
+        print(f"published to the compacted topic {topic} under key {key}")
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from driftline.monitoring.replay import read_messages, replay
+
+    config = _config(args.config, delivers=False)
+    with contextlib.ExitStack() as files:
+        out = (
+            sys.stdout.buffer
+            if args.out in (None, "-")
+            else files.enter_context(Path(args.out).open("wb"))
+        )
+        dead = (
+            files.enter_context(Path(args.dead_letters).open("wb")) if args.dead_letters else None
+        )
+        summary = replay(config, read_messages(Path(args.events)), out, dead)
+    firing = sum(1 for a in summary.alerts if a.status == "firing")
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.dead_letters.items())) or "none"
+    print(
+        f"replayed {summary.messages} messages, {summary.events} events: {firing} alerts fired, "
+        f"{len(summary.alerts) - firing} resolved; dead letters: {reasons}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_dashboards(args: argparse.Namespace) -> int:
+    from driftline.observability import dashboards
+
+    directory = Path(args.dir)
+    if args.action == "generate":
+        if args.check:
+            stale = dashboards.stale(directory)
+            if stale:
+                print(
+                    f"stale in {directory}: {', '.join(stale)} (run driftline dashboards generate)",
+                    file=sys.stderr,
+                )
+                return 1
+            print(f"{directory}: {len(dashboards.DASHBOARDS)} dashboards up to date")
+            return 0
+        for path in dashboards.write(directory):
+            print(f"wrote {path}")
+        return 0
+    if not args.url:
+        raise ConfigError("dashboards push: --url is required (e.g. http://127.0.0.1:3000)")
+    try:
+        uids = dashboards.push(args.url, directory, dict(os.environ), folder=args.folder)
+    except dashboards.PushError as exc:
+        print(f"driftline: {exc}", file=sys.stderr)
+        return 1
+    print(f"pushed {len(uids)} dashboards to {args.url} (folder {args.folder}): {', '.join(uids)}")
+    return 0
+
+
+def _cmd_kafka(args: argparse.Namespace) -> int:
+    from driftline.runtime.localkafka import main as kafka_main
+
+    return kafka_main([args.action, "--port", str(args.port)])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driftline", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    worker = sub.add_parser(
+        "worker",
+        help="run the stream worker",
+        description="Consume predictions from Kafka, run the configured detectors per model and "
+        "feature, keep their state in Faust tables (restored on restart), publish alerts and "
+        "dead-letter bad input. Serves Prometheus metrics on worker.metrics_port. Stop with "
+        "Ctrl-C or SIGTERM (a clean stop commits offsets and flushes state).",
+    )
+    worker.add_argument("--config", help="YAML config (default: $DRIFTLINE_CONFIG)")
+    worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning"])
+    worker.set_defaults(func=_cmd_worker)
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the end-to-end demo on a local Kafka",
+        description="Start a local Kafka (unless --bootstrap or $KAFKA_BOOTSTRAP_SERVERS names "
+        "one), a worker and a producer replaying a food-delivery ETA model's traffic that runs "
+        "stable, then drifts in distance_km and weather. Prints alerts as they arrive and a "
+        "summary with detection delays.",
+    )
+    demo.add_argument("--bootstrap", help="use this Kafka instead of starting one")
+    demo.add_argument("--events", type=int, default=60_000, help="events to replay")
+    demo.add_argument("--rate", type=float, default=2_000.0, help="events per second")
+    demo.add_argument("--metrics-port", type=int, default=9464)
+    demo.set_defaults(func=_cmd_demo, demo_action=None)
+    demo_actions = demo.add_subparsers(dest="demo_action", metavar="ACTION")
+    profile = demo_actions.add_parser(
+        "profile",
+        help="only write the demo models' reference profiles (for the compose stack)",
+        description="Write the reference profiles of the ETA model and the late-delivery "
+        "classifier (eta.profile.json, late.profile.json) into --out-dir and exit.",
+    )
+    profile.add_argument("--out-dir", required=True)
+    produce = demo_actions.add_parser(
+        "produce",
+        help="only send the demo traffic to a running worker's Kafka (for the compose stack)",
+        description="Send the demo's ETA traffic (stable, an outage, then drift) to the "
+        "predictions topic of the config, at --rate events/s; with --loop, round after round.",
+    )
+    produce.add_argument("--config", help="YAML config (default: $DRIFTLINE_CONFIG)")
+    produce.add_argument("--rate", type=float, default=200.0, help="events per second")
+    produce.add_argument(
+        "--events", dest="round_events", type=int, default=60_000, help="events per round"
+    )
+    produce.add_argument("--loop", action="store_true", help="keep sending, round after round")
+
+    baseline = sub.add_parser(
+        "baseline",
+        help="build a reference profile from training data",
+        description="Read training or validation data (.csv, .parquet, .jsonl) and write the "
+        "model's reference profile (quantiles, bins, frequencies, baseline performance) to "
+        "the path in the config's models.<model>.reference, or --out.",
+    )
+    baseline.add_argument("--config", help="YAML config (default: $DRIFTLINE_CONFIG)")
+    baseline.add_argument("--model", required=True)
+    baseline.add_argument("--data", required=True)
+    baseline.add_argument("--model-version", default="1")
+    baseline.add_argument("--prediction-column", default="prediction")
+    baseline.add_argument("--label-column", default="label")
+    baseline.add_argument(
+        "--score-column",
+        default="score",
+        help="binary classifiers: P(positive class), for the performance estimate",
+    )
+    baseline.add_argument("--out")
+    baseline.add_argument(
+        "--publish",
+        action="store_true",
+        help="also publish the profile to the compacted <prefix>profiles topic",
+    )
+    baseline.set_defaults(func=_cmd_baseline)
+
+    replay = sub.add_parser(
+        "replay",
+        help="run the worker's pipeline over a file of events, without Kafka",
+        description="Run exactly the worker's pipeline (decode, detectors, alert policy) over "
+        "a JSON-lines file whose lines are predictions-topic messages (events or batches), and "
+        "write the alerts it would have sent as JSON lines. For tuning thresholds on last "
+        "month's traffic before going live.",
+    )
+    replay.add_argument("--config", help="YAML config (default: $DRIFTLINE_CONFIG)")
+    replay.add_argument("--events", required=True, help="JSON lines, one message per line")
+    replay.add_argument("--out", help="alerts as JSON lines (default: standard output)")
+    replay.add_argument("--dead-letters", help="write rejected input here as JSON lines")
+    replay.set_defaults(func=_cmd_replay)
+
+    boards = sub.add_parser(
+        "dashboards",
+        help="write the Grafana dashboards, or push them to a Grafana",
+        description="generate: write the dashboards (fleet overview, model, service health) "
+        "from driftline/observability/dashboards.py into --dir; with --check, exit 1 if the files "
+        "there are "
+        "stale. push: upload the dashboards in --dir to the Grafana at --url, with a "
+        "service-account token from $GRAFANA_TOKEN (or $GRAFANA_USER and $GRAFANA_PASSWORD).",
+    )
+    boards.add_argument("action", choices=["generate", "push"])
+    boards.add_argument("--dir", default="dashboards", help="where the JSON files are")
+    boards.add_argument("--check", action="store_true", help="generate: only check, write nothing")
+    boards.add_argument("--url", help="push: Grafana's base URL")
+    boards.add_argument("--folder", default="driftline", help="push: Grafana folder title")
+    boards.set_defaults(func=_cmd_dashboards)
+
+    kafka = sub.add_parser(
+        "kafka",
+        help="start, stop or check the local single-node Kafka",
+        description="The local Apache Kafka broker (KRaft, loopback) from the jars that "
+        "`make setup` fetched from Maven Central.",
+    )
+    kafka.add_argument(
+        "action",
+        choices=["start", "stop", "status"],
+        help="start: format storage on first use, start, wait until it answers; "
+        "stop: controlled shutdown (SIGTERM); status: exit 0 if running",
+    )
+    kafka.add_argument(
+        "--port", type=int, default=19092, help="client port; the controller uses port + 1"
+    )
+    kafka.set_defaults(func=_cmd_kafka)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python is chatty at INFO
+    # kafka-python 3 warns when its poll loop waits on a busy process (the demo's producers):
+    # nothing a user can act on
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        text = str(exc)
+        sep = "\n" if "\n" in text else " "  # one problem: one line
+        print(f"driftline: configuration error:{sep}{text}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,417 @@
+"""ModelMonitor: the pure pipeline from a decoded batch to alerts, shared by worker and replay.
+
+State lives in any ``MutableMapping[str, bytes]``: a Faust table in the worker (each key is
+written back once per batch, so the changelog records it), a dict in replay and tests. Live
+detector objects are cached and rebuilt from the mapping only when its bytes changed under us
+(after a restart or a rebalance), so the hot path does not deserialise every batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from driftline import detectors
+from driftline.config import ConfigError, ModelConfig
+from driftline.detectors.base import Detector, Verdict
+from driftline.detectors.categorical import CategoricalCUSUM
+from driftline.detectors.profile import CategoricalProfile, FeatureProfile, ReferenceProfile
+from driftline.events.codec import ModelSchema, PredictionBatch
+from driftline.events.records import Alert, RetrainingRequest
+from driftline.monitoring.alerting import AlertPolicy, Chunk, EpisodeState, Signal, SplitChunk
+from driftline.monitoring.quality import QualityMonitor
+from driftline.monitoring.retraining import RetrainingPlanner, RetrainingState
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DETECTORS = {"numeric": "cusum", "categorical": "categorical_cusum"}
+PREDICTION = "_prediction"  # the prediction's distribution, watched like a feature
+
+
+@dataclass(frozen=True)
+class FeatureOutcome:
+    feature: str
+    detector: str
+    verdict: Verdict
+    firing: bool
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    model_id: str
+    events: int
+    alerts: list[Alert]
+    features: list[FeatureOutcome]
+    retraining_requests: list[RetrainingRequest] = field(default_factory=list)
+    # (feature or "_schema", check) -> events flagged in the batch; and the checks failing
+    quality: dict[tuple[str, str], int] = field(default_factory=dict)
+    quality_failing: set[tuple[str, str]] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _FeatureSpec:
+    feature: str
+    kind: str
+    detector: str
+    arl: float
+    params: dict[str, float]
+
+
+def _choices(kind: str) -> list[str]:
+    return sorted(n for n, c in detectors.registered().items() if c.input_kind in (kind, "any"))
+
+
+class ModelMonitor:
+    """Detectors and alert policy for one model."""
+
+    def __init__(
+        self,
+        model_id: str,
+        config: ModelConfig,
+        profile: ReferenceProfile | None,
+        policy: AlertPolicy,
+    ) -> None:
+        self.model_id = model_id
+        self.config = config
+        self.profile = profile
+        self.policy = policy
+        self.schema = ModelSchema(
+            numeric=tuple(f for f, t in config.features.items() if t == "numeric"),
+            categorical=tuple(f for f, t in config.features.items() if t == "categorical"),
+            categories={
+                f: tuple(ref.categories)
+                for f, ref in (profile.features.items() if profile else ())
+                if isinstance(ref, CategoricalProfile) and config.features.get(f) == "categorical"
+            },
+            numeric_outcome=config.task == "regression",
+        )
+        self._quality_checks = QualityMonitor.count(config, profile)
+        # the error test, the estimate's check and the labels' detector (performance.py)
+        self._performance_checks = 3 if config.performance.enabled else 0
+        self.share = config.false_alarm_budget  # one check's ARL, set by _specs
+        self.specs = self._specs()
+        self.quality = QualityMonitor(
+            model_id,
+            config,
+            profile,
+            len(self.specs) + self._quality_checks + self._performance_checks,
+        )
+        self._live: dict[str, tuple[bytes, Detector]] = {}
+        self._episode_cache: dict[str, tuple[bytes | None, EpisodeState]] = {}
+        self.retraining = RetrainingPlanner(config.retraining, policy)
+
+    def _specs(self) -> list[_FeatureSpec]:
+        if self.profile is None:
+            log.warning("model %s has no reference profile: drift detection is off", self.model_id)
+            return []
+        features = [f for f in self.config.features if f in self.profile.features]
+        missing = set(self.config.features) - set(features)
+        if missing:
+            log.warning(
+                "model %s: no reference for %s; those features are not drift-checked",
+                self.model_id,
+                ", ".join(sorted(missing)),
+            )
+        settings = self.config.performance
+        watch_prediction = (
+            settings.enabled and settings.prediction_drift and self.profile.prediction is not None
+        )
+        # The model's budget is shared evenly: with F detectors, Q data-quality checks and P
+        # performance checks each may raise a false alarm once per (F + Q + P) * budget
+        # values, so the model as a whole keeps its budget (union bound).
+        checks = len(features) + watch_prediction + self._quality_checks + self._performance_checks
+        share = self.share = self.config.false_alarm_budget * max(checks, 1)
+        specs = []
+        for feature in features:
+            kind = self.config.features[feature]
+            override = self.config.detectors.get(feature)
+            name = (override.detector if override else None) or DEFAULT_DETECTORS[kind]
+            accepts = detectors.registered().get(name)
+            if accepts is None or accepts.input_kind not in (kind, "any"):
+                what = (
+                    "is not a registered detector"
+                    if accepts is None
+                    else (f"takes {accepts.input_kind} input, the feature is {kind}")
+                )
+                raise ConfigError(
+                    f"models.{self.model_id}.detectors.{feature}.detector: {name!r} {what}; "
+                    f"for {kind} features use one of: {', '.join(_choices(kind))}"
+                )
+            arl = (override.false_alarm_budget if override else None) or share
+            params = dict(override.params) if override else {}
+            specs.append(_FeatureSpec(feature, kind, name, arl, params))
+        if watch_prediction:
+            kind = "numeric" if self.config.task == "regression" else "categorical"
+            specs.append(_FeatureSpec(PREDICTION, kind, DEFAULT_DETECTORS[kind], share, {}))
+        return specs
+
+    def _profile_of(self, feature: str) -> FeatureProfile:
+        assert self.profile is not None
+        if feature == PREDICTION:
+            assert self.profile.prediction is not None
+            return self.profile.prediction
+        return self.profile.features[feature]
+
+    def key(self, feature: str, part: str) -> str:
+        return f"{self.model_id}/{feature}/{part}"
+
+    @property
+    def policy_key(self) -> str:
+        return f"{self.model_id}/_policy/drift"
+
+    @property
+    def quality_policy_key(self) -> str:
+        return f"{self.model_id}/_policy/data_quality"
+
+    @property
+    def retraining_key(self) -> str:
+        return f"{self.model_id}/_model/retraining"
+
+    def _detector(
+        self, spec: _FeatureSpec, state: MutableMapping[str, bytes], fresh: bool
+    ) -> Detector:
+        key = self.key(spec.feature, spec.detector)
+        stored = state.get(key)
+        cached = self._live.get(key)
+        if not fresh and cached is not None and stored is cached[0]:
+            return cached[1]
+        detector = detectors.create(
+            spec.detector, self._profile_of(spec.feature), arl=spec.arl, **spec.params
+        )
+        if stored is not None:
+            detector.restore(stored)
+        return detector
+
+    def events_seen(self, state: MutableMapping[str, bytes]) -> int:
+        raw = state.get(self.key("_model", "events"))
+        return int(raw) if raw else 0
+
+    def process(self, batch: PredictionBatch, state: MutableMapping[str, bytes]) -> BatchOutcome:
+        """Run the detectors and the alert policy over one batch; write state back once.
+
+        The batch is fed in chunks that end where a policy window ends and where an alert
+        fires, so alerts do not depend on batch boundaries. While nothing is drifting the
+        windows do not matter and the whole batch is one chunk; if it turns out to hold a
+        signal, the batch is run again from the stored state with the precise cuts.
+        """
+        cuts: set[int] = set()
+        precise = False
+        while True:
+            try:
+                return self._process(batch, state, cuts, precise)
+            except SplitChunk as split:
+                cuts.add(split.at)
+                precise = True
+            except _NeedWindows:
+                precise = True
+
+    def _process(
+        self,
+        batch: PredictionBatch,
+        state: MutableMapping[str, bytes],
+        cuts: set[int],
+        precise: bool,
+    ) -> BatchOutcome:
+        fresh = precise  # an earlier attempt changed the cached objects: start from the bytes
+        before = self.events_seen(state)
+        n = len(batch)
+        columns = []
+        for spec in self.specs:
+            if spec.feature == PREDICTION:
+                column = prediction_column(batch.predictions, spec.kind)
+                present = ~np.isnan(column) if spec.kind == "numeric" else column != None  # noqa: E711
+            else:
+                numeric = spec.kind == "numeric"
+                column = (batch.numeric if numeric else batch.categorical)[spec.feature]
+                present = ~batch.missing(spec.feature)
+            detector = self._detector(spec, state, fresh)
+            update: Callable[[np.ndarray], Verdict] = detector.update
+            if isinstance(detector, CategoricalCUSUM) and spec.feature != PREDICTION:
+                # the batch's buckets, shared with the data-quality checks
+                column = batch.codes(spec.feature, detector.categories)
+                update = detector.update_codes
+            # Without missing values a chunk goes to its detector as a slice, not a copy.
+            complete = bool(present.all())
+            columns.append((spec, column, present, complete, detector, update))
+        episode = self._episode(self.policy_key, state, fresh)
+        quality = self._episode(self.quality_policy_key, state, fresh)
+        runs = self.quality.load(state, fresh)
+        counts: dict[tuple[str, str], int] = {}
+        retraining: RetrainingState | None = None
+        alerts: list[Alert] = []
+        requests: list[RetrainingRequest] = []
+        verdicts: dict[str, Verdict] = {}
+        reference_version = self.profile.version if self.profile else ""
+        pos = 0
+        while pos < n:
+            count = before + pos
+            end_count = before + n
+            windowed = precise or not episode.quiet or not quality.quiet
+            if windowed:
+                end_count = min(end_count, self.policy.window_end(count))
+            for pending in (episode.pending_at, quality.pending_at):
+                if pending > count:
+                    end_count = min(end_count, pending)
+            for cut in cuts:
+                if count < cut < end_count:
+                    end_count = cut
+            end = end_count - before
+            tracked = set(quality.subjects)
+            quality_signals = self.quality.step(batch, pos, end, count, runs, tracked, counts)
+            signals = []
+            for spec, column, present, complete, _, update in columns:
+                if complete:
+                    verdict = update(column[pos:end])
+                    row = verdict.first_alarm
+                else:
+                    rows = np.flatnonzero(present[pos:end])
+                    verdict = update(column[pos:end][rows])
+                    row = int(rows[verdict.first_alarm]) if verdict.drift else -1
+                verdicts[spec.feature] = verdict
+                if verdict.drift:
+                    at = count + row + 1
+                    signals.append(
+                        Signal(
+                            spec.feature,
+                            spec.detector,
+                            at,
+                            verdict.alarms,
+                            verdict.peak,
+                            verdict.threshold,
+                        )
+                    )
+            if (
+                (signals or quality_signals)
+                and not windowed
+                and self.policy.window_end(count) < end_count
+            ):
+                raise _NeedWindows
+            times = batch.timestamps[pos:end]
+            version = batch.versions[end - 1]  # at the chunk's end, where an alert fires
+            # Data quality first: when a pipeline breaks, its alert comes before any drift
+            # alert it causes, and the drift alert can point at it.
+            if quality_signals or not quality.quiet:
+                flagged = {k: run.flagged for k, run in runs.items()}
+                chunk = Chunk(
+                    self.model_id,
+                    version,
+                    "data_quality",
+                    reference_version,
+                    count,
+                    times,
+                    flagged,
+                )
+                alerts.extend(self.policy.step(quality, chunk, quality_signals))
+            if signals or not episode.quiet:
+                chunk = Chunk(
+                    model_id=self.model_id,
+                    model_version=version,
+                    kind="drift",
+                    reference_version=reference_version,
+                    start=count,
+                    times=times,
+                )
+                for alert in self.policy.step(episode, chunk, signals):
+                    alerts.append(self._with_quality(alert, quality))
+                # A broken pipeline is not mended by retraining: hold requests meanwhile.
+                if self.retraining.wants(episode, chunk.kind) and not quality.firing:
+                    if retraining is None:
+                        retraining = RetrainingState.from_bytes(state.get(self.retraining_key))
+                    request = self.retraining.check(retraining, episode, chunk)
+                    if request is not None:
+                        requests.append(request)
+            pos = end
+        # Write back once per batch: each assignment is a changelog record in the worker.
+        for spec, _, _, _, detector, _ in columns:
+            key = self.key(spec.feature, spec.detector)
+            blob = detector.state_bytes()
+            state[key] = blob  # assigned back: Faust records only assignments
+            self._live[key] = (blob, detector)
+        for key, ep in ((self.policy_key, episode), (self.quality_policy_key, quality)):
+            blob = ep.to_bytes()
+            if blob != state.get(key, b""):
+                state[key] = blob
+            self._episode_cache[key] = (state.get(key), ep)
+        if self.quality.settings.enabled:
+            self.quality.save(state, runs)
+        if retraining is not None:
+            state[self.retraining_key] = retraining.to_bytes()
+        state[self.key("_model", "events")] = str(before + n).encode()
+        drifting = self.policy.drifting(episode)
+        outcomes = [
+            FeatureOutcome(f, spec.detector, verdicts[f], f in drifting)
+            for spec in self.specs
+            if (f := spec.feature) in verdicts
+        ]
+        failing = {
+            (self.quality.label(t.feature, t.detector), t.detector)
+            for s, t in quality.subjects.items()
+            if s in self.policy.drifting(quality)
+        }
+        return BatchOutcome(
+            model_id=self.model_id,
+            events=n,
+            alerts=alerts,
+            features=outcomes,
+            retraining_requests=requests,
+            quality=counts,
+            quality_failing=failing,
+        )
+
+    def _with_quality(self, alert: Alert, quality: EpisodeState) -> Alert:
+        """A firing drift alert names its features' open data-quality problems."""
+        if alert.status != "firing":
+            return alert
+        open_now = self.policy.drifting(quality)
+        names = {f.feature for f in alert.features}
+        problems = sorted(
+            f"{t.feature}: {t.detector}"
+            for s, t in quality.subjects.items()
+            if s in open_now and t.feature in names
+        )
+        if not problems:
+            return alert
+        note = f" (data-quality problem open on {', '.join(problems)}: check the pipeline first)"
+        return replace(alert, data_quality=problems, message=alert.message + note)
+
+    def _episode(self, key: str, state: MutableMapping[str, bytes], fresh: bool) -> EpisodeState:
+        stored = state.get(key)
+        cached = self._episode_cache.get(key)
+        if not fresh and cached is not None and stored is cached[0]:
+            return cached[1]
+        return EpisodeState.from_bytes(stored)
+
+
+def prediction_column(predictions: list[Any], kind: str) -> np.ndarray:
+    """Predictions as a feature column: floats (NaN if not a number) or class names."""
+    if kind == "numeric":
+        values = np.asarray(predictions)
+        if values.dtype.kind in "fiu":
+            return values.astype(np.float64)
+        return np.array([as_number(v) for v in predictions], dtype=np.float64)
+    # named once per distinct value (1, 1.0 and True, equal in Python, share a name)
+    names = {v: None if v is None else class_name(v) for v in set(predictions)}
+    return np.array(list(map(names.__getitem__, predictions)), dtype=object)
+
+
+def as_number(value: Any) -> float:
+    """A number sent in an event as a float; NaN for anything else (bools included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return np.nan
+    return float(value)
+
+
+def class_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class _NeedWindows(Exception):
+    """A batch run as one chunk held a signal: run it again cut at the policy windows."""

@@ -1,0 +1,414 @@
+"""Pipeline: one message in, alerts and dead letters out, for every configured model.
+
+This is everything the worker does to a prediction message apart from Kafka I/O, so the Faust
+agent stays a few lines and ``driftline replay`` runs exactly the same code over a file.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import logging
+import time
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
+
+import numpy as np
+
+from driftline.config import Config, ConfigError
+from driftline.detectors.profile import ReferenceProfile
+from driftline.events.codec import (
+    BatchDecoder,
+    DeadLetter,
+    LabelBatch,
+    PredictionBatch,
+    ValidRows,
+)
+from driftline.events.records import Alert, RetrainingRequest
+from driftline.monitoring.alerting import AlertPolicy
+from driftline.monitoring.join import JoinCounts, Joined, LabelJoin
+from driftline.monitoring.monitor import BatchOutcome, ModelMonitor
+from driftline.monitoring.performance import (
+    PerformanceEstimator,
+    PerformanceMonitor,
+    PerformanceOutcome,
+)
+from driftline.observability.metrics import PredictionBuckets, WorkerMetrics, observe_many
+
+log = logging.getLogger(__name__)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _collector_paused(run: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``run`` with Python's cycle collector off.
+
+    A run's decoded rows (a few dicts per event) live until its end and hold no cycles, but
+    the collector, woken every 700 allocations, scans them again and again: on single-event
+    messages in takes of 1,000 that cost about a third of the pipeline
+    (bench/take_size.py). Cycles a run leaves behind are collected after it, as usual.
+    """
+
+    @functools.wraps(run)
+    def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if not gc.isenabled():
+            return run(*args, **kwargs)
+        gc.disable()
+        try:
+            return run(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return paused
+
+
+@dataclass
+class BatchResult:
+    """What a run over one or more messages produced."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    # (index of the message in the run, dead letter): the agent adds the source offsets
+    dead_letters: list[tuple[int, DeadLetter]] = field(default_factory=list)
+    outcomes: list[BatchOutcome] = field(default_factory=list)
+    retraining_requests: list[RetrainingRequest] = field(default_factory=list)
+    performance: list[PerformanceOutcome] = field(default_factory=list)
+    joins: JoinCounts = field(default_factory=JoinCounts)
+
+    @property
+    def events(self) -> int:
+        return sum(o.events for o in self.outcomes)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: Config,
+        profiles: dict[str, ReferenceProfile | None],
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics if metrics is not None else WorkerMetrics(config)
+        policy = AlertPolicy(config.alerts)
+        try:
+            self.monitors = {
+                model_id: ModelMonitor(model_id, model, profiles.get(model_id), policy)
+                for model_id, model in config.models.items()
+            }
+        except ConfigError as exc:
+            raise ConfigError(f"{config.source}: {exc}") from None
+        for model_id, monitor in self.monitors.items():  # every series from the start
+            for feature, check in monitor.quality.series():
+                self.metrics.quality_flagged.labels(model_id, feature, check)
+                self.metrics.quality_failing.labels(model_id, feature, check)
+        self.prediction_buckets: dict[str, PredictionBuckets] = {}
+        for model_id, profile in profiles.items():
+            if profile is None or profile.prediction is None:
+                continue
+            buckets = self.prediction_buckets[model_id] = PredictionBuckets(profile.prediction)
+            for name, share in zip(buckets.names, buckets.reference, strict=True):
+                self.metrics.predictions.labels(model_id, name)
+                self.metrics.reference_prediction_share.labels(model_id, name).set(share)
+        self._performance(config, profiles)
+        self._merge_events = config.worker.merge_events
+        self.decoder = BatchDecoder(
+            {m: mon.schema for m, mon in self.monitors.items()},
+            max_message_bytes=config.worker.max_message_bytes,
+            max_batch_events=config.worker.max_batch_events,
+        )
+
+    def _performance(self, config: Config, profiles: dict[str, ReferenceProfile | None]) -> None:
+        """The label join and performance monitors of the models with performance enabled."""
+        self.performance: dict[str, PerformanceMonitor] = {}
+        self.estimators: dict[str, PerformanceEstimator] = {}
+        for model_id, model in config.models.items():
+            settings = model.performance
+            if not settings.enabled:
+                continue
+            profile = profiles.get(model_id)
+            if model.task == "regression" and settings.error_detector not in ("cusum", "adwin"):
+                raise ConfigError(
+                    f"{config.source}: models.{model_id}.performance.error_detector: "
+                    f"{settings.error_detector} watches 0/1 errors; a regression's errors are "
+                    "numbers: use adwin (or cusum: windows only)"
+                )
+            monitor = PerformanceMonitor(
+                model_id, model, profile, config.alerts, self.monitors[model_id].share
+            )
+            if monitor.baseline is None:
+                raise ConfigError(
+                    f"{config.source}: models.{model_id}.performance: the reference profile has "
+                    f"no baseline {monitor.metric} to compare with (build it with `driftline "
+                    "baseline` from data with a label column)"
+                )
+            self.performance[model_id] = monitor
+            for metric, value in (profile.performance if profile else {}).items():
+                self.metrics.performance_baseline.labels(model_id, metric).set(value)
+            if (
+                model.task == "binary"
+                and settings.estimate
+                and profile is not None
+                and profile.calibration
+            ):
+                self.estimators[model_id] = PerformanceEstimator(
+                    model_id, model, profile, config.alerts
+                )
+        self.join = LabelJoin(
+            {m: config.models[m].performance.label_ttl_seconds for m in self.performance},
+            {m: config.models[m].performance.segments for m in self.performance},
+        )
+
+    @classmethod
+    def from_config(cls, config: Config, metrics: WorkerMetrics | None = None) -> Pipeline:
+        return cls(config, load_profiles(config), metrics)
+
+    def process_predictions(
+        self, value: bytes | None, state: MutableMapping[str, bytes]
+    ) -> BatchResult:
+        return self.process_messages([value], state)
+
+    @_collector_paused
+    def process_messages(
+        self,
+        values: Sequence[bytes | None],
+        state: MutableMapping[str, bytes],
+        sources: Sequence[Source] | None = None,
+        joins: MutableMapping[str, bytes] | None = None,
+    ) -> BatchResult:
+        """Decode each message, then run each model's detectors once over all its rows.
+
+        Detectors give the same verdicts however a stream is cut into batches, so merging
+        many small messages changes nothing but the cost (one numpy pass instead of many).
+
+        ``sources`` (topic, partition, offset per message) make replays harmless: after each
+        model's detectors run, the highest offset applied is written beside their state, and a
+        message at or below it (delivered again after a restart or rebalance, as Kafka's
+        at-least-once delivery does) is skipped and counted instead of counted twice.
+
+        ``joins`` is the label join's state: predictions of models with performance enabled
+        wait there for their labels (a dict when there is no label stream to join).
+        """
+        started = time.perf_counter()
+        result = BatchResult()
+        pending: dict[str, list[PredictionBatch | ValidRows]] = {}
+        marks: dict[str, dict[str, int]] = {}  # model -> watermark key -> highest offset
+        sizes: dict[str, int] = {}
+        messages: dict[str, int] = {}  # decoded messages per model label, counted once a run
+        for index, value in enumerate(values):
+            decoded = self.decoder.decode_prediction_rows(value)
+            mark = None
+            if sources is not None and decoded.model_id in self.monitors:
+                topic, partition, offset = sources[index]
+                mark = (f"{decoded.model_id}/_applied/{topic}:{partition}", offset)
+                if offset <= _watermark(state, marks, decoded.model_id, mark[0]):
+                    self.metrics.replayed.labels(decoded.model_id).inc()
+                    continue
+            label = self.metrics.model_label(decoded.model_id)
+            for dead in decoded.dead_letters:
+                self.metrics.dead_letters.labels(label, dead.reason).inc()
+                result.dead_letters.append((index, dead))
+            batch = decoded.batch
+            if mark is not None and decoded.model_id:
+                marks.setdefault(decoded.model_id, {})[mark[0]] = mark[1]
+            if not isinstance(batch, PredictionBatch | ValidRows):
+                continue
+            messages[label] = messages.get(label, 0) + 1
+            model_id = batch.model_id
+            if pending.get(model_id) and sizes[model_id] + len(batch) > self._merge_events:
+                self._run(model_id, pending.pop(model_id), state, result, joins)
+                sizes[model_id] = 0
+            pending.setdefault(model_id, []).append(batch)
+            sizes[model_id] = sizes.get(model_id, 0) + len(batch)
+        # Decoded rows are held only until their model has about merge_events of them: memory
+        # stays bounded however many large messages one take brings.
+        for model_id, batches in pending.items():
+            self._run(model_id, batches, state, result, joins)
+        for label, n in messages.items():
+            self.metrics.series(self.metrics.batches, label).inc(n)
+        # Written after the detector states: same changelog partition, so in order.
+        for model_marks in marks.values():
+            for key, offset in model_marks.items():
+                state[key] = str(offset).encode()
+        for model_id in {o.model_id for o in result.outcomes}:
+            self.metrics.series(self.metrics.batch_seconds, model_id).observe(
+                time.perf_counter() - started
+            )
+        return result
+
+    def _run(
+        self,
+        model_id: str,
+        parts: list[PredictionBatch | ValidRows],
+        state: MutableMapping[str, bytes],
+        result: BatchResult,
+        joins: MutableMapping[str, bytes] | None,
+    ) -> None:
+        batch = PredictionBatch.merge(self._in_columns(parts))
+        outcome = self.monitors[model_id].process(batch, state)
+        result.outcomes.append(outcome)
+        result.alerts.extend(outcome.alerts)
+        result.retraining_requests.extend(outcome.retraining_requests)
+        self._record(batch, outcome)
+        estimator = self.estimators.get(model_id)
+        if estimator is not None:
+            self._performed(model_id, estimator.process(batch, state), result)
+        if joins is not None and self.join.monitors(model_id):
+            joined = self.join.add_predictions(batch, joins)
+            self._joined(model_id, joined.pairs, joined.counts, state, result)
+
+    def _in_columns(self, parts: list[PredictionBatch | ValidRows]) -> list[PredictionBatch]:
+        """Consecutive row messages put into columns together, in order."""
+        batches: list[PredictionBatch] = []
+        rows: list[ValidRows] = []
+        for part in parts:
+            if isinstance(part, ValidRows):
+                rows.append(part)
+                continue
+            if rows:
+                batches.append(self.decoder.columns_of(rows))
+                rows = []
+            batches.append(part)
+        if rows:
+            batches.append(self.decoder.columns_of(rows))
+        return batches
+
+    @_collector_paused
+    def process_labels(
+        self,
+        values: Sequence[bytes | None],
+        state: MutableMapping[str, bytes],
+        joins: MutableMapping[str, bytes],
+        sources: Sequence[Source] | None = None,
+    ) -> BatchResult:
+        """Decode label messages, join each label to its prediction, run the performance
+        monitors on the pairs. Replays are skipped by offset as for predictions."""
+        result = BatchResult()
+        marks: dict[str, dict[str, int]] = {}
+        for index, value in enumerate(values):
+            decoded = self.decoder.decode_labels(value)
+            label = self.metrics.model_label(decoded.model_id)
+            if sources is not None and decoded.model_id in self.monitors:
+                topic, partition, offset = sources[index]
+                key = f"{decoded.model_id}/_applied/{topic}:{partition}"
+                if offset <= _watermark(state, marks, decoded.model_id, key):
+                    self.metrics.replayed.labels(decoded.model_id).inc()
+                    continue
+                marks.setdefault(decoded.model_id, {})[key] = offset
+            for dead in decoded.dead_letters:
+                self.metrics.dead_letters.labels(label, dead.reason).inc()
+                result.dead_letters.append((index, dead))
+            batch = decoded.batch
+            if not isinstance(batch, LabelBatch):
+                continue
+            if not self.join.monitors(batch.model_id):
+                self.metrics.labels.labels(batch.model_id, "not_monitored").inc(len(batch))
+                continue
+            joined = self.join.add_labels(batch, joins)
+            self._joined(batch.model_id, joined.pairs, joined.counts, state, result)
+        for model_marks in marks.values():
+            for key, offset in model_marks.items():
+                state[key] = str(offset).encode()
+        return result
+
+    def _joined(
+        self,
+        model_id: str,
+        pairs: list[Joined],
+        counts: JoinCounts,
+        state: MutableMapping[str, bytes],
+        result: BatchResult,
+    ) -> None:
+        m = self.metrics
+        result.joins.add(counts)
+        for outcome, n in (
+            ("joined", counts.joined),
+            ("waiting", counts.waiting_labels),
+            ("expired_label", counts.expired_labels),
+            ("expired_prediction", counts.expired_predictions),
+            ("duplicate", counts.duplicates),
+        ):
+            if n:
+                m.labels.labels(model_id, outcome).inc(n)
+        delays = np.fromiter((p.label_time - p.time for p in pairs), np.float64, len(pairs))
+        observe_many(m.label_delay.labels(model_id), np.maximum(delays, 0.0))
+        if pairs:
+            self._performed(model_id, self.performance[model_id].process(pairs, state), result)
+
+    def _performed(self, model_id: str, outcome: PerformanceOutcome, result: BatchResult) -> None:
+        result.performance.append(outcome)
+        result.alerts.extend(outcome.alerts)
+        result.retraining_requests.extend(outcome.retraining_requests)
+        for request in outcome.retraining_requests:
+            self.metrics.retraining_requests.labels(model_id, request.kind).inc()
+        for metric, value in outcome.metrics.items():
+            self.metrics.performance.labels(model_id, metric).set(value)
+        for metric, value in outcome.estimate.items():
+            self.metrics.performance_estimate.labels(model_id, metric).set(value)
+        for slice_name, values in outcome.by_time.items():
+            for metric, value in values.items():
+                self.metrics.performance_by_time.labels(model_id, metric, slice_name).set(value)
+        for alert in outcome.alerts:
+            self.metrics.alerts.labels(model_id, alert.kind, alert.status).inc()
+
+    def _record(self, batch: PredictionBatch, outcome: BatchOutcome) -> None:
+        m, model = self.metrics, batch.model_id
+        series = m.series
+        series(m.events, model).inc(outcome.events)
+        for feature, rows in batch.type_errors.items():
+            series(m.type_errors, model, feature).inc(len(rows))
+        for f in outcome.features:
+            series(m.statistic, model, f.feature, f.detector).set(f.verdict.statistic)
+            series(m.threshold, model, f.feature, f.detector).set(f.verdict.threshold)
+            series(m.drifting, model, f.feature).set(1.0 if f.firing else 0.0)
+        for (feature, check), flagged in outcome.quality.items():
+            series(m.quality_flagged, model, feature, check).inc(flagged)
+            failing = (feature, check) in outcome.quality_failing
+            series(m.quality_failing, model, feature, check).set(1.0 if failing else 0.0)
+        buckets = self.prediction_buckets.get(model)
+        if buckets is not None:
+            counts = buckets.counts(batch.predictions)
+            for i in np.flatnonzero(counts):
+                series(m.predictions, model, buckets.names[i]).inc(int(counts[i]))
+        for alert in outcome.alerts:
+            m.alerts.labels(model, alert.kind, alert.status).inc()
+        for request in outcome.retraining_requests:
+            m.retraining_requests.labels(model, request.kind).inc()
+
+
+Source = tuple[str, int, int]  # topic, partition, offset of a message
+
+
+def _watermark(
+    state: MutableMapping[str, bytes], marks: dict[str, dict[str, int]], model_id: str, key: str
+) -> int:
+    """Highest offset already applied for this model and source partition (-1 if none)."""
+    seen = marks.get(model_id, {}).get(key)
+    if seen is not None:
+        return seen
+    raw = state.get(key)
+    return int(raw) if raw else -1
+
+
+def load_profiles(config: Config) -> dict[str, ReferenceProfile | None]:
+    from driftline.config import ConfigError
+
+    profiles: dict[str, ReferenceProfile | None] = {}
+    for model_id in config.models:
+        path = config.reference_path(model_id)
+        if path is None:
+            profiles[model_id] = None
+            continue
+        try:
+            profiles[model_id] = ReferenceProfile.from_json(path.read_bytes())
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{config.source}: models.{model_id}.reference: file {path} not found "
+                "(create it with `driftline baseline`)"
+            ) from None
+        except (ValueError, KeyError) as exc:
+            raise ConfigError(
+                f"{config.source}: models.{model_id}.reference: {path} is not a valid "
+                f"driftline profile: {exc}"
+            ) from None
+    return profiles

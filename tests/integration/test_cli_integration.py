@@ -1,0 +1,181 @@
+"""The commands against the real broker: the demo, publishing a profile, a worker started from
+a fresh directory."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "driftline", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+@pytest.mark.kafka
+def test_baseline_publishes_to_a_compacted_topic(tmp_path: Path, kafka_bootstrap: str) -> None:
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    from kafka import KafkaAdminClient
+    from tests.conftest import read_topic
+
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(f'{{"a": {i % 7}, "prediction": {i}}}' for i in range(200)))
+    prefix = f"pub-{os.getpid()}."
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"kafka: {{bootstrap_servers: '{kafka_bootstrap}'}}\n"
+        f"topics: {{prefix: '{prefix}'}}\n"
+        "models:\n  m:\n    task: regression\n    reference: m.json\n"
+        "    features: {a: numeric}\n"
+    )
+    out = cli(
+        "baseline",
+        "--config",
+        str(config),
+        "--model",
+        "m",
+        "--data",
+        str(data),
+        "--model-version",
+        "4",
+        "--publish",
+    )
+    assert out.returncode == 0, out.stderr
+    messages = read_topic(kafka_bootstrap, f"{prefix}profiles", min_messages=1)
+    assert [m.key for m in messages] == [b"m/4"]
+    assert messages[0].value == (tmp_path / "m.json").read_bytes()
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        resource = ConfigResource(ConfigResourceType.TOPIC, f"{prefix}profiles")
+        described = admin.describe_configs([resource])
+    finally:
+        admin.close()
+    assert described["topic"][f"{prefix}profiles"]["cleanup.policy"]["value"] == "compact"
+
+
+@pytest.mark.kafka
+def test_demo_finds_the_outage_and_both_drifts_and_nothing_else(kafka_bootstrap: str) -> None:
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap)
+    out = cli(
+        "demo",
+        "--events",
+        "12000",
+        "--rate",
+        "20000",
+        "--metrics-port",
+        str(free_port()),
+        env=env,
+        timeout=240,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = out.stdout
+    # one grouped alert names both drifted features, and reaches the Slack stand-in
+    assert text.count("[FIRING  ] Drift on eta: 2 features") == 1, text
+    # the courier_load outage is one data-quality alert, apart from drift, that resolves
+    assert text.count("[FIRING  ] Data quality on eta: courier_load missing in 100%") == 1
+    assert re.search(r"data_quality alert \w+ at event 2,\d{3}: courier_load missing", text)
+    assert "(the outage began at 2,400); resolved at event" in text
+    # Slack got the data-quality firing and resolved messages, the two models' drift alerts
+    # (eta's features, the late model's input) and their performance alerts
+    assert "[slack   ] " in text and "Slack messages       6" in text
+    assert text.count("[FIRING  ] Drift on late: 1 feature (eta_min)") == 1
+    # performance: labels joined, the ETA's MAE worse than its baseline after the drift, the
+    # late model's realised accuracy and the estimate before labels
+    perf = re.search(r"eta +MAE over the last 500 labels ([\d.]+) min \(baseline ([\d.]+)\)", text)
+    assert perf and float(perf[1]) > 1.25 * float(perf[2]), text
+    late = re.search(
+        r"late +accuracy over the last 500 labels ([\d.]+) \(baseline ([\d.]+)\); "
+        r"estimated from the scores of the latest predictions ([\d.]+)",
+        text,
+    )
+    assert late and 0.5 < float(late[1]) < float(late[2]) and 0.5 < float(late[3]) <= 1, text
+    # labels of the last 3,000 predictions are not due yet, 1 in 10 never comes: 9,000 x 0.9
+    assert "labels joined 8,100" in text
+    for model in ("eta", "late"):
+        assert text.count(f"performance alert on {model} at labelled event") == 1
+    assert "false alarm" not in text and "missed" not in text
+    assert re.search(r"distance_km +6,\d{3} +\d+\n", text), text
+    assert re.search(r"weather +6,\d{3} +\d+\n", text), text
+    assert "events processed     12,000" in text
+    assert "dead-lettered        3" in text
+
+
+@pytest.mark.kafka
+def test_demo_profile_and_produce_feed_the_compose_stacks_worker(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    import orjson
+    import yaml
+
+    from driftline.config import load_config
+    from driftline.detectors.profile import ReferenceProfile
+    from driftline.runtime.localkafka import PROJECT_ROOT
+    from tests.conftest import read_topic
+
+    out = cli("demo", "profile", "--out-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    profile = ReferenceProfile.from_json((tmp_path / "eta.profile.json").read_bytes())
+    assert profile.model_id == "eta" and profile.prediction is not None
+    assert set(profile.performance) == {"mae", "rmse", "mape"}
+    late = ReferenceProfile.from_json((tmp_path / "late.profile.json").read_bytes())
+    assert late.calibration and late.performance["accuracy"] > 0.8
+    # the compose stack's config, pointed at the test broker and a topic prefix of its own
+    raw = yaml.safe_load((PROJECT_ROOT / "deploy/compose/driftline.yaml").read_text())
+    raw["kafka"]["bootstrap_servers"] = kafka_bootstrap
+    raw["topics"]["prefix"] = f"dltest-produce-{free_port()}."
+    for model in ("eta", "late"):
+        raw["models"][model]["reference"] = str(tmp_path / f"{model}.profile.json")
+    path = tmp_path / "driftline.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = cli("demo", "produce", "--config", str(path), "--events", "1500", "--rate", "20000")
+    assert out.returncode == 0, out.stdout + out.stderr
+    topics = load_config(path).topics
+    messages = read_topic(kafka_bootstrap, topics.predictions, min_messages=6)
+    docs = [orjson.loads(m.value) for m in messages]
+    assert {d["model_id"] for d in docs} == {"eta", "late"}
+    eta = [d for d in docs if d["model_id"] == "eta"]
+    ids = [i for d in eta for i in d["columns"]["prediction_id"]]
+    assert len(ids) == len(set(ids)) == 1500
+    assert set(eta[0]["columns"]["features"]) == set(profile.features)
+    # labels trail the predictions by LABEL_LAG (3,000): none within 1,500 events
+    assert read_topic(kafka_bootstrap, topics.labels, timeout_ms=1000) == []
+
+
+@pytest.mark.kafka
+def test_worker_starts_from_a_fresh_directory_with_the_default_data_dir(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """No data_dir in the config: the default (.driftline/worker, relative to where the worker
+    runs) is created, parents and all."""
+    from tests.conftest import WorkerProcess
+    from tests.streams import model_config, write_profile
+
+    profile = write_profile(tmp_path / "m1.json")
+    worker = WorkerProcess(tmp_path, kafka_bootstrap, {"m1": model_config(profile)})
+    del worker.config["worker"]["data_dir"]
+    import yaml
+
+    worker.path.write_text(yaml.safe_dump(worker.config))
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    cwd = os.getcwd()
+    os.chdir(fresh)  # the worker process starts here
+    try:
+        worker.start()
+    finally:
+        os.chdir(cwd)
+        worker.stop()
+    assert (fresh / ".driftline" / "worker").is_dir()

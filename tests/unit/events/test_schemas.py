@@ -1,0 +1,75 @@
+"""The JSON Schemas for producers in other languages match what we read and write."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import orjson
+import pytest
+
+from driftline.events.records import Alert, RetrainingRequest
+from tests.streams import batch_message, events
+from tests.unit.monitoring.test_monitor import pipeline, run
+
+
+def schema(name: str) -> dict:
+    text = resources.files("driftline.events.schemas").joinpath(f"{name}.schema.json").read_text()
+    doc = json.loads(text)
+    jsonschema.Draft202012Validator.check_schema(doc)
+    return doc
+
+
+def test_prediction_forms_validate() -> None:
+    s = schema("prediction")
+    rows = events(3, np.random.default_rng(0))
+    jsonschema.validate(orjson.loads(batch_message("m1", rows)), s)
+    jsonschema.validate({"model_id": "m1", "model_version": "1", **rows[0]}, s)
+    columnar = {
+        "model_id": "m1",
+        "model_version": "1",
+        "columns": {
+            "prediction_id": ["a"],
+            "timestamp": ["2026-01-01T00:00:00Z"],
+            "prediction": [1.5],
+            "features": {"x1": [None]},
+        },
+    }
+    jsonschema.validate(columnar, s)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"model_id": "m1", "model_version": "1", "prediction_id": "a"}, s)
+
+
+def test_label_forms_validate() -> None:
+    s = schema("label")
+    jsonschema.validate({"model_id": "m", "prediction_id": "p", "timestamp": 1, "label": 0}, s)
+    jsonschema.validate(
+        {"model_id": "m", "events": [{"prediction_id": "p", "timestamp": 1, "label": "cat"}]}, s
+    )
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"model_id": "m", "prediction_id": "p", "timestamp": 1}, s)
+
+
+def test_alerts_we_publish_validate(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    rows = events(3_000, rng) + events(1_000, rng, 3_000, x1_shift=1.0)
+    alerts = run(pipeline(tmp_path), rows, {})
+    assert alerts
+    for alert in alerts:
+        doc = orjson.loads(alert.to_json())
+        jsonschema.validate(doc, schema("alert"))
+        assert Alert.from_json(alert.to_json()) == alert
+
+
+def test_retraining_requests_we_publish_validate(tmp_path: Path) -> None:
+    from tests.unit.monitoring.test_alerting import make_pipeline, run, stream
+
+    p = make_pipeline(tmp_path, model={"retraining": {"after_critical_seconds": 60}})
+    _, requests = run(p, stream(6_000, 5, [(2_000, 6_000, 2.0, 2)]))
+    assert requests
+    for request in requests:
+        jsonschema.validate(orjson.loads(request.to_json()), schema("retraining-request"))
+        assert RetrainingRequest.from_json(request.to_json()) == request

@@ -1,0 +1,454 @@
+"""The label join and performance monitoring, in process (the broker tests are apart)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from driftline.config import ConfigError, config_from_dict
+from driftline.events.codec import LabelBatch, PredictionBatch
+from driftline.monitoring.join import LabelJoin
+from driftline.monitoring.pipeline import Pipeline
+from tests.streams import (
+    FEATURES,
+    batch_message,
+    classifier_events,
+    write_classifier_profile,
+    write_profile,
+)
+
+T0 = 1_700_000_000.0
+
+
+def predictions(ids: list[str], times: list[float]) -> PredictionBatch:
+    n = len(ids)
+    return PredictionBatch(
+        model_id="m",
+        model_version="1",
+        prediction_ids=ids,
+        timestamps=np.array(times),
+        versions=["1"] * n,
+        numeric={},
+        categorical={},
+        predictions=[1] * n,
+        scores=[None] * n,
+        segments=[None] * n,
+    )
+
+
+def labels(ids: list[str], times: list[float], values: list[Any] | None = None) -> LabelBatch:
+    return LabelBatch("m", ids, np.array(times), values or [1] * len(ids))
+
+
+def test_a_label_meets_its_prediction_whichever_comes_first() -> None:
+    join, store = LabelJoin({"m": 3_600.0}), {}
+    assert join.add_predictions(predictions(["a", "b"], [T0, T0 + 1]), store).pairs == []
+    first = join.add_labels(labels(["a", "c"], [T0 + 5, T0 + 6], [0, 1]), store)
+    assert [(p.prediction_id, p.label, p.time) for p in first.pairs] == [("a", 0, T0)]
+    assert first.counts.joined == 1 and first.counts.waiting_labels == 1
+    later = join.add_predictions(predictions(["c"], [T0 + 7]), store)  # "c"'s label was early
+    assert [(p.prediction_id, p.label, p.label_time) for p in later.pairs] == [("c", 1, T0 + 6)]
+    assert join.waiting("m", store) == 1  # "b" still waits
+    again = join.add_labels(labels(["b", "b"], [T0 + 8, T0 + 9]), store)
+    assert again.counts.joined == 1 and again.counts.waiting_labels == 1  # the 2nd "b" waits
+
+
+def test_entries_expire_after_the_ttl_in_event_time_and_nothing_leaks() -> None:
+    ttl = 2_400.0
+    join, store = LabelJoin({"m": ttl}), {}
+    join.add_predictions(
+        predictions([f"p{i}" for i in range(100)], [T0 + i for i in range(100)]), store
+    )
+    join.add_labels(labels(["never-predicted"], [T0 + 50]), store)
+    counts = join.add_predictions(predictions(["x"], [T0 + ttl / 2]), store).counts
+    assert counts.expired_predictions == 0  # not yet
+    late = join.add_predictions(predictions(["old"], [T0 - 10_000]), store)  # out of order
+    assert late.counts.expired_predictions == 0
+    result = join.add_predictions(predictions(["y"], [T0 + 10 * ttl]), store)
+    assert result.counts.expired_predictions == 100 + 1 + 1  # the 100, "x" and the late "old"
+    assert result.counts.expired_labels == 1
+    assert join.waiting("m", store) == 1  # only "y"
+    assert [k for k in store if not k.startswith(("w/m", "c/m/"))] == []
+    assert len([k for k in store if k.startswith("c/")]) == 1  # the chunk that holds "y"
+
+
+def test_join_state_in_a_mapping_survives_a_new_join_object() -> None:
+    store: dict[str, bytes] = {}
+    LabelJoin({"m": 3_600.0}).add_predictions(predictions(["a"], [T0]), store)
+    restored = dict(store)  # what the changelog gives back after a restart
+    pairs = LabelJoin({"m": 3_600.0}).add_labels(labels(["a"], [T0 + 60]), restored).pairs
+    assert [p.prediction_id for p in pairs] == ["a"]
+
+
+def classifier_pipeline(
+    tmp_path: Path, alerts: dict[str, Any] | None = None, **performance: Any
+) -> Pipeline:
+    profile = write_classifier_profile(tmp_path / "clf.json")
+    config = config_from_dict(
+        {
+            "alerts": {"window_events": 500, "resolve_after_windows": 3, **(alerts or {})},
+            "models": {
+                "clf": {
+                    "task": "binary",
+                    "features": dict(FEATURES),
+                    "reference": str(profile),
+                    "performance": {"enabled": True, "window_labels": 500, **performance},
+                }
+            },
+        }
+    )
+    return Pipeline.from_config(config)
+
+
+def label_message(rows: list[dict[str, Any]]) -> bytes:
+    return orjson.dumps({"model_id": "clf", "events": rows})
+
+
+def run_stream(
+    p: Pipeline,
+    stream: list[tuple[float, str, dict[str, Any]]],
+    size: int,
+    requests: list[Any] | None = None,
+) -> list[Any]:
+    """Feed (arrival time, topic, event) in arrival order, ``size`` events per message."""
+    state: dict[str, bytes] = {}
+    joins: dict[str, bytes] = {}
+    alerts: list[Any] = []
+    pending: list[dict[str, Any]] = []
+    kind = ""
+
+    def flush() -> None:
+        if not pending:
+            return
+        if kind == "p":
+            result = p.process_messages([batch_message("clf", pending)], state, joins=joins)
+        else:
+            result = p.process_labels([label_message(pending)], state, joins)
+        alerts.extend(result.alerts)
+        if requests is not None:
+            requests.extend(result.retraining_requests)
+        pending.clear()
+
+    for _, topic, event in stream:
+        if topic != kind or len(pending) >= size:
+            flush()
+            kind = topic
+        pending.append(event)
+    flush()
+    return alerts
+
+
+def burst(t: float) -> float:
+    """Labels come in bursts every 100 s (a labelling job), as many real label feeds do."""
+    return float(np.ceil(t / 100.0) * 100.0)
+
+
+def drifting_stream(seed: int, drop_at: int, n: int) -> list[tuple[float, str, dict[str, Any]]]:
+    """Predictions at one per second; each label comes 30 to 600 s later (in bursts), 20% never
+    do. From
+    ``drop_at`` the concept flips for 35% of events: accuracy falls by about a third."""
+    rng = np.random.default_rng(seed)
+    before = classifier_events(drop_at, rng)
+    after = classifier_events(n - drop_at, rng, start=drop_at, flip=0.35)
+    preds = before[0] + after[0]
+    labs = before[1] + after[1]
+    stream = [(e["timestamp"], "p", e) for e in preds]
+    for label in labs:
+        if rng.random() < 0.2:
+            continue
+        arrives = burst(label["timestamp"] + float(rng.uniform(30, 600)))
+        stream.append((arrives, "l", {**label, "timestamp": arrives}))
+    stream.sort(key=lambda row: (row[0], row[1]))
+    return stream
+
+
+def test_a_performance_drop_fires_after_it_and_never_before(tmp_path: Path) -> None:
+    drop_at = 6_000
+    stream = drifting_stream(1, drop_at, 12_000)
+    requests: list[Any] = []
+    alerts = run_stream(classifier_pipeline(tmp_path), stream, 200, requests)
+    performance = [a for a in alerts if a.kind == "performance" and a.status == "firing"]
+    assert len(performance) == 1, [a.message for a in alerts]
+    alert = performance[0]
+    # none before the drop; within a window of labels after it (at about 0.8 labels a
+    # second, 10 minutes late, a window of 500 labels is about 20 minutes of event time)
+    assert T0 + drop_at <= alert.first_event_time < T0 + drop_at + 1_500
+    top = alert.features[0]
+    assert top.feature in ("accuracy", "errors") and top.reference_rate == pytest.approx(
+        0.776, abs=0.01
+    )
+    assert alert.message.startswith("Performance on clf: ")
+    assert [a for a in alerts if a.kind == "drift"] == []  # concept drift: inputs unchanged
+    assert requests == []  # a warning: retraining waits for critical alerts
+
+
+def test_a_lasting_critical_performance_drop_asks_for_retraining(tmp_path: Path) -> None:
+    stream = drifting_stream(1, 6_000, 12_000)
+    requests: list[Any] = []
+    p = classifier_pipeline(tmp_path, alerts={"critical_ratio": 1.2})
+    alerts = run_stream(p, stream, 200, requests)
+    (alert,) = [a for a in alerts if a.kind == "performance" and a.status == "firing"]
+    assert alert.severity == "critical"
+    (request,) = requests  # after 900 s of event time (the policy's after_critical_seconds)
+    assert request.kind == "performance" and request.alert_ids == [alert.alert_id]
+    assert request.last_event_time - alert.last_event_time >= 900
+
+
+def test_performance_alerts_do_not_depend_on_how_the_stream_was_cut(tmp_path: Path) -> None:
+    stream = drifting_stream(2, 5_000, 10_000)
+    runs = [
+        [
+            (a.alert_id, a.status, a.events_seen)
+            for a in run_stream(classifier_pipeline(tmp_path), stream, size)
+        ]
+        for size in (7, 200, 1_000)
+    ]
+    assert runs[0] and runs[0] == runs[1] == runs[2]
+
+
+def test_a_stable_stream_raises_no_performance_alert(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    preds, labs = classifier_events(20_000, rng)
+    stream = [(e["timestamp"], "p", e) for e in preds] + [
+        (burst(e["timestamp"] + 120), "l", {**e, "timestamp": burst(e["timestamp"] + 120)})
+        for e in labs
+    ]
+    stream.sort(key=lambda row: (row[0], row[1]))
+    p = classifier_pipeline(tmp_path)
+    assert run_stream(p, stream, 500) == []
+    reg = p.metrics.registry
+    accuracy = reg.get_sample_value("driftline_performance", {"model": "clf", "metric": "accuracy"})
+    baseline = reg.get_sample_value(
+        "driftline_performance_baseline", {"model": "clf", "metric": "accuracy"}
+    )
+    assert accuracy is not None and baseline is not None and abs(accuracy - baseline) < 0.05
+    joined = reg.get_sample_value("driftline_labels_total", {"model": "clf", "outcome": "joined"})
+    assert joined == 20_000
+
+
+def test_the_estimate_follows_a_covariate_shift_before_any_label(tmp_path: Path) -> None:
+    """x1 moves toward the decision boundary: the real accuracy falls; with no labels at all,
+    the estimate (CBPE) falls with it and raises a performance alert."""
+    rng = np.random.default_rng(4)
+    stable, _ = classifier_events(5_000, rng)
+    # x1 - 5 ~ N(0, 2) squeezed to N(0, 0.4): most events near the decision boundary, where
+    # the (still calibrated) model is right about half the time
+    shifted, _ = classifier_events(5_000, rng, start=5_000)
+    for e in shifted:
+        x1 = 5.0 + (e["features"]["x1"] - 5.0) * 0.2  # squeezed toward the boundary
+        s = 1 / (1 + np.exp(-(x1 - 5.0)))
+        e["features"]["x1"] = x1
+        e["scores"] = {"0": float(1 - s), "1": float(s)}
+        e["prediction"] = int(s >= 0.5)
+    p = classifier_pipeline(tmp_path)
+    state: dict[str, bytes] = {}
+    alerts = []
+    for rows in (stable, shifted):
+        for start in range(0, len(rows), 500):
+            result = p.process_messages(
+                [batch_message("clf", rows[start : start + 500])], state, joins={}
+            )
+            alerts += result.alerts
+    reg = p.metrics.registry
+    estimate = reg.get_sample_value(
+        "driftline_performance_estimate", {"model": "clf", "metric": "accuracy"}
+    )
+    true_scores = np.array([e["scores"]["1"] for e in shifted])
+    expected_true = float(np.mean(np.maximum(true_scores, 1 - true_scores)))
+    assert estimate is not None and abs(estimate - expected_true) < 0.03
+    fired = [a for a in alerts if a.kind == "performance" and a.status == "firing"]
+    assert len(fired) == 1 and fired[0].detector == "cbpe"
+    assert fired[0].events_seen > 5_000
+
+
+def test_performance_needs_a_baseline_in_the_profile(tmp_path: Path) -> None:
+    profile = write_profile(tmp_path / "m1.json")  # no labels: no baseline
+    raw = {
+        "models": {
+            "m1": {
+                "task": "regression",
+                "features": dict(FEATURES),
+                "reference": str(profile),
+                "performance": {"enabled": True},
+            }
+        }
+    }
+    with pytest.raises(ConfigError, match=r"models\.m1\.performance: .* no baseline mae"):
+        Pipeline.from_config(config_from_dict(raw))
+
+
+def test_the_prediction_distribution_is_watched_like_a_feature(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    stable, _ = classifier_events(3_000, rng)
+    shifted, _ = classifier_events(3_000, rng, start=3_000, x1_shift=1.0)
+    p = classifier_pipeline(tmp_path)
+    state: dict[str, bytes] = {}
+    alerts = []
+    for rows in (stable, shifted):
+        for start in range(0, len(rows), 250):
+            message = batch_message("clf", rows[start : start + 250])
+            alerts += p.process_messages([message], state, joins={}).alerts
+    (drift,) = [a for a in alerts if a.kind == "drift" and a.status == "firing"]
+    assert min(f.events_seen for f in drift.features) > 3_000
+    # the share of positive predictions went from about 50% to 70%: its detector signals too
+    drifting = p.metrics.registry.get_sample_value(
+        "driftline_feature_drifting", {"model": "clf", "feature": "_prediction"}
+    )
+    assert drifting == 1.0
+
+
+@pytest.mark.parametrize("detector", ["ddm", "hddm_a"])
+def test_river_error_detectors_can_watch_the_errors_instead(tmp_path: Path, detector: str) -> None:
+    stream = drifting_stream(1, 6_000, 12_000)
+    alerts = run_stream(classifier_pipeline(tmp_path, error_detector=detector), stream, 200)
+    firing = [a for a in alerts if a.kind == "performance" and a.status == "firing"]
+    assert len(firing) == 1 and firing[0].first_event_time >= T0 + 6_000
+    p = classifier_pipeline(tmp_path, error_detector=detector)
+    assert p.performance["clf"].errors is None and p.performance["clf"].river_name == detector
+
+
+def test_a_shift_in_the_labels_alone_is_reported(tmp_path: Path) -> None:
+    """From event 4,000 the world has more positives than the reference (a prior shift): the
+    labels' detector reports it within the performance episode."""
+    rng = np.random.default_rng(8)
+    preds, labs = classifier_events(10_000, rng)
+    for label in labs[4_000:]:
+        if rng.random() < 0.4:
+            label["label"] = 1
+    stream = [(e["timestamp"], "p", e) for e in preds] + [
+        (burst(e["timestamp"] + 60), "l", {**e, "timestamp": burst(e["timestamp"] + 60)})
+        for e in labs
+    ]
+    stream.sort(key=lambda row: (row[0], row[1]))
+    alerts = run_stream(classifier_pipeline(tmp_path), stream, 500)
+    firing = [a for a in alerts if a.kind == "performance" and a.status == "firing"]
+    assert firing and firing[0].first_event_time >= T0 + 4_000
+    assert "_label" in {f.feature for a in firing for f in a.features}
+
+
+def test_time_windows_give_metrics_per_version_and_segment_value_bounded(
+    tmp_path: Path,
+) -> None:
+    """Labels over three hours of event time, two model versions, 30 zones: each closed hour
+    gives metrics for the model, per version and per zone; 20 zones get their own slice, the
+    other 10 share _other. A zone where the model is always wrong shows it."""
+    rng = np.random.default_rng(12)
+    preds, labs = classifier_events(10_800, rng)  # one prediction a second: three hours
+    for i, (e, label) in enumerate(zip(preds, labs, strict=True)):
+        e["segment"] = {"zone": f"z{i % 30:02d}", "ignored": "x"}
+        if e["segment"]["zone"] == "z00":
+            label["label"] = 1 - e["prediction"]  # always wrong in z00
+    p = classifier_pipeline(tmp_path, segments=["zone"], window_seconds=3_600)
+    state: dict[str, bytes] = {}
+    joins: dict[str, bytes] = {}
+    for start in range(0, 10_800, 600):
+        version = "1" if start < 5_400 else "2"
+        p.process_messages(
+            [batch_message("clf", preds[start : start + 600], version)], state, joins=joins
+        )
+        late = [{**e, "timestamp": e["timestamp"] + 60} for e in labs[start : start + 600]]
+        p.process_labels([label_message(late)], state, joins)
+    reg = p.metrics.registry
+
+    def accuracy(slice_name: str) -> float | None:
+        return reg.get_sample_value(
+            "driftline_performance_by_time",
+            {"model": "clf", "metric": "accuracy", "slice": slice_name},
+        )
+
+    slices = {
+        s.labels["slice"]
+        for f in reg.collect()
+        if f.name == "driftline_performance_by_time"
+        for s in f.samples
+    }
+    assert {"all", "version=1", "version=2", "zone=z00", "zone=_other"} <= slices
+    assert len([s for s in slices if s.startswith("zone=")]) == 21  # 20 and _other
+    assert not any(s.startswith("ignored=") for s in slices)  # only configured segments
+    assert accuracy("zone=z00") == 0.0
+    assert 0.65 < (accuracy("all") or 0) < 0.8  # the baseline's 0.78, less z00's share
+
+
+def test_a_regressions_errors_can_be_watched_by_adwin(tmp_path: Path) -> None:
+    """A regression model's prediction is x1 * 2 (+ noise as its error); from event 3,000 the
+    truth moves away by 3: ADWIN on the absolute errors signals, and a wrong detector name
+    for a regression fails fast."""
+    from driftline.detectors.performance import regression_metrics
+    from driftline.detectors.profile import build_profile
+    from tests.streams import columns, events
+
+    rng = np.random.default_rng(13)
+    cols = columns(20_000, rng)
+    truth = cols["x1"] * 2 + rng.normal(0, 1, 20_000)
+    profile = build_profile(
+        "reg",
+        "1",
+        cols,
+        FEATURES,
+        prediction=cols["x1"] * 2,
+        label=truth,
+        performance=regression_metrics(truth, cols["x1"] * 2),
+    )
+    path = tmp_path / "reg.json"
+    path.write_bytes(profile.to_json())
+
+    def pipeline(detector: str) -> Pipeline:
+        model = {
+            "task": "regression",
+            "features": dict(FEATURES),
+            "reference": str(path),
+            "performance": {"enabled": True, "error_detector": detector, "tolerance": 0.5},
+        }
+        return Pipeline.from_config(config_from_dict({"models": {"reg": model}}))
+
+    with pytest.raises(ConfigError, match=r"performance\.error_detector: ddm watches 0/1"):
+        pipeline("ddm")
+    p = pipeline("adwin")
+    rows = events(6_000, rng)
+    labels = [
+        {
+            "prediction_id": r["prediction_id"],
+            "timestamp": r["timestamp"] + 30,
+            "label": r["prediction"] + float(rng.normal(0, 1)) + (3.0 if i >= 3_000 else 0.0),
+        }
+        for i, r in enumerate(rows)
+    ]
+    state: dict[str, bytes] = {}
+    joins: dict[str, bytes] = {}
+    alerts = []
+    for start in range(0, 6_000, 500):
+        p.process_messages([batch_message("reg", rows[start : start + 500])], state, joins=joins)
+        message = orjson.dumps({"model_id": "reg", "events": labels[start : start + 500]})
+        alerts += p.process_labels([message], state, joins).alerts
+    firing = [a for a in alerts if a.kind == "performance" and a.status == "firing"]
+    assert len(firing) == 1 and firing[0].events_seen > 3_000
+    assert {(f.feature, f.detector) for f in firing[0].features} >= {("errors", "adwin")}
+
+
+def test_a_waiting_prediction_costs_the_join_a_few_hundred_bytes() -> None:
+    """Memory grows with rate x TTL: what the join holds per waiting prediction (its chunk in
+    the store and its entry in memory) is bounded. tracemalloc counts allocations, not time."""
+    import gc
+    import tracemalloc
+
+    n = 5_000
+    batches = [
+        predictions([f"id-{i:08d}" for i in range(s, s + 500)], [T0 + i for i in range(s, s + 500)])
+        for s in range(0, n, 500)
+    ]
+    join, store = LabelJoin({"m": 86_400.0}), {}
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for batch in batches:
+        join.add_predictions(batch, store)
+    del batch
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert join.waiting("m", store) == n
+    assert grown / n < 600, grown / n
