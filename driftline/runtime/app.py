@@ -24,11 +24,11 @@ from driftline.events.codec import DeadLetter, Reason
 from driftline.events.records import compact_json
 from driftline.monitoring.pipeline import BatchResult, Pipeline
 from driftline.observability.notify import Notifier
+from driftline.runtime import patches
 from driftline.runtime.delivery import DeliveryLoop, run_forever
 from driftline.runtime.holes import HoleReader, Refetched, holes
 from driftline.runtime.lag import INTERVAL_SECONDS, LagReporter
-from driftline.runtime.patches import faust_fixes
-from driftline.runtime.patches import undecodable_batches as undecodable
+from driftline.runtime.patches import undecodable_batches
 from driftline.runtime.take import take_bounded
 from driftline.runtime.topics import aiokafka_options, faust_credentials
 
@@ -41,8 +41,7 @@ JOIN_TABLE = "label-join"
 def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None) -> faust.App:
     """Build the worker's Faust app; ``partitions`` is the predictions topic's real count."""
     partitions = partitions or config.topics.partitions
-    faust_fixes.apply()  # changelog ends from the broker, for recovery after a rebalance
-    undecodable.apply()  # a batch the client cannot decompress is skipped, not a crash loop
+    patches.apply_all()  # before Faust builds anything (runtime/patches/)
     app = faust.App(
         config.worker.app_id,
         broker=[f"kafka://{host}" for host in config.kafka.bootstrap_servers.split(",")],
@@ -113,12 +112,14 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
         if sent:
             await asyncio.gather(*sent)
 
-    faust_fixes.positions = lambda: applied_positions(state)
-    faust_fixes.input_topics = {config.topics.predictions, config.topics.labels}
     fetch_bytes = max(config.worker.max_message_bytes * 2, 4 << 20)
     # its own consumer: a restore runs while the agent's reader may hold an assignment
     restore_reader = HoleReader(aiokafka_options(config.kafka), fetch_bytes)
-    faust_fixes.any_committed = restore_reader.any_committed
+    patches.configure(
+        applied=lambda: applied_positions(state),
+        input_topics={config.topics.predictions, config.topics.labels},
+        any_committed=restore_reader.any_committed,
+    )
 
     hole_reader = HoleReader(aiokafka_options(config.kafka), fetch_bytes)
 
@@ -394,7 +395,7 @@ def without_undecodable(
     A marker at or below the partition's applied ``position`` was dead-lettered already."""
     kept, skipped = [], []
     for event in events:
-        detail = undecodable.undecodable_detail(event.message.headers)
+        detail = undecodable_batches.undecodable_detail(event.message.headers)
         if detail is None:
             kept.append(event)
         elif event.message.offset > position:

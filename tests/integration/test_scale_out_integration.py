@@ -24,9 +24,7 @@ from tests.streams import batch_message, events, model_config, write_profile
 
 pytestmark = pytest.mark.kafka
 
-# Before driftline/runtime/patches/faust_fixes.py, the agent's handling of interrupted takes and
-# driftline/runtime/holes.py, runs of this test lost thousands of events, then hundreds, then
-# one message now and then; bench/repeat_scale_out.py runs it many times and tallies.
+# bench/repeat_scale_out.py runs this test many times and tallies (docs/runtime-patches.md).
 MODELS = [f"m{i:02d}" for i in range(12)]
 PER_MESSAGE = 50
 ROUNDS = 80  # one message per model per round: 48,000 events
@@ -108,10 +106,10 @@ def test_a_partition_kept_across_a_rebalance_is_restored_with_its_open_transacti
 ) -> None:
     """A worker keeps one of its two partitions when a second worker joins, and restores it
     from the changelog. What it wrote since its last commit waits in an open transaction (a
-    commit interval of a minute keeps it open): committed before the rebalance (faust_fixes,
-    fix 4), the restore has it and no event is read again. Without that commit the restore
-    stopped before the open transaction and the worker read the partition again from the
-    last committed offset."""
+    commit interval of a minute keeps it open): committed before the rebalance
+    (runtime/patches/commit_before_rebalance.py), the restore has it and no event is read
+    again. Without that commit the restore stopped before the open transaction and the worker
+    read the partition again from the last committed offset."""
     models_on = {
         p: [m for m in ("m0", "m1", "m2", "m3") if partition_of(m, 2) == p] for p in (0, 1)
     }

@@ -7,8 +7,8 @@ Fix: ``PartitionRecords`` in aiokafka's fetcher is a subclass whose undecodable 
 one record at the batch's last offset, without key or value, with a ``driftline.undecodable``
 header saying why and which offsets; the position moves past the batch. The worker
 dead-letters it (reason ``undecodable_batch``), the delivery loop parks it.
-Test: tests/integration/test_undecodable_integration.py. Upstream: aiokafka handing the consumer a
-per-batch error with its offsets (so a caller can skip it) would retire this.
+Test: tests/integration/test_undecodable_integration.py. Upstream: aiokafka handing the
+consumer a per-batch error with its offsets (so a caller can skip it).
 """
 
 from __future__ import annotations
@@ -17,19 +17,16 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import aiokafka
 from aiokafka.consumer import fetcher
+
+from driftline.runtime.patches.guard import require
 
 log = logging.getLogger(__name__)
 
 HEADER = "driftline.undecodable"
-VERIFIED_AIOKAFKA = ("0.12.", "0.13.", "0.14.")
+VERIFIED_AIOKAFKA = ("0.14.",)
 CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 _original = fetcher.PartitionRecords
-
-
-class UnsupportedClientVersion(RuntimeError):
-    """A Kafka client version this fix was not verified with."""
 
 
 def undecodable_detail(headers: Any) -> str | None:
@@ -108,11 +105,6 @@ class TolerantPartitionRecords(_original):  # type: ignore[misc,valid-type]
 
 
 def apply() -> None:
-    """Install the fix in aiokafka's fetcher (idempotent); fails on an unverified aiokafka."""
-    version = aiokafka.__version__
-    if not version.startswith(VERIFIED_AIOKAFKA):
-        raise UnsupportedClientVersion(
-            f"aiokafka {version}: driftline's undecodable-batch fix is verified with "
-            f"{', '.join(v + 'x' for v in VERIFIED_AIOKAFKA)} only ({__name__})"
-        )
+    """Install the fix in aiokafka's fetcher (idempotent)."""
+    require("aiokafka", VERIFIED_AIOKAFKA, __name__)
     fetcher.PartitionRecords = TolerantPartitionRecords

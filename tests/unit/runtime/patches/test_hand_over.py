@@ -1,4 +1,4 @@
-"""Fix 6 of runtime/patches/faust_fixes.py: the consumer's hand-over of a message runs at once
+"""runtime/patches/hand_over.py: the consumer's hand-over of a message runs at once
 when it
 does not wait, and goes to Faust's ``wait_first`` (tasks, the suspend flag) when it does."""
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from mode import Service
 
-from driftline.runtime.patches import faust_fixes
+from driftline.runtime.patches import hand_over as fix
 
 
 def run(body: Callable[[Service], Awaitable[Any]]) -> Any:
@@ -35,7 +35,7 @@ def test_a_hand_over_that_does_not_wait_runs_in_the_callers_task() -> None:
         flag = asyncio.Event()
         other = flag.wait()
         asyncio.get_running_loop().call_soon(seen.append, "the loop turned")
-        result = await faust_fixes._hand_over_first(consumer, hand_over(), other)
+        result = await fix.hand_over_first(consumer, hand_over(), other)
         assert other.cr_frame is None  # closed, never started (no "never awaited" warning)
         return result, asyncio.current_task(), list(seen)
 
@@ -60,7 +60,7 @@ def test_a_hand_over_that_waits_finishes_through_faust() -> None:
         loop = asyncio.get_running_loop()
         gate: asyncio.Future[str] = loop.create_future()
         loop.call_later(0.05, gate.set_result, "open")
-        return await faust_fixes._hand_over_first(consumer, hand_over(gate), asyncio.Event().wait())
+        return await fix.hand_over_first(consumer, hand_over(gate), asyncio.Event().wait())
 
     _, results, stopped = run(body)
     assert steps == ["first step", "after open"]
@@ -83,7 +83,7 @@ def test_a_waiting_hand_over_is_cancelled_when_the_flow_is_suspended() -> None:
         gate: asyncio.Future[None] = loop.create_future()
         suspend = asyncio.Event()
         loop.call_later(0.05, suspend.set)
-        result = await faust_fixes._hand_over_first(consumer, hand_over(gate), suspend.wait())
+        result = await fix.hand_over_first(consumer, hand_over(gate), suspend.wait())
         await asyncio.sleep(0.01)  # the cancelled hand-over runs its handler
         return result, gate.cancelled()
 
@@ -113,7 +113,7 @@ def test_a_cancellation_at_a_bare_yield_is_thrown_into_the_hand_over() -> None:
         suspend = asyncio.Event()
         loop.call_later(0.01, gate.set_result, None)
         loop.call_later(0.05, suspend.set)
-        await faust_fixes._hand_over_first(consumer, hand_over(gate), suspend.wait())
+        await fix.hand_over_first(consumer, hand_over(gate), suspend.wait())
         await asyncio.sleep(0.01)
 
     run(body)
@@ -131,7 +131,7 @@ def test_a_failed_wait_is_thrown_into_the_hand_over() -> None:
     async def body(consumer: Service) -> Any:
         gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         asyncio.get_running_loop().call_later(0.01, gate.set_exception, KeyError("k"))
-        return await faust_fixes._hand_over_first(consumer, hand_over(gate), asyncio.Event().wait())
+        return await fix.hand_over_first(consumer, hand_over(gate), asyncio.Event().wait())
 
     assert run(body).results == ["caught 'k'"]
 
@@ -141,7 +141,7 @@ def test_an_error_at_the_first_step_propagates() -> None:
         raise ValueError("bad message")
 
     async def body(consumer: Service) -> Any:
-        return await faust_fixes._hand_over_first(consumer, hand_over(), asyncio.Event().wait())
+        return await fix.hand_over_first(consumer, hand_over(), asyncio.Event().wait())
 
     with pytest.raises(ValueError, match="bad message"):
         run(body)
@@ -157,14 +157,14 @@ def test_other_waits_go_to_faust(monkeypatch: pytest.MonkeyPatch) -> None:
             if asyncio.iscoroutine(c):
                 c.close()
 
-    monkeypatch.setattr(faust_fixes, "_wait_first", faust_wait_first)
+    monkeypatch.setattr(fix, "_wait_first", faust_wait_first)
 
     async def body(consumer: Service) -> None:
         event = asyncio.Event()
-        await faust_fixes._hand_over_first(consumer, event)  # Service.wait(event)
-        await faust_fixes._hand_over_first(consumer, event.wait(), event.wait(), timeout=1.0)
+        await fix.hand_over_first(consumer, event)  # Service.wait(event)
+        await fix.hand_over_first(consumer, event.wait(), event.wait(), timeout=1.0)
         consumer._stopped.set()
-        await faust_fixes._hand_over_first(consumer, event.wait(), event.wait())
+        await fix.hand_over_first(consumer, event.wait(), event.wait())
 
     run(body)
     # as they came: not started here, nor handed on without their timeout
@@ -174,5 +174,5 @@ def test_other_waits_go_to_faust(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_apply_installs_it_on_the_consumer() -> None:
     from faust.transport.consumer import Consumer
 
-    faust_fixes.apply()
-    assert Consumer.wait_first is faust_fixes._hand_over_first
+    fix.apply()
+    assert Consumer.wait_first is fix.hand_over_first

@@ -1,4 +1,4 @@
-"""Fix 5 of runtime/patches/faust_fixes.py: a restore's queue wait ends early only when the broker
+"""runtime/patches/restore_end.py: a restore's queue wait ends early only when the broker
 says no committed record is left, and a record never goes missing on the way."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from faust.types import TP
 
-from driftline.runtime.patches import faust_fixes
+from driftline.runtime.patches import restore_end as fix
 
 A, B = TP("t-changelog", 0), TP("t-changelog", 1)
 
@@ -30,18 +30,18 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int, int]]:
         ranges.append((topic, partition, start, end))
         return start <= 5 < end
 
-    monkeypatch.setattr(faust_fixes, "any_committed", any_committed)
-    monkeypatch.setattr(faust_fixes, "QUIET_SECONDS", 0.05)
+    monkeypatch.setattr(fix, "any_committed", any_committed)
+    monkeypatch.setattr(fix, "QUIET_SECONDS", 0.05)
     return ranges
 
 
 def wait(rec: SimpleNamespace, queue: asyncio.Queue[str], timeout: float = 0.5) -> str:
     async def run() -> str:
-        faust_fixes._recoveries[:] = [rec]
+        fix._recoveries[:] = [rec]
         try:
-            return await faust_fixes._wait_or_end_restore(queue.get(), timeout)
+            return await fix.wait_or_end_restore(queue.get(), timeout)
         finally:
-            faust_fixes._recoveries.clear()
+            fix._recoveries.clear()
 
     return asyncio.run(run())
 
@@ -68,12 +68,12 @@ def test_a_record_that_arrives_is_returned_and_the_restore_goes_on(asked: list) 
 
     async def run() -> str:
         queue: asyncio.Queue[str] = asyncio.Queue()
-        faust_fixes._recoveries[:] = [rec]
+        fix._recoveries[:] = [rec]
         asyncio.get_running_loop().call_later(0.12, queue.put_nowait, "record 5")
         try:
-            return await faust_fixes._wait_or_end_restore(queue.get(), 5.0)
+            return await fix.wait_or_end_restore(queue.get(), 5.0)
         finally:
-            faust_fixes._recoveries.clear()
+            fix._recoveries.clear()
 
     assert asyncio.run(run()) == "record 5"
     assert rec.active_offsets == {A: 3}

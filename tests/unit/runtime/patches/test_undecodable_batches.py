@@ -82,9 +82,3 @@ def test_an_undecodable_batch_is_one_marked_record_and_the_next_batches_follow(s
 def test_decodable_batches_carry_no_marker() -> None:
     got, _ = read(batch(0, 3, codec=LZ4))
     assert [undecodable.undecodable_detail(r.headers) for r in got] == [None, None, None]
-
-
-def test_an_unverified_aiokafka_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(undecodable.aiokafka, "__version__", "0.99.0")
-    with pytest.raises(undecodable.UnsupportedClientVersion, match=r"aiokafka 0\.99\.0"):
-        undecodable.apply()
