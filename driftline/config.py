@@ -80,30 +80,24 @@ class WorkerSettings(_Strict):
     max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_batch_events: int = Field(default=20_000, ge=1)
     # Messages taken from the stream at once and run through the detectors together: this
-    # is what makes single-event messages affordable (see DESIGN.md, Batches). In-process,
-    # single-event messages cost 34-35 us an event in takes of 1,000 and 44-56 in takes of
-    # 200 (bench/take_size.py, two runs). A take also ends at micro_batch_bytes of message
-    # values: 200 messages of 500 events hold ~40 MB of raw JSON, and more bought nothing.
+    # is what makes single-event messages affordable. A take also ends at micro_batch_bytes
+    # of message values, so large messages do not make it huge (docs/tuning.md).
     micro_batch_messages: int = Field(default=1000, ge=1)
     micro_batch_bytes: int = Field(default=40 * 1024 * 1024, ge=1)
-    # 100 ms: single-event messages ran at 1,366 events/s with 20 ms and 1,854 with 100 ms;
-    # 250 ms added little (1,872) for more latency (bench/throughput.py --sweep, one run).
+    # How long a take waits for more messages: longer batches more single events per take,
+    # at the cost of latency (docs/tuning.md).
     micro_batch_linger_ms: float = Field(default=100.0, ge=0)
     # Bounds the decoded rows held and one detector call's temporaries (8 CUSUM rows x events;
-    # KSWIN runs in pieces of 4,096). Each call has a fixed cost per feature (checks, metrics,
-    # state), larger calls leave the caches: with columnar batches the worker ran 1.14-1.33x
-    # as fast at 16,384 as at 4,096, and no faster at 65,536 with 50 MB more peak RSS
-    # (bench/throughput.py --sweep, two runs).
+    # KSWIN runs in pieces). Each call has a fixed cost per feature (checks, metrics, state),
+    # while larger calls leave the caches (docs/tuning.md).
     merge_events: int = Field(default=16_384, ge=1, description="events per detector call")
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="0 disables")
     # Loopback unless an operator opens it (0.0.0.0 in a container that Prometheus scrapes).
     metrics_host: str = Field(default="127.0.0.1", description="address /metrics listens on")
     # exactly_once: Faust writes the state changelog and commits the consumed offsets in one
     # Kafka transaction. With at_least_once Faust may commit offsets before the changelog
-    # writes of those messages are on the broker, and a kill -9 in between lost them (2 runs
-    # in 3 failed tests/integration/test_crash_integration.py; 19,800 of 20,000 in the one
-    # inspected). It costs throughput:
-    # 0.57-0.96x batched, 0.77-0.92x single-event in one run (bench/throughput.py --guarantees).
+    # writes of those messages are on the broker, and a kill -9 in between loses them. It
+    # costs some throughput (docs/tuning.md).
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "exactly_once"
     # How often consumed offsets are committed (Faust's broker_commit_interval). Longer means
     # more messages read again after a crash; state and deliveries stay exact either way.
@@ -251,9 +245,9 @@ PerformanceMetric = Literal[
 class PerformanceSettings(_Strict):
     """Labels joined to predictions, windowed metrics against the baseline, estimates."""
 
-    # Off by default: it keeps every prediction (id, prediction, scores, time: about 0.2 KB,
-    # bench/label_join.py) until its label comes or the TTL passes: memory grows with
-    # rate x TTL (1,000 predictions/s for a day: 19 GB; shorten the TTL or sample).
+    # Off by default: it keeps every prediction (id, prediction, scores, time) until its
+    # label comes or the TTL passes, so memory grows with rate x TTL (bench/throughput.py
+    # --restore measures a waiting prediction's cost; shorten the TTL or sample).
     enabled: bool = False
     label_ttl_seconds: float = Field(
         default=86_400.0, gt=0, description="how long a prediction waits for its label"

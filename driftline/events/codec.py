@@ -194,8 +194,7 @@ class LabelBatch:
 
 
 # Messages of at most this many rows are put into columns together with the rest of their take;
-# bigger ones at once (merging many large row lists was slower than concatenating arrays:
-# bench/throughput.py's 500-row messages lost a fifth of their rate).
+# bigger ones at once (merging many large row lists is slower than concatenating arrays).
 DEFER_ROWS_UP_TO = 32
 
 

@@ -46,9 +46,8 @@ def _collector_paused(run: Callable[_P, _R]) -> Callable[_P, _R]:
     """``run`` with Python's cycle collector off.
 
     A run's decoded rows (a few dicts per event) live until its end and hold no cycles, but
-    the collector, woken every 700 allocations, scans them again and again: on single-event
-    messages in takes of 1,000 that cost about a third of the pipeline
-    (bench/take_size.py). Cycles a run leaves behind are collected after it, as usual.
+    the collector, woken every 700 allocations, scans them again and again. Cycles a run
+    leaves behind are collected after it, as usual.
     """
 
     @functools.wraps(run)

@@ -307,8 +307,8 @@ def scrape_total(
     import urllib.parse
     import urllib.request
 
-    # Only the one metric (prometheus-client's name[] filter): a full scrape of a worker with
-    # one model of 25 features costs it 12 ms of CPU, this 0.7 ms, and the benchmarks poll.
+    # Only the one metric (prometheus-client's name[] filter): a full scrape costs the worker
+    # far more CPU, and the benchmarks poll.
     only = urllib.parse.urlencode({"name[]": name.rstrip("{")})
     try:
         with urllib.request.urlopen(f"http://{host}:{port}/metrics?{only}", timeout=2) as resp:

@@ -229,9 +229,8 @@ class QuietMonitor(Monitor):
     """Faust's monitor without its statistics per message and per table access.
 
     They feed only Faust's web views, which the worker turns off (its metrics are
-    Prometheus'), and cost the worker about 8% of its CPU on single-event messages (four
-    alternated worker runs with and without: 333 and 307 µs per event). What Faust's
-    consumer asks of the monitor itself (partition ends, commits) stays.
+    Prometheus'), and cost CPU on every message. What Faust's consumer asks of the monitor
+    itself (partition ends, commits) stays.
     """
 
     def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
@@ -288,9 +287,9 @@ class ModelRecords(MutableMapping[str, bytes]):
 
     Writes wait in ``writes`` until ``apply()``, which writes each model's record whole. One
     record per model per run makes a run's state change atomic on the changelog: with a
-    record per key, a kill -9 while the changelog was being written left some detectors
-    updated and the applied offsets not, and the replay counted those messages twice there
-    (400 of 20,000 values, 2 runs in 4).
+    record per key, a kill -9 while the changelog was being written could leave some
+    detectors updated and the applied offsets not, and the replay would count those
+    messages twice there.
     """
 
     def __init__(self, table: MutableMapping[str, bytes]) -> None:
