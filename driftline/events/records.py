@@ -46,6 +46,11 @@ class FeatureEvidence:
     examples: list[str] = field(default_factory=list)
 
 
+AlertStatus = Literal["firing", "resolved"]
+Severity = Literal["warning", "critical"]
+AlertKind = Literal["drift", "data_quality", "performance"]
+
+
 @dataclass(frozen=True)
 class Alert:
     """One alert event: a problem starts (``firing``) or ends (``resolved``).
@@ -55,9 +60,9 @@ class Alert:
     """
 
     alert_id: str  # dedup id: the same for the firing and the resolved record of an episode
-    status: Literal["firing", "resolved"]
-    severity: Literal["warning", "critical"]
-    kind: Literal["drift", "data_quality", "performance"]
+    status: AlertStatus
+    severity: Severity
+    kind: AlertKind
     model_id: str
     model_version: str
     feature: str
@@ -99,8 +104,8 @@ class RetrainingRequest:
     reference_version: str  # the profile the drift was measured against
     alert_ids: list[str]
     features: list[str]  # the drifted features, most drifted first
-    kind: str
-    severity: str
+    kind: AlertKind
+    severity: Severity
     window_start_event: int
     events_seen: int
     first_event_time: float

@@ -27,7 +27,14 @@ import numpy as np
 import orjson
 
 from driftline.config import AlertSettings
-from driftline.events.records import Alert, FeatureEvidence, dedup_id
+from driftline.events.records import (
+    Alert,
+    AlertKind,
+    AlertStatus,
+    FeatureEvidence,
+    Severity,
+    dedup_id,
+)
 
 T = TypeVar("T")
 
@@ -66,7 +73,7 @@ class EpisodeState:
     firing: bool = False
     pending_at: int = -1  # event count at which a triggered alert fires (after the group wait)
     alert_id: str = ""
-    severity: str = ""
+    severity: Severity = "warning"  # set when the episode fires
     start_event: int = 0  # event count at the episode's first signal
     start_time: float = 0.0
     fired_time: float = 0.0
@@ -114,7 +121,7 @@ class Chunk:
 
     model_id: str
     model_version: str
-    kind: str
+    kind: AlertKind
     reference_version: str
     start: int  # the model's event count before the chunk
     times: np.ndarray  # event timestamps (epoch seconds), one per event
@@ -279,7 +286,7 @@ class AlertPolicy:
 
     def _alert(
         self,
-        status: str,
+        status: AlertStatus,
         state: EpisodeState,
         chunk: Chunk,
         ranked: list[tuple[str, SubjectTrack]],
@@ -307,9 +314,9 @@ class AlertPolicy:
         last_time = chunk.time_at(at) if at > chunk.start else float(chunk.times[0])
         return Alert(
             alert_id=state.alert_id,
-            status=status,  # type: ignore[arg-type]
-            severity=state.severity,  # type: ignore[arg-type]
-            kind=chunk.kind,  # type: ignore[arg-type]
+            status=status,
+            severity=state.severity,
+            kind=chunk.kind,
             model_id=chunk.model_id,
             model_version=chunk.model_version,
             feature=top.feature,
