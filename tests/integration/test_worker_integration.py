@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from driftline.events.records import Alert
-from driftline.runtime.app import POSITIONS
+from driftline.runtime.state import POSITIONS
 from kafka import KafkaProducer
 from tests.conftest import WorkerProcess, read_topic
 from tests.streams import batch_message, events, model_config, write_profile

@@ -16,7 +16,7 @@ from driftline.events.codec import (
     PredictionBatch,
     Reason,
 )
-from driftline.runtime.app import dead_letter_record
+from driftline.runtime.agent import dead_letter_record
 
 SCHEMA = {"m": ModelSchema(numeric=("a", "b"), categorical=("c",))}
 

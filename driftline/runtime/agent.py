@@ -1,0 +1,241 @@
+"""The agent's work on each take: holes filled, the pipeline run, its output on the broker,
+then the state and the applied position written, in that order.
+
+State (with the offsets it has applied) is written only once the alerts and dead letters of a
+run are on the broker: a crash in between replays the messages and sends the same alerts
+again (same ids, so delivery skips them), rather than marking them applied with their alerts
+lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Awaitable, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+from faust.types import EventT
+
+from driftline.config import Config
+from driftline.events.codec import DeadLetter, Reason
+from driftline.events.records import compact_json
+from driftline.monitoring.pipeline import BatchResult, Pipeline
+from driftline.runtime.holes import HoleReader, Refetched, holes
+from driftline.runtime.lag import LagReporter
+from driftline.runtime.patches import undecodable_batches
+from driftline.runtime.state import ModelRecords, position_key, position_offset
+from driftline.runtime.take import take_bounded
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outputs:
+    """The topics a run's output goes to."""
+
+    alerts: Any
+    retraining: Any
+    dead_letter: Any
+
+
+class TakeRunner:
+    """What the monitoring agent does with the takes of its stream."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        config: Config,
+        pipeline: Pipeline,
+        tables: tuple[MutableMapping[str, bytes], MutableMapping[str, bytes]],
+        outputs: Outputs,
+        readers: tuple[HoleReader, HoleReader],
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.pipeline = pipeline
+        self.state, self.joins = tables
+        self.outputs = outputs
+        self.hole_reader, self.restore_reader = readers
+        self.records = ModelRecords(self.state)
+        inputs = {config.topics.predictions, config.topics.labels}
+        self.lag = LagReporter(inputs, pipeline.metrics.consumer_lag)
+        self.limit = config.worker.max_message_bytes  # what the producer can send
+
+    async def run(self, stream: faust.StreamT) -> None:
+        """The agent: takes of messages, each processed whole or not at all."""
+        assert isinstance(stream, faust.Stream)  # take_bounded needs the Stream's internals
+        worker = self.config.worker
+        linger = worker.micro_batch_linger_ms / 1000.0
+        try:
+            takes = take_bounded(
+                stream, worker.micro_batch_messages, worker.micro_batch_bytes, linger
+            )
+            async for taken in takes:
+                try:
+                    await self.process_take(taken)
+                except BaseException:  # a crash, or the worker stopping (SIGTERM) mid-run
+                    self.records.writes.clear()  # not applied
+                    # take_bounded acks the whole take as the stream closes, and the
+                    # consumer's last commit would cover events whose state was never written.
+                    # Marked as acked here, Faust's ack skips them and their offsets stay
+                    # uncommitted: they are read again, and the applied-offset watermarks
+                    # skip those whose state did get written.
+                    for event in taken:
+                        event.message.acked = True
+                    raise
+        finally:
+            await self.hole_reader.close()
+            await self.restore_reader.close()  # opened again if a restore needs it
+
+    async def process_take(self, taken: Sequence[EventT]) -> None:
+        for taken_group in by_partition(taken):
+            # Table writes go to the changelog partition of the current event; a model's
+            # messages all come from one partition (keyed by model_id), so make an event
+            # of this group current before its state is written.
+            _set_current_event(taken_group[-1])
+            await self._process_group(taken_group)
+        # The events are acked when the next take starts, and a commit covers the acked
+        # offsets. Table writes wait in Faust's producer buffer until a task hands them to
+        # Kafka's producer (into the open transaction): hand them over first, or a commit
+        # (or a SIGTERM's last commit) can mark these events done without them.
+        await changelog_handed_over(self.app)
+
+    async def _process_group(self, taken_group: list[EventT]) -> None:
+        group, position = await self._without_holes(taken_group)
+        group, skipped = without_undecodable(group, position)
+        metrics = self.pipeline.metrics
+        for event, _ in skipped:
+            key = event.message.key or b""
+            model = metrics.model_label(key.decode("utf-8", "replace"))
+            metrics.dead_letters.labels(model, Reason.UNDECODABLE_BATCH).inc()
+        await self._publish(self._run_pipeline(group), group, skipped)
+        self.records.apply()
+        # After the models' records, on the same changelog partition: a restore that has
+        # this record has theirs, so reading on from here counts nothing twice. A run of
+        # replays only leaves the position where it was.
+        last = taken_group[-1].message
+        position = max(position, last.offset)
+        self.state[position_key(last.topic, last.partition)] = compact_json({"offset": position})
+        self.lag.processed_up_to(last.tp, last.offset)
+
+    def _run_pipeline(self, group: list[EventT | Refetched]) -> BatchResult:
+        if not group:
+            return BatchResult()
+        sources = [(e.message.topic, e.message.partition, e.message.offset) for e in group]
+        values = [e.value for e in group]
+        if group[-1].message.topic == self.config.topics.labels:
+            return self.pipeline.process_labels(values, self.records, self.joins, sources)
+        return self.pipeline.process_messages(values, self.records, sources, self.joins)
+
+    async def _without_holes(self, group: list[EventT]) -> tuple[list[EventT | Refetched], int]:
+        """The group with any records the consumer skipped put back in their place
+        (runtime/holes.py), and the partition's applied position before it (-1: none)."""
+        first = group[0].message
+        applied = self.state.get(position_key(first.topic, first.partition))
+        if applied is None:  # nothing applied from this partition yet
+            return list(group), -1
+        position = position_offset(applied)
+        missing = holes(position + 1, [e.message.offset for e in group])
+        if not missing:  # the usual run
+            return list(group), position
+        found = {
+            end: await self.hole_reader.read(first.topic, first.partition, start, end)
+            for start, end in missing
+        }
+        out: list[EventT | Refetched] = []
+        for event in group:
+            out.extend(found.pop(event.message.offset, ()))
+            out.append(event)
+        return out, position
+
+    async def _publish(
+        self,
+        result: BatchResult,
+        events: Sequence[EventT | Refetched],
+        skipped: Sequence[tuple[EventT | Refetched, DeadLetter]] = (),
+    ) -> None:
+        """Send what a run produced and wait until the broker has it."""
+        sent: list[Awaitable[Any]] = []
+        out = self.outputs
+        dead_letters = [(events[index], dead) for index, dead in result.dead_letters]
+        for event, dead in [*skipped, *dead_letters]:
+            message = event.message
+            value, headers = dead_letter_record(
+                dead, message.topic, message.partition, message.offset, self.limit
+            )
+            sent.append(await out.dead_letter.send(key=message.key, value=value, headers=headers))
+        for alert in result.alerts:
+            log.info("alert %s: %s", alert.status, alert.message)
+            sent.append(await out.alerts.send(key=alert.model_id.encode(), value=alert.to_json()))
+        for request in result.retraining_requests:
+            log.info("retraining request %s: %s", request.idempotency_key, request.reason)
+            value = request.to_json()
+            sent.append(await out.retraining.send(key=request.model_id.encode(), value=value))
+        if sent:
+            await asyncio.gather(*sent)
+
+
+async def changelog_handed_over(app: faust.App) -> None:
+    buffer = app.producer.buffer
+    while buffer.size:  # flush() gives up after 0.1 s without progress: until it is empty
+        await buffer.flush()
+
+
+def dead_letter_record(
+    dead: DeadLetter, topic: str, partition: int, offset: int, limit: int
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The dead-letter topic's value and headers for one dead letter.
+
+    The value is the original bytes (or the bad row's JSON), cut at ``limit`` bytes: only an
+    oversize message is longer, and the worker's producer cannot send more (retrying the
+    send would stop the partition for good). A cut value says so in its headers, and the
+    whole message stays on the source topic at the offset the headers give.
+    """
+    headers = [
+        ("reason", dead.reason.encode()),
+        ("detail", dead.detail.encode()),
+        ("source.topic", str(topic).encode()),
+        ("source.partition", str(partition).encode()),
+        ("source.offset", str(offset).encode()),
+    ]
+    if dead.row is not None:
+        headers.append(("source.row", str(dead.row).encode()))
+    value = dead.payload
+    if len(value) > limit:
+        headers.append(("payload.truncated_from", str(len(value)).encode()))
+        value = value[:limit]
+    return value, headers
+
+
+def without_undecodable(
+    events: Sequence[EventT | Refetched], position: int
+) -> tuple[list[EventT | Refetched], list[tuple[EventT | Refetched, DeadLetter]]]:
+    """The events the client decoded, and a dead letter for each record batch it could not
+    (marked by runtime/patches/undecodable_batches.py; the bytes stay on the source topic at
+    its offsets).
+    A marker at or below the partition's applied ``position`` was dead-lettered already."""
+    kept, skipped = [], []
+    for event in events:
+        detail = undecodable_batches.undecodable_detail(event.message.headers)
+        if detail is None:
+            kept.append(event)
+        elif event.message.offset > position:
+            skipped.append((event, DeadLetter(Reason.UNDECODABLE_BATCH, detail, b"")))
+    return kept, skipped
+
+
+def by_partition(events: Sequence[EventT]) -> list[list[EventT]]:
+    """Events grouped by source partition, each group in arrival order."""
+    groups: dict[tuple[str, int], list[EventT]] = {}
+    for event in events:
+        groups.setdefault((event.message.topic, event.message.partition), []).append(event)
+    return list(groups.values())
+
+
+def _set_current_event(event: EventT) -> None:
+    # faust has no public setter; this is what Stream._set_current_event does.
+    _current_event.set(weakref.ref(event))
