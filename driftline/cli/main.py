@@ -166,12 +166,20 @@ def _cmd_kafka(args: argparse.Namespace) -> int:
     return kafka_main([args.action, "--port", str(args.port)])
 
 
+Commands = argparse._SubParsersAction  # what add_subparsers returns
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="driftline", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_worker, _add_demo, _add_baseline, _add_replay, _add_dashboards, _add_kafka):
+        add(sub)
+    return parser
 
+
+def _add_worker(sub: Commands) -> None:
     worker = sub.add_parser(
         "worker",
         help="run the stream worker",
@@ -184,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning"])
     worker.set_defaults(func=_cmd_worker)
 
+
+def _add_demo(sub: Commands) -> None:
     demo = sub.add_parser(
         "demo",
         help="run the end-to-end demo on a local Kafka",
@@ -218,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     produce.add_argument("--loop", action="store_true", help="keep sending, round after round")
 
+
+def _add_baseline(sub: Commands) -> None:
     baseline = sub.add_parser(
         "baseline",
         help="build a reference profile from training data",
@@ -244,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     baseline.set_defaults(func=_cmd_baseline)
 
+
+def _add_replay(sub: Commands) -> None:
     replay = sub.add_parser(
         "replay",
         help="run the worker's pipeline over a file of events, without Kafka",
@@ -258,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--dead-letters", help="write rejected input here as JSON lines")
     replay.set_defaults(func=_cmd_replay)
 
+
+def _add_dashboards(sub: Commands) -> None:
     boards = sub.add_parser(
         "dashboards",
         help="write the Grafana dashboards, or push them to a Grafana",
@@ -274,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     boards.add_argument("--folder", default="driftline", help="push: Grafana folder title")
     boards.set_defaults(func=_cmd_dashboards)
 
+
+def _add_kafka(sub: Commands) -> None:
     kafka = sub.add_parser(
         "kafka",
         help="start, stop or check the local single-node Kafka",
@@ -290,7 +308,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=19092, help="client port; the controller uses port + 1"
     )
     kafka.set_defaults(func=_cmd_kafka)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
