@@ -13,6 +13,7 @@ from driftline.runtime.patches import (
     changelog_ends,
     commit_before_rebalance,
     hand_over,
+    leave_on_stop,
     restore_end,
     short_fetch_polls,
     state_positions,
@@ -27,6 +28,7 @@ PATCHES = (
     restore_end,
     hand_over,
     undecodable_batches,
+    leave_on_stop,
 )
 
 
