@@ -43,6 +43,14 @@ class WorkerMetrics:
         if registry is None:  # CPU, memory, open files of the worker (service health)
             ProcessCollector(registry=r)
             PlatformCollector(registry=r)
+        self._stream_metrics(r)
+        self._detector_metrics(r)
+        self._performance_metrics(r)
+        self._delivery_metrics(r, list(config.notifications.receivers))
+        self._series_from_the_start(config)
+
+    def _stream_metrics(self, r: CollectorRegistry) -> None:
+        """What the worker read and did with it: events, messages, dead letters, lag."""
         self.events = Counter(
             "driftline_events_processed", "Prediction events processed", ["model"], registry=r
         )
@@ -95,6 +103,9 @@ class WorkerMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
             registry=r,
         )
+
+    def _detector_metrics(self, r: CollectorRegistry) -> None:
+        """Detector statistics and thresholds, drifting features, alerts, data-quality checks."""
         self.statistic = Gauge(
             "driftline_detector_statistic",
             "Current detector statistic",
@@ -133,6 +144,9 @@ class WorkerMetrics:
             ["model", "feature", "check"],
             registry=r,
         )
+
+    def _performance_metrics(self, r: CollectorRegistry) -> None:
+        """The label join, label delay, realised and estimated performance, retraining requests."""
         self.labels = Counter(
             "driftline_labels",
             "Label events by what the join did with them (joined to their prediction, waiting "
@@ -181,7 +195,9 @@ class WorkerMetrics:
             ["model", "kind"],
             registry=r,
         )
-        receivers = list(config.notifications.receivers)
+
+    def _delivery_metrics(self, r: CollectorRegistry, receivers: list[str]) -> None:
+        """Deliveries to each receiver, and their HTTP attempts."""
         self.notifications = Counter(
             "driftline_notifications",
             "Alert and retraining records handed to a receiver, by final outcome "
@@ -198,6 +214,9 @@ class WorkerMetrics:
         for receiver in receivers:
             for outcome in ("delivered", "parked", "duplicate"):
                 self.notifications.labels(receiver, outcome)
+
+    def _series_from_the_start(self, config: Config) -> None:
+        """Every bounded series created at start, so that dashboards are not empty."""
         for model in self._models:  # series exist from the start, so dashboards are not empty
             self.events.labels(model)
             self.batches.labels(model)
