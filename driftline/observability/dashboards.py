@@ -271,8 +271,9 @@ def fleet() -> Dashboard:
     )
 
 
-def model() -> Dashboard:
-    now: list[Panel] = [
+def _model_now() -> list[Panel]:
+    """The model at a glance: drifting features, data quality, rates."""
+    return [
         stat_panel(
             "Features drifting",
             "Features of this model signalling drift now (within the alert policy's resolve "
@@ -314,7 +315,11 @@ def model() -> Dashboard:
             colors=steps((None, "green"), (0.001, "orange")),
         ),
     ]
-    drift: list[Panel] = [
+
+
+def _model_drift() -> list[Panel]:
+    """Each feature against its threshold over time."""
+    return [
         series_panel(
             "Drift statistic vs threshold, per feature",
             "Each feature's detector statistic divided by its threshold (calibrated from the "
@@ -349,7 +354,11 @@ def model() -> Dashboard:
             )
         ),
     ]
-    quality: list[Panel] = [
+
+
+def _model_quality() -> list[Panel]:
+    """The data-quality checks over time."""
+    return [
         series_panel(
             "Flagged events/s per feature and check",
             "Events each data-quality check flags (missing, type_error, out_of_range, "
@@ -371,11 +380,15 @@ def model() -> Dashboard:
             ),
         ),
     ]
+
+
+def _model_predictions() -> list[Panel]:
+    """Predictions against the reference profile's shares."""
     share_now = (
         f"sum by (bucket) (increase(driftline_predictions_total{{{MODEL}}}[$__range])) "
         f"/ scalar(sum(increase(driftline_predictions_total{{{MODEL}}}[$__range])))"
     )
-    predictions: list[Panel] = [
+    return [
         series_panel(
             "Prediction share per bucket",
             "Share of predictions in each bucket of the reference profile (its deciles for a "
@@ -404,7 +417,11 @@ def model() -> Dashboard:
         .height(8)
         .span(12),
     ]
-    performance: list[Panel] = [
+
+
+def _model_performance() -> list[Panel]:
+    """Realised and estimated performance against the baseline, label delay."""
+    return [
         series_panel(
             "Performance (labelled events) vs baseline",
             "Each metric over the last complete window of labelled events (labels joined to "
@@ -468,7 +485,11 @@ def model() -> Dashboard:
             unit="s",
         ),
     ]
-    alerts: list[Panel] = [
+
+
+def _model_alerts() -> list[Panel]:
+    """Alerts raised and the processing behind them."""
+    return [
         series_panel(
             "Alerts published",
             "Alert records this model's worker published, by kind and status.",
@@ -484,6 +505,9 @@ def model() -> Dashboard:
             unit="s",
         ),
     ]
+
+
+def model() -> Dashboard:
     board = _dashboard(
         MODEL_UID,
         "driftline: model",
@@ -491,12 +515,12 @@ def model() -> Dashboard:
         "performance and the estimate before labels, its predictions against the reference, "
         "and the alerts it raised.",
         [
-            ("Now", now),
-            ("Drift", drift),
-            ("Data quality", quality),
-            ("Performance", performance),
-            ("Predictions", predictions),
-            ("Alerts and processing", alerts),
+            ("Now", _model_now()),
+            ("Drift", _model_drift()),
+            ("Data quality", _model_quality()),
+            ("Performance", _model_performance()),
+            ("Predictions", _model_predictions()),
+            ("Alerts and processing", _model_alerts()),
         ],
     )
     return board.with_variable(
