@@ -18,6 +18,7 @@ the stream was cut into batches (the monitor cuts its chunks at window ends and 
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -136,24 +137,39 @@ class Chunk:
         return float(self.times[count - self.start - 1])
 
 
-class SplitChunk(Exception):
-    """The chunk must end at ``at``: an alert fires there and what follows must not count."""
+@dataclass(frozen=True)
+class Cut:
+    """A batch must be run again with a chunk ending at event ``at`` (an alert or a retraining
+    request falls due there, and what follows must not count in its evidence), or, with
+    ``at`` None, with chunks ending at every window end."""
 
-    def __init__(self, at: int) -> None:
-        super().__init__(at)
-        self.at = at
+    at: int | None = None
 
 
-def run_with_cuts(run: Callable[[set[int]], T]) -> T:
-    """Call ``run(cuts)`` again, with one more cut, each time the policy asks for one: the
-    callers' chunks then end exactly where alerts fire, however the stream was batched.
-    ``run`` must start from the stored state each time (the failed attempt's is discarded)."""
-    cuts: set[int] = set()
+@dataclass(frozen=True)
+class Plan:
+    """Where an attempt's chunks end besides where the batch does: the cuts asked for so
+    far, and whether every window end counts (a monitor skips them while nothing drifts)."""
+
+    cuts: frozenset[int] = frozenset()
+    windowed: bool = False
+
+    def after(self, cut: Cut) -> Plan:
+        cuts = self.cuts if cut.at is None else self.cuts | {cut.at}
+        return Plan(cuts, windowed=True)
+
+
+def run_in_chunks(attempt: Callable[[Plan], T | Cut]) -> T:
+    """``attempt(plan)`` runs a batch chunk by chunk from the stored state and returns its
+    outcome, or the ``Cut`` it needs; it is then run again with the plan that cut asks for,
+    from the stored state (the attempt that asked is discarded). The chunks end where alerts
+    fire, however the stream was batched, so the alerts do not depend on the batching."""
+    plan = Plan()
     while True:
-        try:
-            return run(cuts)
-        except SplitChunk as split:
-            cuts.add(split.at)
+        outcome = attempt(plan)
+        if not isinstance(outcome, Cut):
+            return outcome
+        plan = plan.after(outcome)
 
 
 class AlertPolicy:
@@ -165,22 +181,40 @@ class AlertPolicy:
         w = self.settings.window_events
         return (count // w + 1) * w
 
-    def chunk_end(self, count: int, last: int, cuts: set[int]) -> int:
-        """Where the chunk starting after event ``count`` ends: at the window's end, a cut
-        asked for by ``SplitChunk``, or ``last``, whichever comes first."""
-        end = min(last, self.window_end(count))
-        return min([end, *(cut for cut in cuts if count < cut < end)])
+    def chunk_end(
+        self,
+        count: int,
+        last: int,
+        cuts: frozenset[int],
+        pending: tuple[int, ...] = (),
+        windowed: bool = True,
+    ) -> int:
+        """Where the chunk starting after event ``count`` ends, whichever comes first: the
+        window's end (when ``windowed``), a cut asked for (``Cut``), an alert pending from
+        an earlier chunk, or ``last``."""
+        end = min(last, self.window_end(count)) if windowed else last
+        later = [at for at in (*cuts, *pending) if count < at < end]
+        return min([end, *later])
 
     def drifting(self, state: EpisodeState) -> set[str]:
         return {s for s, t in state.subjects.items() if t.streak > 0 or _recent(t, self)}
 
-    def step(self, state: EpisodeState, chunk: Chunk, signals: list[Signal]) -> list[Alert]:
-        """Advance the episode over one chunk; return alerts made in it.
+    def step(self, state: EpisodeState, chunk: Chunk, signals: list[Signal]) -> list[Alert] | Cut:
+        """Advance the episode over one chunk; return the alerts made in it.
 
-        Raises ``SplitChunk`` when an alert would fire before the chunk ends: the caller
-        reruns the chunk cut at that event, so that the alert's evidence never depends on
-        how the stream was batched; ``state`` is then half-changed and must be discarded.
+        When an alert would fire before the chunk ends, ``state`` is left as it was and the
+        ``Cut`` at that event comes back: the caller runs the chunk again cut there, so that
+        the alert's evidence never depends on how the stream was batched.
         """
+        if signals and not state.firing and state.pending_at < 0:  # an alert may trigger
+            trial = copy.deepcopy(state)
+            outcome = self._step(trial, chunk, signals)
+            if not isinstance(outcome, Cut):
+                state.__dict__.update(trial.__dict__)
+            return outcome
+        return self._step(state, chunk, signals)
+
+    def _step(self, state: EpisodeState, chunk: Chunk, signals: list[Signal]) -> list[Alert] | Cut:
         s = self.settings
         alerts: list[Alert] = []
         window = chunk.start // s.window_events
@@ -219,7 +253,7 @@ class AlertPolicy:
         if trigger is not None:
             fire_at = trigger[0] + s.group_wait_events
             if fire_at < chunk.end:
-                raise SplitChunk(fire_at)
+                return Cut(fire_at)
             state.pending_at = fire_at
             state.start_event = min(t.first_event for t in state.subjects.values() if t.streak > 0)
             state.start_time = chunk.time_at(trigger[0])

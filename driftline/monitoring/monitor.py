@@ -22,7 +22,15 @@ from driftline.detectors.categorical import CategoricalCUSUM
 from driftline.detectors.profile import CategoricalProfile, FeatureProfile, ReferenceProfile
 from driftline.events.codec import ModelSchema, PredictionBatch
 from driftline.events.records import Alert, RetrainingRequest
-from driftline.monitoring.alerting import AlertPolicy, Chunk, EpisodeState, Signal, SplitChunk
+from driftline.monitoring.alerting import (
+    AlertPolicy,
+    Chunk,
+    Cut,
+    EpisodeState,
+    Plan,
+    Signal,
+    run_in_chunks,
+)
 from driftline.monitoring.quality import QualityMonitor
 from driftline.monitoring.retraining import RetrainingPlanner, RetrainingState
 
@@ -198,24 +206,12 @@ class ModelMonitor:
         windows do not matter and the whole batch is one chunk; if it turns out to hold a
         signal, the batch is run again from the stored state with the precise cuts.
         """
-        cuts: set[int] = set()
-        precise = False
-        while True:
-            try:
-                return self._process(batch, state, cuts, precise)
-            except SplitChunk as split:
-                cuts.add(split.at)
-                precise = True
-            except _NeedWindows:
-                precise = True
+        return run_in_chunks(lambda plan: self._process(batch, state, plan))
 
     def _process(
-        self,
-        batch: PredictionBatch,
-        state: MutableMapping[str, bytes],
-        cuts: set[int],
-        precise: bool,
-    ) -> BatchOutcome:
+        self, batch: PredictionBatch, state: MutableMapping[str, bytes], plan: Plan
+    ) -> BatchOutcome | Cut:
+        precise = plan.windowed
         fresh = precise  # an earlier attempt changed the cached objects: start from the bytes
         before = self.events_seen(state)
         n = len(batch)
@@ -249,16 +245,9 @@ class ModelMonitor:
         pos = 0
         while pos < n:
             count = before + pos
-            end_count = before + n
             windowed = precise or not episode.quiet or not quality.quiet
-            if windowed:
-                end_count = min(end_count, self.policy.window_end(count))
-            for pending in (episode.pending_at, quality.pending_at):
-                if pending > count:
-                    end_count = min(end_count, pending)
-            for cut in cuts:
-                if count < cut < end_count:
-                    end_count = cut
+            pending = (episode.pending_at, quality.pending_at)
+            end_count = self.policy.chunk_end(count, before + n, plan.cuts, pending, windowed)
             end = end_count - before
             tracked = set(quality.subjects)
             quality_signals = self.quality.step(batch, pos, end, count, runs, tracked, counts)
@@ -289,7 +278,7 @@ class ModelMonitor:
                 and not windowed
                 and self.policy.window_end(count) < end_count
             ):
-                raise _NeedWindows
+                return Cut()  # run again cut at the policy windows
             times = batch.timestamps[pos:end]
             version = batch.versions[end - 1]  # at the chunk's end, where an alert fires
             # Data quality first: when a pipeline breaks, its alert comes before any drift
@@ -305,7 +294,10 @@ class ModelMonitor:
                     times,
                     flagged,
                 )
-                alerts.extend(self.policy.step(quality, chunk, quality_signals))
+                stepped = self.policy.step(quality, chunk, quality_signals)
+                if isinstance(stepped, Cut):
+                    return stepped
+                alerts.extend(stepped)
             if signals or not episode.quiet:
                 chunk = Chunk(
                     model_id=self.model_id,
@@ -315,13 +307,17 @@ class ModelMonitor:
                     start=count,
                     times=times,
                 )
-                for alert in self.policy.step(episode, chunk, signals):
-                    alerts.append(self._with_quality(alert, quality))
+                stepped = self.policy.step(episode, chunk, signals)
+                if isinstance(stepped, Cut):
+                    return stepped
+                alerts.extend(self._with_quality(alert, quality) for alert in stepped)
                 # A broken pipeline is not mended by retraining: hold requests meanwhile.
                 if self.retraining.wants(episode, chunk.kind) and not quality.firing:
                     if retraining is None:
                         retraining = RetrainingState.from_bytes(state.get(self.retraining_key))
                     request = self.retraining.check(retraining, episode, chunk)
+                    if isinstance(request, Cut):
+                        return request
                     if request is not None:
                         requests.append(request)
             pos = end
@@ -411,7 +407,3 @@ def class_name(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-class _NeedWindows(Exception):
-    """A batch run as one chunk held a signal: run it again cut at the policy windows."""

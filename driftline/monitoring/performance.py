@@ -45,7 +45,15 @@ from driftline.detectors.profile import CategoricalProfile, ReferenceProfile
 from driftline.detectors.quality import RateCheck, RunState
 from driftline.events.codec import PredictionBatch
 from driftline.events.records import Alert, RetrainingRequest
-from driftline.monitoring.alerting import AlertPolicy, Chunk, EpisodeState, Signal, run_with_cuts
+from driftline.monitoring.alerting import (
+    AlertPolicy,
+    Chunk,
+    Cut,
+    EpisodeState,
+    Plan,
+    Signal,
+    run_in_chunks,
+)
 from driftline.monitoring.join import Joined
 from driftline.monitoring.monitor import DEFAULT_DETECTORS, as_number, class_name, prediction_column
 from driftline.monitoring.retraining import RetrainingPlanner, RetrainingState
@@ -231,13 +239,13 @@ class PerformanceMonitor:
         """Run the labelled events through windows, error test and policy; write state once.
 
         Chunks end at window ends and where an alert fires (the policy asks for a cut with
-        ``SplitChunk``), so the alerts do not depend on how the labels were batched.
+        a ``Cut``), so the alerts do not depend on how the labels were batched.
         """
-        return run_with_cuts(lambda cuts: self._process(pairs, state, cuts))
+        return run_in_chunks(lambda plan: self._process(pairs, state, plan))
 
     def _process(
-        self, pairs: list[Joined], state: MutableMapping[str, bytes], cuts: set[int]
-    ) -> PerformanceOutcome:
+        self, pairs: list[Joined], state: MutableMapping[str, bytes], plan: Plan
+    ) -> PerformanceOutcome | Cut:
         st = _State.from_bytes(state.get(self.state_key))
         episode = EpisodeState.from_bytes(state.get(self.policy_key))
         river = self._river(st)
@@ -261,7 +269,7 @@ class PerformanceMonitor:
         w = self.settings.window_labels
         while pos < n:
             count = before + pos
-            end_count = self.policy.chunk_end(count, before + n, cuts)
+            end_count = self.policy.chunk_end(count, before + n, plan.cuts)
             end = end_count - before
             signals = self._error_signals(y_true[pos:end], y_pred[pos:end], count, errors, river)
             if labels_seen is not None and label_column is not None:
@@ -297,11 +305,16 @@ class PerformanceMonitor:
                 count,
                 times[pos:end],
             )
-            alerts.extend(self.policy.step(episode, chunk, signals))
+            stepped = self.policy.step(episode, chunk, signals)
+            if isinstance(stepped, Cut):
+                return stepped
+            alerts.extend(stepped)
             if self.retraining.wants(episode, chunk.kind):
                 if retraining is None:
                     retraining = RetrainingState.from_bytes(state.get(self.retraining_key))
                 request = self.retraining.check(retraining, episode, chunk)
+                if isinstance(request, Cut):
+                    return request
                 if request is not None:
                     requests.append(request)
             pos = end
@@ -527,11 +540,11 @@ class PerformanceEstimator:
     def process(
         self, batch: PredictionBatch, state: MutableMapping[str, bytes]
     ) -> PerformanceOutcome:
-        return run_with_cuts(lambda cuts: self._process(batch, state, cuts))
+        return run_in_chunks(lambda plan: self._process(batch, state, plan))
 
     def _process(
-        self, batch: PredictionBatch, state: MutableMapping[str, bytes], cuts: set[int]
-    ) -> PerformanceOutcome:
+        self, batch: PredictionBatch, state: MutableMapping[str, bytes], plan: Plan
+    ) -> PerformanceOutcome | Cut:
         raw = state.get(self.state_key)
         doc: dict[str, Any] = (
             orjson.loads(raw) if raw else {"n": 0, "score": [], "predicted": [], "last": {}}
@@ -547,7 +560,7 @@ class PerformanceEstimator:
         w = self.settings.window_labels
         while pos < n:
             count = before + pos
-            end_count = self.policy.chunk_end(count, before + n, cuts)
+            end_count = self.policy.chunk_end(count, before + n, plan.cuts)
             end = end_count - before
             doc["score"].extend(score[pos:end].tolist())
             doc["predicted"].extend(predicted[pos:end].tolist())
@@ -580,7 +593,10 @@ class PerformanceEstimator:
                 count,
                 batch.timestamps[pos:end],
             )
-            alerts.extend(self.policy.step(episode, chunk, signals))
+            stepped = self.policy.step(episode, chunk, signals)
+            if isinstance(stepped, Cut):
+                return stepped
+            alerts.extend(stepped)
             pos = end
         doc["n"] = before + n
         state[self.state_key] = orjson.dumps(doc)

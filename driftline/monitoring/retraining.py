@@ -18,7 +18,7 @@ import orjson
 
 from driftline.config import RetrainingPolicy
 from driftline.events.records import RetrainingRequest, dedup_id
-from driftline.monitoring.alerting import AlertPolicy, Chunk, EpisodeState, SplitChunk
+from driftline.monitoring.alerting import AlertPolicy, Chunk, Cut, EpisodeState
 
 RETRAINING_KINDS = ("drift", "performance")
 DAY = 86_400.0
@@ -55,11 +55,12 @@ class RetrainingPlanner:
 
     def check(
         self, retraining: RetrainingState, episode: EpisodeState, chunk: Chunk
-    ) -> RetrainingRequest | None:
+    ) -> RetrainingRequest | Cut | None:
         """The request due within this chunk, if any; updates both states when it is made.
 
-        Raises ``SplitChunk`` when it falls due before the chunk's last event (as the alert
-        policy does), so the request's evidence does not depend on batch boundaries.
+        When it falls due before the chunk's last event, the ``Cut`` there comes back and
+        nothing changes (as with the alert policy), so the request's evidence does not depend
+        on batch boundaries.
         """
         if not self.wants(episode, chunk.kind):
             return None
@@ -77,7 +78,7 @@ class RetrainingPlanner:
         i = int(hits[0])
         at, now = chunk.start + i + 1, float(times[i])
         if at < chunk.end:  # the evidence must be what was known at that event, no later
-            raise SplitChunk(at)
+            return Cut(at)
         day = int(now // DAY)
         retraining.today = retraining.today + 1 if day == retraining.day else 1
         retraining.day, retraining.last_time = day, now

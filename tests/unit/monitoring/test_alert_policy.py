@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import pytest
 
 from driftline.config import AlertSettings
 from driftline.events.records import Alert
-from driftline.monitoring.alerting import AlertPolicy, Chunk, EpisodeState, Signal, SplitChunk
+from driftline.monitoring.alerting import AlertPolicy, Chunk, Cut, EpisodeState, Signal
 
 T0 = 1_700_000_000.0
 SETTINGS = AlertSettings(
@@ -55,11 +54,10 @@ def test_a_signal_fires_one_alert_after_the_group_wait_and_resolves_after_clean_
     assert state.cooldown_until == T0 + 301 + SETTINGS.cooldown_seconds
 
 
-def test_an_alert_due_inside_the_chunk_asks_for_a_cut_there() -> None:
+def test_an_alert_due_inside_the_chunk_asks_for_a_cut_there_and_changes_nothing() -> None:
     policy, state = AlertPolicy(SETTINGS), EpisodeState()
-    with pytest.raises(SplitChunk) as split:
-        policy.step(state, chunk(0, 100), [signal("x", 40)])
-    assert split.value.at == 50  # the signal plus the group wait
+    assert policy.step(state, chunk(0, 100), [signal("x", 40)]) == Cut(50)  # plus the wait
+    assert state == EpisodeState()  # the chunk runs again cut there: nothing half-changed
     # run again cut there, as the callers do: the alert fires at the cut, in that chunk
     state = EpisodeState()
     (firing,) = policy.step(state, chunk(0, 50), [signal("x", 40)])
