@@ -20,6 +20,7 @@ from driftline.config import ConfigError, ModelConfig
 from driftline.detectors.base import Detector, Verdict
 from driftline.detectors.categorical import CategoricalCUSUM
 from driftline.detectors.profile import CategoricalProfile, FeatureProfile, ReferenceProfile
+from driftline.detectors.quality import RunState
 from driftline.events.codec import ModelSchema, PredictionBatch
 from driftline.events.records import Alert, RetrainingRequest
 from driftline.monitoring.alerting import (
@@ -71,6 +72,32 @@ class _FeatureSpec:
 
 def _choices(kind: str) -> list[str]:
     return sorted(n for n, c in detectors.registered().items() if c.input_kind in (kind, "any"))
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One watched column of a batch, with the detector that reads it."""
+
+    spec: _FeatureSpec
+    column: np.ndarray
+    present: np.ndarray
+    complete: bool  # no missing values: chunks go to the detector as slices
+    detector: Detector
+    update: Callable[[np.ndarray], Verdict]
+
+
+@dataclass
+class _Run:
+    """What one attempt at a batch changes, written back only if it completes."""
+
+    episode: EpisodeState
+    quality: EpisodeState
+    checks: dict[str, RunState]  # the rate checks of data quality
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    retraining: RetrainingState | None = None
+    alerts: list[Alert] = field(default_factory=list)
+    requests: list[RetrainingRequest] = field(default_factory=list)
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
 
 
 class ModelMonitor:
@@ -211,10 +238,42 @@ class ModelMonitor:
     def _process(
         self, batch: PredictionBatch, state: MutableMapping[str, bytes], plan: Plan
     ) -> BatchOutcome | Cut:
-        precise = plan.windowed
-        fresh = precise  # an earlier attempt changed the cached objects: start from the bytes
-        before = self.events_seen(state)
-        n = len(batch)
+        fresh = plan.windowed  # an earlier attempt changed the cached objects: from the bytes
+        before, n = self.events_seen(state), len(batch)
+        columns = self._columns(batch, state, fresh)
+        run = _Run(
+            episode=self._episode(self.policy_key, state, fresh),
+            quality=self._episode(self.quality_policy_key, state, fresh),
+            checks=self.quality.load(state, fresh),
+        )
+        pos = 0
+        while pos < n:
+            count = before + pos
+            windowed = plan.windowed or not run.episode.quiet or not run.quality.quiet
+            pending = (run.episode.pending_at, run.quality.pending_at)
+            end_count = self.policy.chunk_end(count, before + n, plan.cuts, pending, windowed)
+            end = end_count - before
+            tracked = set(run.quality.subjects)
+            quality_signals = self.quality.step(
+                batch, pos, end, count, run.checks, tracked, run.counts
+            )
+            signals = self._drift_signals(columns, pos, end, count, run.verdicts)
+            has_signal = bool(signals or quality_signals)
+            if has_signal and not windowed and self.policy.window_end(count) < end_count:
+                return Cut()  # run again cut at the policy windows
+            times = batch.timestamps[pos:end]
+            version = batch.versions[end - 1]  # at the chunk's end, where an alert fires
+            cut = self._step(run, state, count, version, times, signals, quality_signals)
+            if cut is not None:
+                return cut
+            pos = end
+        self._write_back(state, columns, run, before + n)
+        return self._outcome(run, n)
+
+    def _columns(
+        self, batch: PredictionBatch, state: MutableMapping[str, bytes], fresh: bool
+    ) -> list[_Column]:
+        """Each watched column of the batch with its detector (restored from ``state``)."""
         columns = []
         for spec in self.specs:
             if spec.feature == PREDICTION:
@@ -232,129 +291,117 @@ class ModelMonitor:
                 update = detector.update_codes
             # Without missing values a chunk goes to its detector as a slice, not a copy.
             complete = bool(present.all())
-            columns.append((spec, column, present, complete, detector, update))
-        episode = self._episode(self.policy_key, state, fresh)
-        quality = self._episode(self.quality_policy_key, state, fresh)
-        runs = self.quality.load(state, fresh)
-        counts: dict[tuple[str, str], int] = {}
-        retraining: RetrainingState | None = None
-        alerts: list[Alert] = []
-        requests: list[RetrainingRequest] = []
-        verdicts: dict[str, Verdict] = {}
-        reference_version = self.profile.version if self.profile else ""
-        pos = 0
-        while pos < n:
-            count = before + pos
-            windowed = precise or not episode.quiet or not quality.quiet
-            pending = (episode.pending_at, quality.pending_at)
-            end_count = self.policy.chunk_end(count, before + n, plan.cuts, pending, windowed)
-            end = end_count - before
-            tracked = set(quality.subjects)
-            quality_signals = self.quality.step(batch, pos, end, count, runs, tracked, counts)
-            signals = []
-            for spec, column, present, complete, _, update in columns:
-                if complete:
-                    verdict = update(column[pos:end])
-                    row = verdict.first_alarm
-                else:
-                    rows = np.flatnonzero(present[pos:end])
-                    verdict = update(column[pos:end][rows])
-                    row = int(rows[verdict.first_alarm]) if verdict.drift else -1
-                verdicts[spec.feature] = verdict
-                if verdict.drift:
-                    at = count + row + 1
-                    signals.append(
-                        Signal(
-                            spec.feature,
-                            spec.detector,
-                            at,
-                            verdict.alarms,
-                            verdict.peak,
-                            verdict.threshold,
-                        )
+            columns.append(_Column(spec, column, present, complete, detector, update))
+        return columns
+
+    def _drift_signals(
+        self, columns: list[_Column], pos: int, end: int, count: int, verdicts: dict[str, Verdict]
+    ) -> list[Signal]:
+        """Each column's detector over rows pos..end; a signal for each that drifted."""
+        signals = []
+        for c in columns:
+            if c.complete:
+                verdict = c.update(c.column[pos:end])
+                row = verdict.first_alarm
+            else:
+                rows = np.flatnonzero(c.present[pos:end])
+                verdict = c.update(c.column[pos:end][rows])
+                row = int(rows[verdict.first_alarm]) if verdict.drift else -1
+            verdicts[c.spec.feature] = verdict
+            if verdict.drift:
+                signals.append(
+                    Signal(
+                        c.spec.feature,
+                        c.spec.detector,
+                        count + row + 1,
+                        verdict.alarms,
+                        verdict.peak,
+                        verdict.threshold,
                     )
-            if (
-                (signals or quality_signals)
-                and not windowed
-                and self.policy.window_end(count) < end_count
-            ):
-                return Cut()  # run again cut at the policy windows
-            times = batch.timestamps[pos:end]
-            version = batch.versions[end - 1]  # at the chunk's end, where an alert fires
-            # Data quality first: when a pipeline breaks, its alert comes before any drift
-            # alert it causes, and the drift alert can point at it.
-            if quality_signals or not quality.quiet:
-                flagged = {k: run.flagged for k, run in runs.items()}
-                chunk = Chunk(
-                    self.model_id,
-                    version,
-                    "data_quality",
-                    reference_version,
-                    count,
-                    times,
-                    flagged,
                 )
-                stepped = self.policy.step(quality, chunk, quality_signals)
-                if isinstance(stepped, Cut):
-                    return stepped
-                alerts.extend(stepped)
-            if signals or not episode.quiet:
-                chunk = Chunk(
-                    model_id=self.model_id,
-                    model_version=version,
-                    kind="drift",
-                    reference_version=reference_version,
-                    start=count,
-                    times=times,
-                )
-                stepped = self.policy.step(episode, chunk, signals)
-                if isinstance(stepped, Cut):
-                    return stepped
-                alerts.extend(self._with_quality(alert, quality) for alert in stepped)
-                # A broken pipeline is not mended by retraining: hold requests meanwhile.
-                if self.retraining.wants(episode, chunk.kind) and not quality.firing:
-                    if retraining is None:
-                        retraining = RetrainingState.from_bytes(state.get(self.retraining_key))
-                    request = self.retraining.check(retraining, episode, chunk)
-                    if isinstance(request, Cut):
-                        return request
-                    if request is not None:
-                        requests.append(request)
-            pos = end
-        # Write back once per batch: each assignment is a changelog record in the worker.
-        for spec, _, _, _, detector, _ in columns:
-            key = self.key(spec.feature, spec.detector)
-            blob = detector.state_bytes()
+        return signals
+
+    def _step(
+        self,
+        run: _Run,
+        state: MutableMapping[str, bytes],
+        count: int,
+        version: str,
+        times: np.ndarray,
+        signals: list[Signal],
+        quality_signals: list[Signal],
+    ) -> Cut | None:
+        """The alert policies (and retraining) over one chunk; the Cut one of them needs."""
+        reference_version = self.profile.version if self.profile else ""
+        # Data quality first: when a pipeline breaks, its alert comes before any drift
+        # alert it causes, and the drift alert can point at it.
+        if quality_signals or not run.quality.quiet:
+            flagged = {k: check.flagged for k, check in run.checks.items()}
+            chunk = Chunk(
+                self.model_id, version, "data_quality", reference_version, count, times, flagged
+            )
+            stepped = self.policy.step(run.quality, chunk, quality_signals)
+            if isinstance(stepped, Cut):
+                return stepped
+            run.alerts.extend(stepped)
+        if not signals and run.episode.quiet:
+            return None
+        chunk = Chunk(self.model_id, version, "drift", reference_version, count, times)
+        stepped = self.policy.step(run.episode, chunk, signals)
+        if isinstance(stepped, Cut):
+            return stepped
+        run.alerts.extend(self._with_quality(alert, run.quality) for alert in stepped)
+        # A broken pipeline is not mended by retraining: hold requests meanwhile.
+        if self.retraining.wants(run.episode, chunk.kind) and not run.quality.firing:
+            if run.retraining is None:
+                run.retraining = RetrainingState.from_bytes(state.get(self.retraining_key))
+            request = self.retraining.check(run.retraining, run.episode, chunk)
+            if isinstance(request, Cut):
+                return request
+            if request is not None:
+                run.requests.append(request)
+        return None
+
+    def _write_back(
+        self, state: MutableMapping[str, bytes], columns: list[_Column], run: _Run, total: int
+    ) -> None:
+        """Once per batch: each assignment is a changelog record in the worker."""
+        for c in columns:
+            key = self.key(c.spec.feature, c.spec.detector)
+            blob = c.detector.state_bytes()
             state[key] = blob  # assigned back: Faust records only assignments
-            self._live[key] = (blob, detector)
-        for key, ep in ((self.policy_key, episode), (self.quality_policy_key, quality)):
+            self._live[key] = (blob, c.detector)
+        for key, ep in ((self.policy_key, run.episode), (self.quality_policy_key, run.quality)):
             blob = ep.to_bytes()
             if blob != state.get(key, b""):
                 state[key] = blob
             self._episode_cache[key] = (state.get(key), ep)
         if self.quality.settings.enabled:
-            self.quality.save(state, runs)
-        if retraining is not None:
-            state[self.retraining_key] = retraining.to_bytes()
-        state[self.key("_model", "events")] = str(before + n).encode()
-        drifting = self.policy.drifting(episode)
+            self.quality.save(state, run.checks)
+        if run.retraining is not None:
+            state[self.retraining_key] = run.retraining.to_bytes()
+        state[self.key("_model", "events")] = str(total).encode()
+
+    def _outcome(self, run: _Run, n: int) -> BatchOutcome:
+        drifting = self.policy.drifting(run.episode)
         outcomes = [
-            FeatureOutcome(f, spec.detector, verdicts[f], f in drifting)
+            FeatureOutcome(f, spec.detector, run.verdicts[f], f in drifting)
             for spec in self.specs
-            if (f := spec.feature) in verdicts
+            if (f := spec.feature) in run.verdicts
         ]
+        failing_now = self.policy.drifting(run.quality)
         failing = {
             (self.quality.label(t.feature, t.detector), t.detector)
-            for s, t in quality.subjects.items()
-            if s in self.policy.drifting(quality)
+            for s, t in run.quality.subjects.items()
+            if s in failing_now
         }
         return BatchOutcome(
             model_id=self.model_id,
             events=n,
-            alerts=alerts,
+            alerts=run.alerts,
             features=outcomes,
-            retraining_requests=requests,
-            quality=counts,
+            retraining_requests=run.requests,
+            quality=run.counts,
             quality_failing=failing,
         )
 
