@@ -21,6 +21,7 @@ from driftline.detectors.profile import ReferenceProfile
 from driftline.events.codec import (
     BatchDecoder,
     DeadLetter,
+    Decoded,
     LabelBatch,
     PredictionBatch,
     ValidRows,
@@ -191,25 +192,15 @@ class Pipeline:
         started = time.perf_counter()
         result = BatchResult()
         pending: dict[str, list[PredictionBatch | ValidRows]] = {}
-        marks: dict[str, dict[str, int]] = {}  # model -> watermark key -> highest offset
+        applied = AppliedOffsets(state)
         sizes: dict[str, int] = {}
         messages: dict[str, int] = {}  # decoded messages per model label, counted once a run
         for index, value in enumerate(values):
             decoded = self.decoder.decode_prediction_rows(value)
-            mark = None
-            if sources is not None and decoded.model_id in self.monitors:
-                topic, partition, offset = sources[index]
-                mark = (f"{decoded.model_id}/_applied/{topic}:{partition}", offset)
-                if offset <= _watermark(state, marks, decoded.model_id, mark[0]):
-                    self.metrics.replayed.labels(decoded.model_id).inc()
-                    continue
-            label = self.metrics.model_label(decoded.model_id)
-            for dead in decoded.dead_letters:
-                self.metrics.dead_letters.labels(label, dead.reason).inc()
-                result.dead_letters.append((index, dead))
+            if self._replayed(decoded.model_id, sources, index, applied):
+                continue
+            label = self._dead_letters(decoded, index, result)
             batch = decoded.batch
-            if mark is not None and decoded.model_id:
-                marks.setdefault(decoded.model_id, {})[mark[0]] = mark[1]
             if not isinstance(batch, PredictionBatch | ValidRows):
                 continue
             messages[label] = messages.get(label, 0) + 1
@@ -225,10 +216,7 @@ class Pipeline:
             self._run(model_id, batches, state, result, joins)
         for label, n in messages.items():
             self.metrics.series(self.metrics.batches, label).inc(n)
-        # Written after the detector states: same changelog partition, so in order.
-        for model_marks in marks.values():
-            for key, offset in model_marks.items():
-                state[key] = str(offset).encode()
+        applied.write()  # after the detector states: same changelog partition, so in order
         for model_id in {o.model_id for o in result.outcomes}:
             self.metrics.series(self.metrics.batch_seconds, model_id).observe(
                 time.perf_counter() - started
@@ -283,20 +271,12 @@ class Pipeline:
         """Decode label messages, join each label to its prediction, run the performance
         monitors on the pairs. Replays are skipped by offset as for predictions."""
         result = BatchResult()
-        marks: dict[str, dict[str, int]] = {}
+        applied = AppliedOffsets(state)
         for index, value in enumerate(values):
             decoded = self.decoder.decode_labels(value)
-            label = self.metrics.model_label(decoded.model_id)
-            if sources is not None and decoded.model_id in self.monitors:
-                topic, partition, offset = sources[index]
-                key = f"{decoded.model_id}/_applied/{topic}:{partition}"
-                if offset <= _watermark(state, marks, decoded.model_id, key):
-                    self.metrics.replayed.labels(decoded.model_id).inc()
-                    continue
-                marks.setdefault(decoded.model_id, {})[key] = offset
-            for dead in decoded.dead_letters:
-                self.metrics.dead_letters.labels(label, dead.reason).inc()
-                result.dead_letters.append((index, dead))
+            if self._replayed(decoded.model_id, sources, index, applied):
+                continue
+            self._dead_letters(decoded, index, result)
             batch = decoded.batch
             if not isinstance(batch, LabelBatch):
                 continue
@@ -305,10 +285,32 @@ class Pipeline:
                 continue
             joined = self.join.add_labels(batch, joins)
             self._joined(batch.model_id, joined.pairs, joined.counts, state, result)
-        for model_marks in marks.values():
-            for key, offset in model_marks.items():
-                state[key] = str(offset).encode()
+        applied.write()
         return result
+
+    def _replayed(
+        self,
+        model_id: str | None,
+        sources: Sequence[Source] | None,
+        index: int,
+        applied: AppliedOffsets,
+    ) -> bool:
+        """Whether message ``index`` was applied before (and is counted as replayed)."""
+        if sources is None or model_id not in self.monitors:
+            return False
+        assert model_id is not None
+        if applied.seen(model_id, sources[index]):
+            self.metrics.replayed.labels(model_id).inc()
+            return True
+        return False
+
+    def _dead_letters(self, decoded: Decoded, index: int, result: BatchResult) -> str:
+        """Count and keep a decoded message's dead letters; its model's metric label."""
+        label = self.metrics.model_label(decoded.model_id)
+        for dead in decoded.dead_letters:
+            self.metrics.dead_letters.labels(label, dead.reason).inc()
+            result.dead_letters.append((index, dead))
+        return label
 
     def _joined(
         self,
@@ -378,15 +380,31 @@ class Pipeline:
 Source = tuple[str, int, int]  # topic, partition, offset of a message
 
 
-def _watermark(
-    state: MutableMapping[str, bytes], marks: dict[str, dict[str, int]], model_id: str, key: str
-) -> int:
-    """Highest offset already applied for this model and source partition (-1 if none)."""
-    seen = marks.get(model_id, {}).get(key)
-    if seen is not None:
-        return seen
-    raw = state.get(key)
-    return int(raw) if raw else -1
+class AppliedOffsets:
+    """The highest offset applied per model and source partition, beside the model's state:
+    a message at or below it was delivered again (Kafka's at-least-once, after a restart or
+    a rebalance) and is skipped instead of counted twice."""
+
+    def __init__(self, state: MutableMapping[str, bytes]) -> None:
+        self.state = state
+        self.marks: dict[str, int] = {}  # state key -> offset applied in this run
+
+    def seen(self, model_id: str, source: Source) -> bool:
+        """Whether ``source`` was applied already; if not, it is from now on."""
+        topic, partition, offset = source
+        key = f"{model_id}/_applied/{topic}:{partition}"
+        applied = self.marks.get(key)
+        if applied is None:
+            raw = self.state.get(key)
+            applied = int(raw) if raw else -1
+        if offset <= applied:
+            return True
+        self.marks[key] = offset
+        return False
+
+    def write(self) -> None:
+        for key, offset in self.marks.items():
+            self.state[key] = str(offset).encode()
 
 
 def load_profiles(config: Config) -> dict[str, ReferenceProfile | None]:
