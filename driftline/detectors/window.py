@@ -18,6 +18,7 @@ tail-extrapolated quantile for Wasserstein).
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -129,34 +130,16 @@ class _WindowDistance:
 
     def update(self, x: np.ndarray) -> Verdict:
         cells = self._cells_of(x)
-        alarms, first, pos, peak = 0, -1, 0, self._last
-        while pos < cells.size:
-            room = self.window - self._n % self.window
-            part = cells[pos : pos + room]
-            self._counts += np.bincount(part, minlength=self._cells)
-            self._n += part.size
-            pos += part.size
-            if self._n % self.window == 0:
+        tally = _Tally(self.threshold, self._last)
+        for start, end, full in _pieces(cells.size, self.window, self._n % self.window):
+            self._counts += np.bincount(cells[start:end], minlength=self._cells)
+            self._n += end - start
+            if full:
                 q = self._observed(self._counts) / self.window
                 self._last = float(self.distance(q, self._p))
-                if alarms == 0:
-                    peak = max(peak, self._last)
                 self._counts[:] = 0.0
-                if self._last > self.threshold:
-                    alarms += 1
-                    if first < 0:
-                        first = pos - 1
-                        peak = self._last
-        return Verdict(
-            statistic=self._last,
-            threshold=self.threshold,
-            drift=alarms > 0,
-            warning=self._last > self.threshold / 2,
-            n_seen=self._n,
-            alarms=alarms,
-            first_alarm=first,
-            peak=peak,
-        )
+                tally.closed(self._last, end - 1)
+        return tally.verdict(self._last, self._n)
 
     def distance(self, q: np.ndarray, p: np.ndarray) -> float:
         raise NotImplementedError
@@ -170,6 +153,50 @@ class _WindowDistance:
         if counts.shape != self._counts.shape:
             raise ValueError("state does not match this detector's configuration")
         self._n, self._counts, self._last = int(doc["n"]), counts, float(doc["last"])
+
+
+def _pieces(size: int, window: int, filled: int) -> Iterator[tuple[int, int, bool]]:
+    """The slices [start, end) of an update's ``size`` values that fill the current window
+    (which holds ``filled`` already) and the ones after it, and whether each fills one.
+
+    >>> list(_pieces(7, 4, 2))
+    [(0, 2, True), (2, 6, True), (6, 7, False)]
+    """
+    pos = 0
+    while pos < size:
+        end = min(size, pos + window - filled)
+        filled = (filled + end - pos) % window
+        yield pos, end, filled == 0
+        pos = end
+
+
+class _Tally:
+    """The alarms among the windows one update closes, and the update's verdict."""
+
+    def __init__(self, threshold: float, last: float) -> None:
+        self.threshold = threshold
+        self.alarms, self.first, self.peak = 0, -1, last
+
+    def closed(self, statistic: float, at: int) -> None:
+        """A window closed at value ``at`` of the update, with ``statistic``."""
+        if self.alarms == 0:
+            self.peak = max(self.peak, statistic)
+        if statistic > self.threshold:
+            self.alarms += 1
+            if self.first < 0:
+                self.first, self.peak = at, statistic
+
+    def verdict(self, statistic: float, n_seen: int) -> Verdict:
+        return Verdict(
+            statistic=statistic,
+            threshold=self.threshold,
+            drift=self.alarms > 0,
+            warning=statistic > self.threshold / 2,
+            n_seen=n_seen,
+            alarms=self.alarms,
+            first_alarm=self.first,
+            peak=self.peak,
+        )
 
 
 def _merge_rare(p: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -420,35 +447,17 @@ class _ValueWindow(_WindowDistance):
         if self._scores is None:
             raise TypeError(f"{self.name} needs a numeric feature")
         u = self._scores.uniform(np.asarray(x, dtype=np.float64), self._n)
-        alarms, first, pos, peak = 0, -1, 0, self._last
-        while pos < u.size:
-            room = self.window - self._filled
-            part = u[pos : pos + room]
-            self._values.append(part)
-            self._filled += part.size
-            self._n += part.size
-            pos += part.size
-            if self._filled == self.window:
+        tally = _Tally(self.threshold, self._last)
+        for start, end, full in _pieces(u.size, self.window, self._filled):
+            self._values.append(u[start:end])
+            self._filled += end - start
+            self._n += end - start
+            if full:
                 window = np.sort(np.concatenate(self._values))
                 self._last, self._last_p = self.statistic_of(window)
-                if alarms == 0:
-                    peak = max(peak, self._last)
                 self._values, self._filled = [], 0
-                if self._last > self.threshold:
-                    alarms += 1
-                    if first < 0:
-                        first = pos - 1
-                        peak = self._last
-        return Verdict(
-            statistic=self._last,
-            threshold=self.threshold,
-            drift=alarms > 0,
-            warning=self._last > self.threshold / 2,
-            n_seen=self._n,
-            alarms=alarms,
-            first_alarm=first,
-            peak=peak,
-        )
+                tally.closed(self._last, end - 1)
+        return tally.verdict(self._last, self._n)
 
     def statistic_of(self, u_sorted: np.ndarray) -> tuple[float, float]:
         raise NotImplementedError
