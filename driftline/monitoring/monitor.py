@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from driftline import detectors
-from driftline.config import ConfigError, ModelConfig
+from driftline.config import ModelConfig
 from driftline.detectors.base import Detector, Verdict
 from driftline.detectors.categorical import CategoricalCUSUM
 from driftline.detectors.profile import CategoricalProfile, FeatureProfile, ReferenceProfile
@@ -34,10 +34,10 @@ from driftline.monitoring.alerting import (
 )
 from driftline.monitoring.quality import QualityMonitor
 from driftline.monitoring.retraining import RetrainingPlanner, RetrainingState
+from driftline.monitoring.validation import DEFAULT_DETECTORS
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DETECTORS = {"numeric": "cusum", "categorical": "categorical_cusum"}
 PREDICTION = "_prediction"  # the prediction's distribution, watched like a feature
 
 
@@ -68,10 +68,6 @@ class _FeatureSpec:
     detector: str
     arl: float
     params: dict[str, float]
-
-
-def _choices(kind: str) -> list[str]:
-    return sorted(n for n, c in detectors.registered().items() if c.input_kind in (kind, "any"))
 
 
 @dataclass(frozen=True)
@@ -164,18 +160,8 @@ class ModelMonitor:
         for feature in features:
             kind = self.config.features[feature]
             override = self.config.detectors.get(feature)
+            # checked against the registry beforehand (monitoring/validation.py)
             name = (override.detector if override else None) or DEFAULT_DETECTORS[kind]
-            accepts = detectors.registered().get(name)
-            if accepts is None or accepts.input_kind not in (kind, "any"):
-                what = (
-                    "is not a registered detector"
-                    if accepts is None
-                    else (f"takes {accepts.input_kind} input, the feature is {kind}")
-                )
-                raise ConfigError(
-                    f"models.{self.model_id}.detectors.{feature}.detector: {name!r} {what}; "
-                    f"for {kind} features use one of: {', '.join(_choices(kind))}"
-                )
             arl = (override.false_alarm_budget if override else None) or share
             params = dict(override.params) if override else {}
             specs.append(_FeatureSpec(feature, kind, name, arl, params))

@@ -16,7 +16,7 @@ from typing import ParamSpec, TypeVar
 
 import numpy as np
 
-from driftline.config import Config, ConfigError
+from driftline.config import Config
 from driftline.detectors.profile import ReferenceProfile
 from driftline.events.codec import (
     BatchDecoder,
@@ -27,6 +27,7 @@ from driftline.events.codec import (
     ValidRows,
 )
 from driftline.events.records import Alert, RetrainingRequest
+from driftline.monitoring import validation
 from driftline.monitoring.alerting import AlertPolicy
 from driftline.monitoring.join import JoinCounts, Joined, LabelJoin
 from driftline.monitoring.monitor import BatchOutcome, ModelMonitor
@@ -91,13 +92,11 @@ class Pipeline:
         self.config = config
         self.metrics = metrics if metrics is not None else WorkerMetrics(config)
         policy = AlertPolicy(config.alerts)
-        try:
-            self.monitors = {
-                model_id: ModelMonitor(model_id, model, profiles.get(model_id), policy)
-                for model_id, model in config.models.items()
-            }
-        except ConfigError as exc:
-            raise ConfigError(f"{config.source}: {exc}") from None
+        validation.check(config, profiles)
+        self.monitors = {
+            model_id: ModelMonitor(model_id, model, profiles.get(model_id), policy)
+            for model_id, model in config.models.items()
+        }
         for model_id, monitor in self.monitors.items():  # every series from the start
             for feature, check in monitor.quality.series():
                 self.metrics.quality_flagged.labels(model_id, feature, check)
@@ -127,21 +126,9 @@ class Pipeline:
             if not settings.enabled:
                 continue
             profile = profiles.get(model_id)
-            if model.task == "regression" and settings.error_detector not in ("cusum", "adwin"):
-                raise ConfigError(
-                    f"{config.source}: models.{model_id}.performance.error_detector: "
-                    f"{settings.error_detector} watches 0/1 errors; a regression's errors are "
-                    "numbers: use adwin (or cusum: windows only)"
-                )
             monitor = PerformanceMonitor(
                 model_id, model, profile, config.alerts, self.monitors[model_id].share
             )
-            if monitor.baseline is None:
-                raise ConfigError(
-                    f"{config.source}: models.{model_id}.performance: the reference profile has "
-                    f"no baseline {monitor.metric} to compare with (build it with `driftline "
-                    "baseline` from data with a label column)"
-                )
             self.performance[model_id] = monitor
             for metric, value in (profile.performance if profile else {}).items():
                 self.metrics.performance_baseline.labels(model_id, metric).set(value)
@@ -161,7 +148,7 @@ class Pipeline:
 
     @classmethod
     def from_config(cls, config: Config, metrics: WorkerMetrics | None = None) -> Pipeline:
-        return cls(config, load_profiles(config), metrics)
+        return cls(config, validation.load_profiles(config), metrics)
 
     def process_predictions(
         self, value: bytes | None, state: MutableMapping[str, bytes]
@@ -405,27 +392,3 @@ class AppliedOffsets:
     def write(self) -> None:
         for key, offset in self.marks.items():
             self.state[key] = str(offset).encode()
-
-
-def load_profiles(config: Config) -> dict[str, ReferenceProfile | None]:
-    from driftline.config import ConfigError
-
-    profiles: dict[str, ReferenceProfile | None] = {}
-    for model_id in config.models:
-        path = config.reference_path(model_id)
-        if path is None:
-            profiles[model_id] = None
-            continue
-        try:
-            profiles[model_id] = ReferenceProfile.from_json(path.read_bytes())
-        except FileNotFoundError:
-            raise ConfigError(
-                f"{config.source}: models.{model_id}.reference: file {path} not found "
-                "(create it with `driftline baseline`)"
-            ) from None
-        except (ValueError, KeyError) as exc:
-            raise ConfigError(
-                f"{config.source}: models.{model_id}.reference: {path} is not a valid "
-                f"driftline profile: {exc}"
-            ) from None
-    return profiles
