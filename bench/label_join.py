@@ -33,7 +33,13 @@ from driftline.config import config_from_dict
 from driftline.events.codec import BatchDecoder, ModelSchema
 from driftline.monitoring.join import LabelJoin
 from driftline.monitoring.pipeline import Pipeline
-from tests.streams import FEATURES, batch_message, classifier_events, write_classifier_profile
+from tests.streams import (
+    FEATURES,
+    batch_message,
+    classifier_events,
+    counted,
+    write_classifier_profile,
+)
 
 BATCH = 500
 
@@ -45,7 +51,7 @@ def pipeline(profile: Path, enabled: bool) -> Pipeline:
         "reference": str(profile),
         "performance": {"enabled": enabled, "window_labels": 500},
     }
-    return Pipeline.from_config(config_from_dict({"models": {"clf": model}}))
+    return counted(config_from_dict({"models": {"clf": model}}))
 
 
 def workload(n: int) -> tuple[list[bytes], list[bytes]]:

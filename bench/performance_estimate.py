@@ -30,8 +30,7 @@ from driftline.config import ModelConfig, config_from_dict
 from driftline.detectors.performance import ScoreCalibration, roc_auc
 from driftline.detectors.profile import build_profile
 from driftline.monitoring.performance import baseline_performance
-from driftline.monitoring.pipeline import Pipeline
-from tests.streams import batch_message
+from tests.streams import batch_message, counted
 
 FEATURES = {"x": "numeric"}
 N = 5_000
@@ -70,7 +69,7 @@ def estimate(path: Path, score: np.ndarray) -> tuple[float, float]:
         "reference": str(path),
         "performance": {"enabled": True, "window_labels": 500},
     }
-    p = Pipeline.from_config(config_from_dict({"models": {"m": model}}))
+    p = counted(config_from_dict({"models": {"m": model}}))
     rows = [
         {
             "prediction_id": f"e{i}",

@@ -25,6 +25,7 @@ from bench.throughput import columns, features, messages
 from driftline.config import config_from_dict
 from driftline.detectors.profile import build_profile
 from driftline.monitoring.pipeline import Pipeline
+from tests.streams import counted
 
 
 def pipeline(profile: Path, enabled: bool) -> Pipeline:
@@ -34,7 +35,7 @@ def pipeline(profile: Path, enabled: bool) -> Pipeline:
         "reference": str(profile),
         "data_quality": {"enabled": enabled},
     }
-    return Pipeline.from_config(config_from_dict({"models": {"bench": model}}))
+    return counted(config_from_dict({"models": {"bench": model}}))
 
 
 def null_feature(msgs: list[bytes]) -> list[bytes]:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.throughput import bench_model, messages
 from driftline.config import config_from_dict
-from driftline.monitoring.pipeline import Pipeline
+from tests.streams import counted
 
 TAKES = (200, 1000, 2000)
 ROUNDS = 5
@@ -44,7 +44,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = bench_model(Path(tmp), rng)
         msgs = messages(n, 1, rng)
-        pipeline = Pipeline.from_config(config_from_dict({"models": {"bench": model}}))
+        pipeline = counted(config_from_dict({"models": {"bench": model}}))
         paused = pipeline.process_messages
         collected = paused.__wrapped__.__get__(pipeline)  # the undecorated method
         seconds(paused, msgs[: n // 10], 200)  # warm-up: imports, caches, first allocations

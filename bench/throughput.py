@@ -41,7 +41,13 @@ from driftline.monitoring.replay import takes
 from driftline.observability.metrics import scrape_total
 from driftline.runtime.localkafka import LocalKafka
 from tests.conftest import WorkerProcess
-from tests.streams import FEATURES, batch_message, classifier_events, write_classifier_profile
+from tests.streams import (
+    FEATURES,
+    batch_message,
+    classifier_events,
+    counted,
+    write_classifier_profile,
+)
 
 N_NUMERIC, N_CATEGORICAL = 20, 5
 # Single-event rates swing by a third between back-to-back runs on these shared vCPUs: bare
@@ -306,7 +312,7 @@ def main() -> None:
     rows = []
     spread: dict[str, list[float]] = {}
     with workspace(rng) as (bootstrap, tmp, model):
-        pipeline = Pipeline.from_config(config_from_dict({"models": {"bench": model}}))
+        pipeline = counted(config_from_dict({"models": {"bench": model}}))
         for label, batch, n, columnar in [
             ("columnar batch (500/msg)", 500, n_batched, True),
             ("row batch (500/msg)", 500, n_batched, False),

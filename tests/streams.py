@@ -172,3 +172,12 @@ def classifier_events(
         )
         labels.append({"prediction_id": pid, "timestamp": ts, "label": int(label[i])})
     return predictions, labels
+
+
+def counted(config: Any) -> Any:
+    """``Pipeline.from_config`` counting into Prometheus metrics, as in the worker (tests read
+    them; benches keep the worker's cost)."""
+    from driftline.monitoring.pipeline import Pipeline
+    from driftline.observability.metrics import WorkerMetrics
+
+    return Pipeline.from_config(config, WorkerMetrics(config))

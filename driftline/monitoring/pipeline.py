@@ -29,6 +29,7 @@ from driftline.events.codec import (
 from driftline.events.records import Alert, RetrainingRequest
 from driftline.monitoring import validation
 from driftline.monitoring.alerting import AlertPolicy
+from driftline.monitoring.counting import UNCOUNTED, PipelineMetrics
 from driftline.monitoring.join import JoinCounts, Joined, LabelJoin
 from driftline.monitoring.monitor import BatchOutcome, ModelMonitor
 from driftline.monitoring.performance import (
@@ -36,7 +37,7 @@ from driftline.monitoring.performance import (
     PerformanceMonitor,
     PerformanceOutcome,
 )
-from driftline.observability.metrics import PredictionBuckets, WorkerMetrics, observe_many
+from driftline.monitoring.prediction_buckets import PredictionBuckets
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +88,10 @@ class Pipeline:
         self,
         config: Config,
         profiles: dict[str, ReferenceProfile | None],
-        metrics: WorkerMetrics | None = None,
+        metrics: PipelineMetrics = UNCOUNTED,
     ) -> None:
         self.config = config
-        self.metrics = metrics if metrics is not None else WorkerMetrics(config)
+        self.metrics = metrics
         policy = AlertPolicy(config.alerts)
         validation.check(config, profiles)
         self.monitors = {
@@ -147,7 +148,9 @@ class Pipeline:
         )
 
     @classmethod
-    def from_config(cls, config: Config, metrics: WorkerMetrics | None = None) -> Pipeline:
+    def from_config(cls, config: Config, metrics: PipelineMetrics = UNCOUNTED) -> Pipeline:
+        """The pipeline of ``config``, counting into ``metrics`` (the worker's Prometheus
+        metrics; nothing by default)."""
         return cls(config, validation.load_profiles(config), metrics)
 
     def process_predictions(
@@ -319,7 +322,7 @@ class Pipeline:
             if n:
                 m.labels.labels(model_id, outcome).inc(n)
         delays = np.fromiter((p.label_time - p.time for p in pairs), np.float64, len(pairs))
-        observe_many(m.label_delay.labels(model_id), np.maximum(delays, 0.0))
+        m.observe_label_delays(model_id, np.maximum(delays, 0.0))
         if pairs:
             self._performed(model_id, self.performance[model_id].process(pairs, state), result)
 

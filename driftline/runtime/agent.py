@@ -24,6 +24,7 @@ from driftline.config import Config
 from driftline.events.codec import DeadLetter, Reason
 from driftline.events.records import compact_json
 from driftline.monitoring.pipeline import BatchResult, Pipeline
+from driftline.observability.metrics import WorkerMetrics
 from driftline.runtime.holes import HoleReader, Refetched, holes
 from driftline.runtime.lag import LagReporter
 from driftline.runtime.patches import undecodable_batches
@@ -50,6 +51,7 @@ class TakeRunner:
         app: faust.App,
         config: Config,
         pipeline: Pipeline,
+        metrics: WorkerMetrics,
         tables: tuple[MutableMapping[str, bytes], MutableMapping[str, bytes]],
         outputs: Outputs,
         readers: tuple[HoleReader, HoleReader],
@@ -57,12 +59,13 @@ class TakeRunner:
         self.app = app
         self.config = config
         self.pipeline = pipeline
+        self.metrics = metrics
         self.state, self.joins = tables
         self.outputs = outputs
         self.hole_reader, self.restore_reader = readers
         self.records = ModelRecords(self.state)
         inputs = {config.topics.predictions, config.topics.labels}
-        self.lag = LagReporter(inputs, pipeline.metrics.consumer_lag)
+        self.lag = LagReporter(inputs, metrics.consumer_lag)
         self.limit = config.worker.max_message_bytes  # what the producer can send
 
     async def run(self, stream: faust.StreamT) -> None:
@@ -107,7 +110,7 @@ class TakeRunner:
     async def _process_group(self, taken_group: list[EventT]) -> None:
         group, position = await self._without_holes(taken_group)
         group, skipped = without_undecodable(group, position)
-        metrics = self.pipeline.metrics
+        metrics = self.metrics
         for event, _ in skipped:
             key = event.message.key or b""
             model = metrics.model_label(key.decode("utf-8", "replace"))

@@ -16,6 +16,7 @@ from faust.types import TP, CollectionT, EventT, Message, StreamT
 
 from driftline.config import Config
 from driftline.monitoring.pipeline import Pipeline
+from driftline.observability.metrics import WorkerMetrics
 from driftline.observability.notify import Notifier
 from driftline.runtime import patches
 from driftline.runtime.agent import Outputs, TakeRunner
@@ -28,7 +29,9 @@ from driftline.runtime.topics import aiokafka_options, faust_credentials
 log = logging.getLogger(__name__)
 
 
-def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None) -> faust.App:
+def create_app(
+    config: Config, pipeline: Pipeline, metrics: WorkerMetrics, partitions: int | None = None
+) -> faust.App:
     """Build the worker's Faust app; ``partitions`` is the predictions topic's real count."""
     partitions = partitions or config.topics.partitions
     patches.apply_all()  # before Faust builds anything (runtime/patches/)
@@ -64,7 +67,7 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
         any_committed=restore_reader.any_committed,
     )
     runner = TakeRunner(
-        app, config, pipeline, (state, joins), outputs, (hole_reader, restore_reader)
+        app, config, pipeline, metrics, (state, joins), outputs, (hole_reader, restore_reader)
     )
     app.agent(inputs, name="driftline.monitor-predictions")(runner.run)
 
@@ -76,7 +79,7 @@ def create_app(config: Config, pipeline: Pipeline, partitions: int | None = None
             log.warning("consumer lag not measured: %s", exc)
 
     if needs_delivery(config):
-        add_delivery_loop(app, config, pipeline)
+        add_delivery_loop(app, config, metrics)
     return app
 
 
@@ -146,9 +149,9 @@ def needs_delivery(config: Config) -> bool:
     )
 
 
-def add_delivery_loop(app: faust.App, config: Config, pipeline: Pipeline) -> None:
+def add_delivery_loop(app: faust.App, config: Config, metrics: WorkerMetrics) -> None:
     """Post alerts and retraining requests to their receivers (see runtime/delivery.py)."""
-    delivery = DeliveryLoop(config, Notifier(config.notifications, pipeline.metrics))
+    delivery = DeliveryLoop(config, Notifier(config.notifications, metrics))
 
     @app.task
     async def deliver() -> None:

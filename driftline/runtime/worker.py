@@ -74,6 +74,6 @@ def run_worker(config: Config, loglevel: str = "info") -> None:
             settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
         )
         log.info("metrics on %s:%d/metrics", settings.metrics_host, settings.metrics_port)
-    app = create_app(config, pipeline, partitions=partitions)
+    app = create_app(config, pipeline, metrics, partitions=partitions)
     worker = Worker(app, loglevel=loglevel, redirect_stdouts=False)
     worker.execute_from_commandline()

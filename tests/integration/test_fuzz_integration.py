@@ -22,10 +22,9 @@ import pytest
 
 from driftline.config import load_config
 from driftline.events.codec import Reason
-from driftline.monitoring.pipeline import Pipeline
 from kafka import KafkaProducer
 from tests.conftest import WorkerProcess, read_topic
-from tests.streams import batch_message, events, model_config, write_profile
+from tests.streams import batch_message, counted, events, model_config, write_profile
 
 pytestmark = pytest.mark.kafka
 
@@ -92,7 +91,7 @@ def test_junk_on_the_broker_is_dead_lettered_and_the_worker_stays_up(
     )
     junk = corpus()
     # What the worker's own pipeline makes of these messages, run here.
-    expected = Pipeline.from_config(load_config(worker.path)).process_messages(junk, {})
+    expected = counted(load_config(worker.path)).process_messages(junk, {})
     assert expected.events > 0 and len(expected.dead_letters) > UNKNOWN_MODELS
     good = [batch_message("m1", good_rows(250, s)) for s in range(4)]
 

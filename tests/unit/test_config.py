@@ -107,6 +107,7 @@ def test_the_workers_faust_app_gets_the_same_kafka_security_as_every_client(
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
     from driftline.monitoring.pipeline import Pipeline
+    from driftline.observability.metrics import WorkerMetrics
     from driftline.runtime.app import create_app
     from driftline.runtime.topics import aiokafka_options, faust_credentials
 
@@ -115,7 +116,7 @@ def test_the_workers_faust_app_gets_the_same_kafka_security_as_every_client(
         kafka.update(sasl_mechanism=mechanism, sasl_username="svc", sasl_password_env="DL_PW")
     raw = {"kafka": kafka, "models": {"eta": {"task": "binary", "features": {"a": "numeric"}}}}
     config = config_from_dict(raw, source="c.yaml", env={"DL_PW": "hunter2-secret"})
-    app = create_app(config, Pipeline.from_config(config))
+    app = create_app(config, Pipeline.from_config(config), WorkerMetrics(config))
     assert type(app.conf.broker_credentials) is type(faust_credentials(config.kafka))
     faust_auth = credentials_to_aiokafka_auth(app.conf.broker_credentials)
     expected = aiokafka_options(config.kafka)

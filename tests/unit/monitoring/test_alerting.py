@@ -21,6 +21,7 @@ from driftline.config import config_from_dict
 from driftline.detectors.profile import build_profile
 from driftline.events.records import Alert, RetrainingRequest
 from driftline.monitoring.pipeline import Pipeline
+from tests.streams import counted
 
 T0 = 1_699_920_000.0  # a UTC midnight: the streams here stay within one day
 
@@ -35,7 +36,7 @@ def make_pipeline(tmp_path: Path, width: int = 5, **sections: Any) -> Pipeline:
     path.write_bytes(profile.to_json())
     model = {"task": "regression", "features": kinds, "reference": str(path)}
     model.update(sections.pop("model", {}))
-    return Pipeline.from_config(config_from_dict({"models": {"m": model}, **sections}))
+    return counted(config_from_dict({"models": {"m": model}, **sections}))
 
 
 def stream(

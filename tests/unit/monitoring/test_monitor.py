@@ -10,7 +10,7 @@ import pytest
 
 from driftline.config import config_from_dict
 from driftline.monitoring.pipeline import Pipeline
-from tests.streams import batch_message, events, model_config, write_profile
+from tests.streams import batch_message, counted, events, model_config, write_profile
 
 
 def pipeline(tmp_path: Path, worker: dict | None = None, **model_extra: object) -> Pipeline:
@@ -22,7 +22,7 @@ def pipeline(tmp_path: Path, worker: dict | None = None, **model_extra: object) 
             "models": {"m1": model_config(profile, **model_extra)},
         }
     )
-    return Pipeline.from_config(config)
+    return counted(config)
 
 
 def run(p: Pipeline, rows: list[dict], state: dict, size: int = 250) -> list:

@@ -17,6 +17,7 @@ from tests.streams import (
     FEATURES,
     batch_message,
     classifier_events,
+    counted,
     write_classifier_profile,
     write_profile,
 )
@@ -101,7 +102,7 @@ def classifier_pipeline(
             },
         }
     )
-    return Pipeline.from_config(config)
+    return counted(config)
 
 
 def label_message(rows: list[dict[str, Any]]) -> bytes:
@@ -278,7 +279,7 @@ def test_performance_needs_a_baseline_in_the_profile(tmp_path: Path) -> None:
         }
     }
     with pytest.raises(ConfigError, match=r"models\.m1\.performance: .* no baseline mae"):
-        Pipeline.from_config(config_from_dict(raw))
+        counted(config_from_dict(raw))
 
 
 def test_the_prediction_distribution_is_watched_like_a_feature(tmp_path: Path) -> None:
@@ -403,7 +404,7 @@ def test_a_regressions_errors_can_be_watched_by_adwin(tmp_path: Path) -> None:
             "reference": str(path),
             "performance": {"enabled": True, "error_detector": detector, "tolerance": 0.5},
         }
-        return Pipeline.from_config(config_from_dict({"models": {"reg": model}}))
+        return counted(config_from_dict({"models": {"reg": model}}))
 
     with pytest.raises(ConfigError, match=r"performance\.error_detector: ddm watches 0/1"):
         pipeline("ddm")

@@ -15,7 +15,7 @@ from driftline.config import config_from_dict
 from driftline.detectors.quality import ConstantCheck, RateCheck, RunState, VersionCheck
 from driftline.events.records import Alert, RetrainingRequest
 from driftline.monitoring.pipeline import Pipeline
-from tests.streams import batch_message, broken, events, model_config, write_profile
+from tests.streams import batch_message, broken, counted, events, model_config, write_profile
 from tests.unit.monitoring.test_alerting import comparable
 
 AT = 3_000  # the event at which each break starts
@@ -35,7 +35,7 @@ CAUSES = {
 def pipeline(tmp_path: Path, **model: Any) -> Pipeline:
     profile = write_profile(tmp_path / "m1.json")
     config = config_from_dict({"models": {"m1": model_config(profile, **model)}})
-    return Pipeline.from_config(config)
+    return counted(config)
 
 
 def run(

@@ -12,9 +12,9 @@ from prometheus_client import CollectorRegistry, Gauge
 from driftline.config import config_from_dict
 from driftline.detectors.profile import categorical_profile, numeric_profile
 from driftline.monitoring.pipeline import Pipeline
-from driftline.observability.metrics import PredictionBuckets
+from driftline.monitoring.prediction_buckets import PredictionBuckets
 from driftline.runtime.lag import LagReporter
-from tests.streams import batch_message, events, model_config, write_profile
+from tests.streams import batch_message, counted, events, model_config, write_profile
 
 
 def test_numeric_predictions_fall_in_the_reference_bins_in_order() -> None:
@@ -45,7 +45,7 @@ def test_class_predictions_count_by_class_and_unknown_classes_as_other() -> None
 def pipeline(tmp_path: Path) -> Pipeline:
     profile = write_profile(tmp_path / "m1.json")
     config = config_from_dict({"models": {"m1": model_config(profile)}})
-    return Pipeline.from_config(config)
+    return counted(config)
 
 
 def test_prediction_series_and_reference_shares(tmp_path: Path) -> None:

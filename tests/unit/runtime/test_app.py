@@ -6,12 +6,13 @@ from faust.types import TP
 
 from driftline.config import config_from_dict
 from driftline.monitoring.pipeline import Pipeline
+from driftline.observability.metrics import WorkerMetrics
 from driftline.runtime.app import QuietMonitor, create_app
 
 
 def test_faust_keeps_no_statistics_per_message_but_still_what_its_consumer_asks() -> None:
     config = config_from_dict({"models": {"eta": {"task": "binary", "features": {"a": "numeric"}}}})
-    app = create_app(config, Pipeline.from_config(config))
+    app = create_app(config, Pipeline.from_config(config), WorkerMetrics(config))
     monitor = app.monitor
     assert isinstance(monitor, QuietMonitor)
     tp = TP("driftline.predictions", 0)

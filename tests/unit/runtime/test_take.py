@@ -13,10 +13,9 @@ import faust
 import pytest
 
 from driftline.config import config_from_dict
-from driftline.monitoring.pipeline import Pipeline
 from driftline.monitoring.replay import takes
 from driftline.runtime.take import take_bounded
-from tests.streams import model_config, write_profile
+from tests.streams import counted, model_config, write_profile
 
 
 def run_takes(values: list[bytes], max_events: int, max_bytes: int) -> list[dict[str, Any]]:
@@ -79,7 +78,7 @@ def test_the_pipeline_pauses_the_cycle_collector_only_while_it_runs(
     enabled: bool, tmp_path: Path
 ) -> None:
     config = config_from_dict({"models": {"m1": model_config(write_profile(tmp_path / "m1.json"))}})
-    pipeline = Pipeline.from_config(config)
+    pipeline = counted(config)
     states: list[bool] = []
 
     def recording(decode: Callable[[bytes | None], Any]) -> Callable[[bytes | None], Any]:
