@@ -105,8 +105,7 @@ class Notifier:
         while True:
             attempts += 1
             # Its own task: aiohttp enforces its timeout by cancelling the task that runs the
-            # request, and a late cancel landing in the caller's next await (a Faust stream)
-            # stalled the delivery agent for good.
+            # request, and a late cancel must not land in the caller's next await.
             result, retry_after = await asyncio.create_task(self._post(receiver, body, headers))
             self._count_attempt(name, result)
             if result == "ok":

@@ -1,14 +1,12 @@
 """Records the consumer skipped, read again from the broker before a run goes on.
 
-Faust's fetch loop can drop a record it fetched and deliver the ones after it: seen in
-tests/integration/test_scale_out_integration.py about one run in six, always right after a worker
-took over a partition (one message of one model missing from the run, its neighbours there, the
-next run starting at a message the last one ended with). The state knows the next offset of
-each input partition (the applied position the agent writes after each run), so a run that
-starts past it, or skips offsets inside, has a hole: the records in it are read from the broker
-with a plain consumer (read_committed, as the worker's) and run first, in order. A hole with
-no records in it (transaction markers, a transactional producer's aborted records) costs a
-fetch.
+Faust's fetch loop can drop a record it fetched and deliver the ones after it, right after a
+worker took over a partition (docs/runtime-patches.md tells how it was found). The state knows
+the next offset of each input partition (the applied position the agent writes after each
+run), so a run that starts past it, or skips offsets inside, has a hole: the records in it are
+read from the broker with a plain consumer (read_committed, as the worker's) and run first, in
+order. A hole with no records in it (transaction markers, a transactional producer's aborted
+records) costs a fetch.
 """
 
 from __future__ import annotations
