@@ -158,8 +158,9 @@ def _dashboard(
     return board
 
 
-def fleet() -> Dashboard:
-    now: list[Panel] = [
+def _fleet_now() -> list[Panel]:
+    """The fleet at a glance."""
+    return [
         stat_panel(
             "Workers up",
             "Worker processes Prometheus can scrape. Below the number you run: a worker is down "
@@ -199,7 +200,11 @@ def fleet() -> Dashboard:
             colors=NEUTRAL,
         ),
     ]
-    models = (
+
+
+def _fleet_models() -> Panel:
+    """A row per model, linking to its dashboard."""
+    return (
         table_panel(
             "Models now",
             "One row per model: traffic, features drifting, data-quality checks failing, "
@@ -234,7 +239,11 @@ def fleet() -> Dashboard:
         )
         .data_links([DashboardLink("Open the model's dashboard").url(MODEL_LINK)])
     )
-    trends: list[Panel] = [
+
+
+def _fleet_trends() -> list[Panel]:
+    """Drift, data quality and throughput per model over time."""
+    return [
         series_panel(
             "Drifting features per model",
             "How many features of each model signal drift, over time: when it started, "
@@ -262,12 +271,15 @@ def fleet() -> Dashboard:
             query("sum by (partition) (driftline_consumer_lag)", "partition {{partition}}"),
         ),
     ]
+
+
+def fleet() -> Dashboard:
     return _dashboard(
         FLEET_UID,
         "driftline: fleet overview",
         "All monitored models at a glance: which drift, which have broken inputs, is the "
         "service keeping up.",
-        [("Now", now), ("Models", [models]), ("Over time", trends)],
+        [("Now", _fleet_now()), ("Models", [_fleet_models()]), ("Over time", _fleet_trends())],
     )
 
 
@@ -542,8 +554,9 @@ def model() -> Dashboard:
     )
 
 
-def service() -> Dashboard:
-    health: list[Panel] = [
+def _service_health() -> list[Panel]:
+    """Is the worker keeping up with the stream."""
+    return [
         series_panel(
             "Workers up",
             "1 per worker Prometheus scrapes; a gap is a worker down.",
@@ -594,7 +607,11 @@ def service() -> Dashboard:
             span=8,
         ),
     ]
-    delivery: list[Panel] = [
+
+
+def _service_delivery() -> list[Panel]:
+    """Are alerts reaching their receivers."""
+    return [
         series_panel(
             "Notifications by outcome",
             "Alerts and retraining requests handed to each receiver: delivered, parked on the "
@@ -623,7 +640,11 @@ def service() -> Dashboard:
             ),
         ),
     ]
-    process: list[Panel] = [
+
+
+def _service_process() -> list[Panel]:
+    """The worker processes' resources."""
+    return [
         series_panel(
             "Memory (resident)",
             "Resident memory per worker: detector state is bounded, so this should be flat.",
@@ -637,12 +658,19 @@ def service() -> Dashboard:
             unit="short",
         ),
     ]
+
+
+def service() -> Dashboard:
     return _dashboard(
         SERVICE_UID,
         "driftline: service health",
         "Is driftline itself healthy: workers up, keeping up with the stream, input it cannot "
         "use, alerts reaching people, resources.",
-        [("Stream", health), ("Delivery", delivery), ("Process", process)],
+        [
+            ("Stream", _service_health()),
+            ("Delivery", _service_delivery()),
+            ("Process", _service_process()),
+        ],
     )
 
 
