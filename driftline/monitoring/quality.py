@@ -14,8 +14,9 @@ batch like the detectors'.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -177,6 +178,23 @@ class QualityMonitor:
         if not self.settings.enabled:
             return []
         signals: list[Signal] = []
+        note = functools.partial(self._note, signals, counts, count)
+        self._feature_checks(batch, pos, end, runs, note)
+        if self.settings.model_version:
+            self._version_check(batch, pos, end, runs, note)
+        self._field_checks(batch, pos, end, runs, tracked, note)
+        return signals
+
+    def _feature_checks(
+        self,
+        batch: PredictionBatch,
+        pos: int,
+        end: int,
+        runs: dict[str, RunState],
+        note: Callable[..., None],
+    ) -> None:
+        """The checks of each declared feature: rates (missing, type, range, unseen) and runs
+        of a constant."""
         n = end - pos
         columns: dict[str, _Column] = {}  # each feature's column and masks, once per chunk
         for spec in self.specs:
@@ -205,10 +223,7 @@ class QualityMonitor:
                 else:
                     result = spec.rate.update(state, flagged, values)
                 reference = spec.rate.reference_rate
-            self._note(
-                signals,
-                counts,
-                count,
+            note(
                 spec.subject,
                 spec.feature,
                 spec.check,
@@ -216,23 +231,42 @@ class QualityMonitor:
                 reference,
                 state.flagged - before,
             )
-        if self.settings.model_version:
-            subject = f"{MODEL_VERSION}/{MODEL_VERSION}"
-            state = runs.setdefault(subject, RunState())
-            before = state.flagged
-            versions = np.asarray(batch.versions[pos:end], dtype=object)
-            result = self.version.update(state, versions)
-            self._note(
-                signals,
-                counts,
-                count,
-                subject,
-                MODEL_VERSION,
-                MODEL_VERSION,
-                result,
-                0.0,
-                state.flagged - before,
-            )
+
+    def _version_check(
+        self,
+        batch: PredictionBatch,
+        pos: int,
+        end: int,
+        runs: dict[str, RunState],
+        note: Callable[..., None],
+    ) -> None:
+        """Changes of the model version the events carry."""
+        subject = f"{MODEL_VERSION}/{MODEL_VERSION}"
+        state = runs.setdefault(subject, RunState())
+        before = state.flagged
+        versions = np.asarray(batch.versions[pos:end], dtype=object)
+        result = self.version.update(state, versions)
+        note(
+            subject,
+            MODEL_VERSION,
+            MODEL_VERSION,
+            result,
+            0.0,
+            state.flagged - before,
+        )
+
+    def _field_checks(
+        self,
+        batch: PredictionBatch,
+        pos: int,
+        end: int,
+        runs: dict[str, RunState],
+        tracked: set[str],
+        note: Callable[..., None],
+    ) -> None:
+        """Undeclared fields the events carry (a bounded number of them, never one the
+        episode tracks taken from it)."""
+        n = end - pos
         ignored = set(self.settings.ignore_fields)
         present = {
             name[:FIELD_CHARS]: mask
@@ -246,10 +280,7 @@ class QualityMonitor:
             state = runs.setdefault(subject, RunState())
             before = state.flagged
             result = self.field_check.update(state, mask[pos:end])
-            self._note(
-                signals,
-                counts,
-                count,
+            note(
                 subject,
                 name,
                 UNEXPECTED_FIELD,
@@ -260,7 +291,6 @@ class QualityMonitor:
         for subject, state in runs.items():  # tracked fields this chunk did not carry
             if _field_of(subject) not in (None, *present):
                 self.field_check.update(state, np.zeros(n, dtype=bool))
-        return signals
 
     def _note(
         self,
