@@ -181,6 +181,33 @@ class PerformanceOutcome:
     retraining_requests: list[RetrainingRequest] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Encoded:
+    """A batch of labelled pairs as the metrics and detectors take them."""
+
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    proba: np.ndarray | None
+    times: np.ndarray  # the labels' event times
+    labels: np.ndarray | None  # the labels as the label detector reads them
+
+
+@dataclass
+class _LabelRun:
+    """What one attempt at a batch of labels changes, written back only if it completes."""
+
+    st: _State
+    episode: EpisodeState
+    errors: RunState
+    river: Any
+    labels_seen: Detector | None
+    retraining: RetrainingState | None = None
+    alerts: list[Alert] = field(default_factory=list)
+    requests: list[RetrainingRequest] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    by_time: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
 class PerformanceMonitor:
     def __init__(
         self,
@@ -247,95 +274,123 @@ class PerformanceMonitor:
         self, pairs: list[Joined], state: MutableMapping[str, bytes], plan: Plan
     ) -> PerformanceOutcome | Cut:
         st = _State.from_bytes(state.get(self.state_key))
-        episode = EpisodeState.from_bytes(state.get(self.policy_key))
-        river = self._river(st)
-        errors = RunState.from_doc(st.errors)
-        labels_seen = self._labels_detector(state)
-        label_column = (
-            prediction_column([p.label for p in pairs], self.label_detector[1])
-            if self.label_detector
-            else None
+        run = _LabelRun(
+            st=st,
+            episode=EpisodeState.from_bytes(state.get(self.policy_key)),
+            errors=RunState.from_doc(st.errors),
+            river=self._river(st),
+            labels_seen=self._labels_detector(state),
         )
-        y_true = self.encoder.encode([p.label for p in pairs])
-        y_pred = self.encoder.encode([p.prediction for p in pairs])
-        proba = self.encoder.proba([p.score for p in pairs])
-        times = np.array([p.label_time for p in pairs], dtype=np.float64)
+        encoded = self._encoded(pairs)
         before, n, pos = st.labelled, len(pairs), 0
-        alerts: list[Alert] = []
-        metrics: dict[str, float] = {}
-        by_time: dict[str, dict[str, float]] = {}
-        retraining: RetrainingState | None = None
-        requests: list[RetrainingRequest] = []
-        w = self.settings.window_labels
         while pos < n:
             count = before + pos
             end_count = self.policy.chunk_end(count, before + n, plan.cuts)
             end = end_count - before
-            signals = self._error_signals(y_true[pos:end], y_pred[pos:end], count, errors, river)
-            if labels_seen is not None and label_column is not None:
-                signals += self._label_signals(labels_seen, label_column[pos:end], count)
-            # encoded once: the window keeps what its metrics need, not the raw events
-            st.window.extend(
-                map(
-                    list,
-                    zip(
-                        _plain_column(y_true[pos:end]),
-                        _plain_column(y_pred[pos:end]),
-                        [None] * (end - pos) if proba is None else _plain_column(proba[pos:end]),
-                        strict=True,
-                    ),
-                )
-            )
-            part = slice(pos, end)
-            closed = self._time_windows(
-                st, pairs[part], y_true[part], y_pred[part], None if proba is None else proba[part]
-            )
-            by_time = closed or by_time
-            if end_count % w == 0:
-                metrics = self._window_metrics(st.window)
-                st.last, st.window = metrics, []
-                signal = self._window_signal(metrics, end_count)
-                if signal is not None:
-                    signals.append(signal)
+            signals = self._chunk_signals(run, pairs, encoded, pos, end, count)
             chunk = Chunk(
                 self.model_id,
                 pairs[end - 1].version,
                 "performance",
                 self.reference_version,
                 count,
-                times[pos:end],
+                encoded.times[pos:end],
             )
-            stepped = self.policy.step(episode, chunk, signals)
-            if isinstance(stepped, Cut):
-                return stepped
-            alerts.extend(stepped)
-            if self.retraining.wants(episode, chunk.kind):
-                if retraining is None:
-                    retraining = RetrainingState.from_bytes(state.get(self.retraining_key))
-                request = self.retraining.check(retraining, episode, chunk)
-                if isinstance(request, Cut):
-                    return request
-                if request is not None:
-                    requests.append(request)
+            cut = self._step(run, state, chunk, signals)
+            if cut is not None:
+                return cut
             pos = end
-        if retraining is not None:
-            state[self.retraining_key] = retraining.to_bytes()
-        st.labelled = before + n
-        st.errors = errors.to_doc()
-        if river is not None:
-            st.river = river.state_bytes().decode("latin-1")
-        if labels_seen is not None:
-            state[self.label_key] = labels_seen.state_bytes()
-        state[self.state_key] = st.to_bytes()
-        state[self.policy_key] = episode.to_bytes()
+        self._write_back(run, state, before + n)
         return PerformanceOutcome(
-            alerts,
+            run.alerts,
             n,
-            metrics,
-            failing=episode.firing,
-            by_time=by_time,
-            retraining_requests=requests,
+            run.metrics,
+            failing=run.episode.firing,
+            by_time=run.by_time,
+            retraining_requests=run.requests,
         )
+
+    def _encoded(self, pairs: list[Joined]) -> _Encoded:
+        labels = [p.label for p in pairs]
+        return _Encoded(
+            y_true=self.encoder.encode(labels),
+            y_pred=self.encoder.encode([p.prediction for p in pairs]),
+            proba=self.encoder.proba([p.score for p in pairs]),
+            times=np.array([p.label_time for p in pairs], dtype=np.float64),
+            labels=(
+                prediction_column(labels, self.label_detector[1]) if self.label_detector else None
+            ),
+        )
+
+    def _chunk_signals(
+        self, run: _LabelRun, pairs: list[Joined], enc: _Encoded, pos: int, end: int, count: int
+    ) -> list[Signal]:
+        """The error test, the labels' detector and (at a window's end) the window's metric
+        over pairs pos..end; the window and time slices take the pairs in."""
+        st, part = run.st, slice(pos, end)
+        proba = None if enc.proba is None else enc.proba[part]
+        signals = self._error_signals(
+            enc.y_true[part], enc.y_pred[part], count, run.errors, run.river
+        )
+        if run.labels_seen is not None and enc.labels is not None:
+            signals += self._label_signals(run.labels_seen, enc.labels[part], count)
+        # encoded once: the window keeps what its metrics need, not the raw events
+        st.window.extend(
+            map(
+                list,
+                zip(
+                    _plain_column(enc.y_true[part]),
+                    _plain_column(enc.y_pred[part]),
+                    [None] * (end - pos) if proba is None else _plain_column(proba),
+                    strict=True,
+                ),
+            )
+        )
+        closed = self._time_windows(st, pairs[part], enc.y_true[part], enc.y_pred[part], proba)
+        run.by_time = closed or run.by_time
+        end_count = count + end - pos
+        if end_count % self.settings.window_labels == 0:
+            run.metrics = self._window_metrics(st.window)
+            st.last, st.window = run.metrics, []
+            signal = self._window_signal(run.metrics, end_count)
+            if signal is not None:
+                signals.append(signal)
+        return signals
+
+    def _step(
+        self,
+        run: _LabelRun,
+        state: MutableMapping[str, bytes],
+        chunk: Chunk,
+        signals: list[Signal],
+    ) -> Cut | None:
+        """The alert policy (and retraining) over one chunk; the Cut one of them needs."""
+        stepped = self.policy.step(run.episode, chunk, signals)
+        if isinstance(stepped, Cut):
+            return stepped
+        run.alerts.extend(stepped)
+        if self.retraining.wants(run.episode, chunk.kind):
+            if run.retraining is None:
+                run.retraining = RetrainingState.from_bytes(state.get(self.retraining_key))
+            request = self.retraining.check(run.retraining, run.episode, chunk)
+            if isinstance(request, Cut):
+                return request
+            if request is not None:
+                run.requests.append(request)
+        return None
+
+    def _write_back(self, run: _LabelRun, state: MutableMapping[str, bytes], total: int) -> None:
+        st = run.st
+        if run.retraining is not None:
+            state[self.retraining_key] = run.retraining.to_bytes()
+        st.labelled = total
+        st.errors = run.errors.to_doc()
+        if run.river is not None:
+            st.river = run.river.state_bytes().decode("latin-1")
+        if run.labels_seen is not None:
+            state[self.label_key] = run.labels_seen.state_bytes()
+        state[self.state_key] = st.to_bytes()
+        state[self.policy_key] = run.episode.to_bytes()
 
     def _time_windows(
         self,
