@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -12,35 +11,6 @@ import pytest
 from driftline import LabelLogger, PredictionLogger
 from driftline.events.codec import BatchDecoder, ModelSchema
 from tests.conftest import read_topic
-
-
-class _Future:
-    def __init__(self) -> None:
-        self.callbacks: list = []
-
-    def add_callback(self, fn):
-        self.callbacks.append(fn)
-        return self
-
-    def add_errback(self, fn):
-        return self
-
-
-class StuckProducer:
-    """A producer whose broker is gone: send() blocks, as kafka-python's does when full."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-
-    def send(self, topic, key=None, value=None):
-        self.release.wait()
-        return _Future()
-
-    def flush(self, timeout=None) -> None:
-        pass
-
-    def close(self, timeout=None) -> None:
-        self.release.set()
 
 
 @pytest.mark.kafka
