@@ -288,6 +288,12 @@ def main() -> None:
         "beside predictions with it off",
     )
     parser.add_argument(
+        "--restore",
+        action="store_true",
+        help="instead: memory per waiting prediction, and the restart time of a worker holding "
+        "1,000,000 of them beside one holding 1,000",
+    )
+    parser.add_argument(
         "--guarantees",
         action="store_true",
         help="instead: worker rate with processing_guarantee at_least_once vs exactly_once, "
@@ -302,6 +308,9 @@ def main() -> None:
         return
     if args.labels:
         label_path(args.quick)
+        return
+    if args.restore:
+        waiting_restore(args.quick)
         return
     # A take is up to 40 MB (~200 of these 500-event messages, 100,000 events), and the first
     # one is not timed. The batched messages are BATCHED_EVENTS' worth sent BATCHED_REPEATS
@@ -431,6 +440,68 @@ def label_path(quick: bool) -> None:
             f"| {'on' if enabled else 'off'} | {kind} | {run.rate:,.0f} | {run.rate / off:.2f} "
             f"| {run.cpu_per_million:.1f} | {run.peak_rss_mb:.0f} |"
         )
+
+
+def waiting_restore(quick: bool) -> None:
+    """Workers (performance on) hold ``n`` predictions waiting for labels; beside each, a
+    worker with performance off read the same messages. Memory per waiting prediction is the
+    difference of their RSS over ``n``. Each performance-on worker is then stopped, a label
+    message is put on its labels topic, and it is started again: the restart time is from its
+    launch to that label joined (state restored from the changelogs, the partitions back)."""
+    sizes = (1_000, 100_000 if quick else 1_000_000)
+    rng = np.random.default_rng(2)
+    rows = []
+    with workspace(rng) as (bootstrap, tmp, _):
+        profile = write_classifier_profile(tmp / "clf.json")
+        for n in sizes:
+            preds, labels = classifier_events(n, rng)
+            msgs = [batch_message("clf", preds[i : i + 500]) for i in range(0, n, 500)]
+            label_msg = orjson.dumps({"model_id": "clf", "events": labels[-10:]})
+            rss = {}
+            for enabled in (False, True):
+                model = {
+                    "task": "binary",
+                    "features": dict(FEATURES),
+                    "reference": str(profile),
+                    "performance": {"enabled": enabled, "label_ttl_seconds": 2 * n},
+                }
+                run_dir = tmp / f"restore-{n}-{enabled}"
+                run_dir.mkdir()
+                worker = prepared_worker(run_dir, bootstrap, model, msgs, "clf", partitions=1)
+                worker.start()
+                try:
+                    worker.wait_processed(n, timeout=600)
+                    assert worker.proc is not None
+                    rss[enabled] = current_rss_mb(worker.proc.pid)
+                finally:
+                    worker.stop()
+            produce(bootstrap, worker.topic("labels"), b"clf", [label_msg])
+            started = time.perf_counter()
+            worker.launch()
+            try:
+                while joined(worker)() < 10:
+                    assert worker.proc is not None and worker.proc.poll() is None
+                    assert time.perf_counter() - started < 600, worker.log_tail()
+                    time.sleep(0.05)
+                restart = time.perf_counter() - started
+            finally:
+                worker.stop()
+            per_waiting = (rss[True] - rss[False]) * 1024 * 1024 / n
+            rows.append((n, rss[False], rss[True], per_waiting, restart))
+    print(
+        "\n| waiting predictions | RSS off MB | RSS on MB | bytes per waiting prediction "
+        "| restart to first label joined, s |"
+    )
+    print("|---|---|---|---|---|")
+    for n, off, on, per, restart in rows:
+        print(f"| {n:,} | {off:.0f} | {on:.0f} | {per:,.0f} | {restart:.1f} |")
+
+
+def current_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def joined(worker: WorkerProcess) -> Callable[[], float]:

@@ -29,6 +29,7 @@ from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 
 from driftline.events.codec import LabelBatch, PredictionBatch
@@ -94,6 +95,13 @@ class _Waiting:
         b = math.floor(ts / bucket_seconds)
         return b if self.oldest is None else max(b, self.oldest)
 
+    def buckets(self, times: np.ndarray, bucket_seconds: float) -> list[int]:
+        """``bucket`` of each of ``times``."""
+        found = np.floor(np.asarray(times, dtype=np.float64) / bucket_seconds).astype(np.int64)
+        if self.oldest is not None:
+            np.maximum(found, self.oldest, out=found)
+        return list(found.tolist())
+
 
 class _Changes:
     """What one batch changes, by bucket: the chunks it will write."""
@@ -124,29 +132,44 @@ class LabelJoin:
         model, result = batch.model_id, JoinResult()
         waiting = self._waiting(model, store)
         changes = _Changes()
-        bucket_seconds = self.ttl[model] / BUCKETS_PER_TTL
+        n = len(batch)
+        times = batch.timestamps.tolist()
+        buckets = waiting.buckets(batch.timestamps, self.ttl[model] / BUCKETS_PER_TTL)
+        scores = batch.scores or [None] * n
+        segments = self._segments(model, batch.segments, n)
+        versions, predictions = batch.versions, batch.predictions
+        labels, waiting_predictions = waiting.labels, waiting.predictions
+        added: dict[int, list[Any]] = {}  # bucket -> the chunk's new entries
         for i, pid in enumerate(batch.prediction_ids):
-            ts = float(batch.timestamps[i])
-            score = batch.scores[i] if batch.scores else None
-            segment = self._segment(model, batch.segments[i] if batch.segments else None)
-            version, prediction = batch.versions[i], batch.predictions[i]
-            early = waiting.labels.pop(pid, None)
-            if early is not None:
-                bucket, raw = early
-                label_time, label = orjson.loads(raw)
-                changes.add(bucket, "dl", pid)
-                result.pairs.append(
-                    Joined(pid, ts, version, prediction, score, label, label_time, segment)
-                )
-                result.counts.joined += 1
-                continue
-            if pid in waiting.predictions:
+            if labels:  # labels that came first: rare, and only then looked up
+                early = labels.pop(pid, None)
+                if early is not None:
+                    bucket, raw = early
+                    label_time, label = orjson.loads(raw)
+                    changes.add(bucket, "dl", pid)
+                    result.pairs.append(
+                        Joined(
+                            pid,
+                            times[i],
+                            versions[i],
+                            predictions[i],
+                            scores[i],
+                            label,
+                            label_time,
+                            segments[i],
+                        )
+                    )
+                    result.counts.joined += 1
+                    continue
+            if pid in waiting_predictions:
                 result.counts.duplicates += 1
                 continue
-            bucket = waiting.bucket(ts, bucket_seconds)
-            entry = [ts, version, prediction, score, segment]
-            waiting.predictions[pid] = (bucket, compact_json(entry))
-            changes.add(bucket, "p", [pid, *entry])
+            entry = [times[i], versions[i], predictions[i], scores[i], segments[i]]
+            waiting_predictions[pid] = (buckets[i], compact_json(entry))
+            entry.insert(0, pid)
+            added.setdefault(buckets[i], []).append(entry)
+        for bucket, entries in added.items():
+            changes.by_bucket.setdefault(bucket, {})["p"] = entries
         self._write(model, waiting, changes, batch.timestamps, store, result.counts)
         return result
 
@@ -183,6 +206,12 @@ class LabelJoin:
             changes.by_bucket.setdefault(bucket, {}).setdefault("dp", []).append(pid)
         self._write(model, waiting, changes, batch.timestamps, store, result.counts)
         return result
+
+    def _segments(self, model: str, segments: Any, n: int) -> list[dict[str, str] | None]:
+        """The configured segments' values of each row (None when none are configured)."""
+        if not self.segments.get(model) or not segments:
+            return [None] * n
+        return [self._segment(model, segment) for segment in segments]
 
     def _segment(self, model: str, segment: Any) -> dict[str, str] | None:
         names = self.segments.get(model)
