@@ -339,13 +339,7 @@ class ModelMonitor:
         run.alerts.extend(self._with_quality(alert, run.quality) for alert in stepped)
         # A broken pipeline is not mended by retraining: hold requests meanwhile.
         if self.retraining.wants(run.episode, chunk.kind) and not run.quality.firing:
-            if run.retraining is None:
-                run.retraining = RetrainingState.from_bytes(state.get(self.retraining_key))
-            request = self.retraining.check(run.retraining, run.episode, chunk)
-            if isinstance(request, Cut):
-                return request
-            if request is not None:
-                run.requests.append(request)
+            return self.retraining.step(run, state, self.retraining_key, chunk)
         return None
 
     def _write_back(

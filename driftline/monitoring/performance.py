@@ -370,13 +370,7 @@ class PerformanceMonitor:
             return stepped
         run.alerts.extend(stepped)
         if self.retraining.wants(run.episode, chunk.kind):
-            if run.retraining is None:
-                run.retraining = RetrainingState.from_bytes(state.get(self.retraining_key))
-            request = self.retraining.check(run.retraining, run.episode, chunk)
-            if isinstance(request, Cut):
-                return request
-            if request is not None:
-                run.requests.append(request)
+            return self.retraining.step(run, state, self.retraining_key, chunk)
         return None
 
     def _write_back(self, run: _LabelRun, state: MutableMapping[str, bytes], total: int) -> None:

@@ -11,7 +11,9 @@ event time, so replay and worker agree.
 from __future__ import annotations
 
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import orjson
@@ -38,6 +40,14 @@ class RetrainingState:
         return cls(**orjson.loads(data)) if data else cls()
 
 
+class RetrainingRun(Protocol):
+    """What a monitor's attempt at a batch keeps of retraining."""
+
+    episode: EpisodeState
+    retraining: RetrainingState | None
+    requests: list[RetrainingRequest]
+
+
 class RetrainingPlanner:
     def __init__(self, policy: RetrainingPolicy, alert_policy: AlertPolicy) -> None:
         self.policy = policy
@@ -52,6 +62,20 @@ class RetrainingPlanner:
             and episode.severity == "critical"
             and not episode.retraining_requested
         )
+
+    def step(
+        self, run: RetrainingRun, state: MutableMapping[str, bytes], key: str, chunk: Chunk
+    ) -> Cut | None:
+        """The request due within this chunk, if any, added to ``run.requests`` (its state
+        read from ``state[key]`` once per run); the ``Cut`` it needs, if any."""
+        if run.retraining is None:
+            run.retraining = RetrainingState.from_bytes(state.get(key))
+        request = self.check(run.retraining, run.episode, chunk)
+        if isinstance(request, Cut):
+            return request
+        if request is not None:
+            run.requests.append(request)
+        return None
 
     def check(
         self, retraining: RetrainingState, episode: EpisodeState, chunk: Chunk
