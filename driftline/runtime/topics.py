@@ -14,6 +14,7 @@ from typing import Any
 
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import TopicPartition
 
 from driftline.config import Config, ConfigError, KafkaSettings
 from kafka import KafkaAdminClient
@@ -167,3 +168,41 @@ def publish_profile(config: Config, key: str, value: bytes) -> str:
     finally:
         producer.close()
     return topic
+
+
+class GroupLag:
+    """How far a consumer group's committed offsets are behind the ends of some topics.
+
+    Committed offsets move only once the group's consumer has processed what they cover (the
+    worker commits them with its state), so a lag of zero means everything sent so far is done.
+    The probe reads the group's offsets without joining it.
+    """
+
+    def __init__(self, kafka: KafkaSettings, group: str) -> None:
+        from kafka import KafkaConsumer
+
+        self.consumer = KafkaConsumer(
+            **kafka_client_options(kafka), group_id=group, enable_auto_commit=False
+        )
+
+    def ends(self, topics: list[str]) -> dict[TopicPartition, int]:
+        """The end offset of every partition of ``topics`` (transaction markers included)."""
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(self.consumer.partitions_for_topic(topic) or ())
+        ]
+        return dict(self.consumer.end_offsets(partitions)) if partitions else {}
+
+    def behind(self, topics: list[str]) -> dict[str, int]:
+        """Messages per topic that the group has not committed (all of them before it has)."""
+        ends = self.ends(topics)
+        starts = self.consumer.beginning_offsets(list(ends))
+        lag = dict.fromkeys(topics, 0)
+        for tp, end in ends.items():
+            committed = self.consumer.committed(tp)
+            lag[tp.topic] += max(0, end - (starts[tp] if committed is None else committed))
+        return lag
+
+    def close(self) -> None:
+        self.consumer.close()

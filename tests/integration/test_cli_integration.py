@@ -168,3 +168,65 @@ def test_worker_starts_from_a_fresh_directory_with_the_default_data_dir(
         os.chdir(cwd)
         worker.stop()
     assert (fresh / ".driftline" / "worker").is_dir()
+
+
+@pytest.mark.kafka
+def test_the_demo_waits_for_the_worker_and_says_what_it_did_not_finish(
+    kafka_bootstrap: str,
+) -> None:
+    """The demo's wait reads the worker group's committed offsets: messages it has not
+    processed are named, per topic, once the timeout is over; committed, they are done."""
+    import subprocess
+    import sys
+
+    from driftline.cli.demo.run import AlertLog, _wait_until_done
+    from driftline.cli.demo.slack_sink import SlackSink
+    from driftline.config import config_from_dict
+    from driftline.runtime.topics import ensure_topics
+    from kafka import KafkaConsumer, KafkaProducer
+
+    prefix = f"wait-{os.getpid()}."
+    config = config_from_dict(
+        {
+            "kafka": {"bootstrap_servers": kafka_bootstrap},
+            "topics": {"prefix": prefix, "partitions": 2},
+            "worker": {"app_id": f"wait-{os.getpid()}"},
+            "models": {"m": {"task": "regression", "features": {"a": "numeric"}}},
+        },
+        source="test",
+    )
+    ensure_topics(config)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for i in range(10):
+        producer.send(config.topics.predictions, key=str(i).encode(), value=b"{}")
+    producer.send(config.topics.labels, key=b"m", value=b"{}")
+    producer.flush()
+    producer.close()
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with SlackSink(lambda message: None) as slack:
+            missing = _wait_until_done(config, worker, AlertLog(), slack, timeout=1.0)
+            assert missing == [
+                f"10 messages on {prefix}predictions not processed",
+                f"1 messages on {prefix}labels not processed",
+            ]
+            # the worker's group reads and commits them all: nothing is missing
+            group = KafkaConsumer(
+                config.topics.predictions,
+                config.topics.labels,
+                bootstrap_servers=kafka_bootstrap,
+                group_id=config.worker.app_id,
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+                consumer_timeout_ms=2000,
+            )
+            assert len(list(group)) == 11
+            group.commit()
+            group.close()
+            assert _wait_until_done(config, worker, AlertLog(), slack, timeout=10.0) == []
+    finally:
+        worker.kill()
+        worker.wait()
+    assert _wait_until_done(config, worker, AlertLog(), slack, timeout=10.0) == [
+        "the worker exited (code -9)"
+    ]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kafka.structs import TopicPartition
 
 from driftline.cli.demo.scenario import (
     DRIFTING,
@@ -38,7 +39,7 @@ from driftline.detectors.profile import ReferenceProfile, build_profile
 from driftline.events.records import Alert
 from driftline.observability.metrics import scrape_total
 from driftline.runtime.localkafka import PROJECT_ROOT, LocalKafka
-from driftline.runtime.topics import ensure_topics, kafka_client_options
+from driftline.runtime.topics import GroupLag, ensure_topics, kafka_client_options
 from driftline.sdk.client import LabelLogger, PredictionLogger
 from kafka import KafkaConsumer, KafkaProducer
 
@@ -60,11 +61,18 @@ BAD_MESSAGES = [
 @dataclass
 class AlertLog:
     alerts: list[Alert] = field(default_factory=list)
+    read_up_to: dict[TopicPartition, int] = field(default_factory=dict)  # positions, by the watcher
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def read_to(self, ends: dict[TopicPartition, int]) -> bool:
+        """Whether the watcher has read every partition up to these end offsets."""
+        with self.lock:
+            return all(self.read_up_to.get(tp, 0) >= end for tp, end in ends.items())
 
 
 def _say(text: str) -> None:
-    sys.stdout.write("\r\x1b[2K" + text + "\n")
+    # on a terminal, over the progress line; in a log, only the text
+    sys.stdout.write(("\r\x1b[2K" if sys.stdout.isatty() else "") + text + "\n")
     sys.stdout.flush()
 
 
@@ -81,6 +89,9 @@ def _watch_alerts(bootstrap: str, topic: str, log: AlertLog, stop: threading.Eve
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=500,
+        # the worker writes alerts in transactions: read those committed, and past their
+        # markers, so that a position can reach the topic's end offset
+        isolation_level="read_committed",
     )
     try:
         while not stop.is_set():
@@ -90,6 +101,9 @@ def _watch_alerts(bootstrap: str, topic: str, log: AlertLog, stop: threading.Eve
                     log.alerts.append(alert)
                 mark = "FIRING  " if alert.status == "firing" else "RESOLVED"
                 _say(f"  [{mark}] {alert.message}")
+            positions = {tp: consumer.position(tp) for tp in consumer.assignment()}
+            with log.lock:
+                log.read_up_to.update(positions)
     finally:
         consumer.close()
 
@@ -331,7 +345,7 @@ def _run_worker(
     watcher.start()
     try:
         return _produce_and_report(
-            scenario, config.topics, bootstrap, worker, alerts, metrics_port, rate, started, slack
+            scenario, config, bootstrap, worker, alerts, metrics_port, rate, started, slack
         )
     finally:
         stop.set()
@@ -345,7 +359,7 @@ def _run_worker(
 
 def _produce_and_report(
     scenario: Scenario,
-    topics: TopicSettings,
+    config: Config,
     bootstrap: str,
     worker: subprocess.Popen[bytes],
     alerts: AlertLog,
@@ -354,6 +368,7 @@ def _produce_and_report(
     started: float,
     slack: SlackSink,
 ) -> int:
+    topics = config.topics
     events = scenario.events()
     print(
         f"Replaying {len(events):,} ETA predictions at ~{rate:,.0f}/s: stable, but "
@@ -389,25 +404,57 @@ def _produce_and_report(
             f"phase {phase:<8}  alerts {len(alerts.alerts)}"
         )
     traffic.close()
-    deadline = time.monotonic() + 60
-    processed = 0.0
-    while time.monotonic() < deadline:
-        processed = scrape_total(metrics_port, "driftline_events_processed_total", ETA_ONLY)
-        late = scrape_total(metrics_port, "driftline_events_processed_total", LATE_ONLY)
-        if processed >= len(events) and late >= len(events):
-            break
-        time.sleep(0.5)
-    time.sleep(2.0)  # let the last alerts arrive
+    produced_in = time.monotonic() - t0
+    timeout = 60.0 + 2 * produced_in  # a slower machine produces slower too
+    missing = _wait_until_done(config, worker, alerts, slack, timeout)
+    processed = scrape_total(metrics_port, "driftline_events_processed_total", ETA_ONLY)
     dead = scrape_total(metrics_port, "driftline_dead_letters_total")
     retraining = scrape_total(metrics_port, "driftline_retraining_requests_total")
     delivered = [
         f"  Slack messages       {len(slack.messages)} (to a loopback stand-in for the webhook)",
         f"  retraining requests  {retraining:.0f} (topic {topics.retraining_requests})",
     ]
+    if missing:
+        print(f"\n\nThe worker did not finish in {timeout:.0f} s: {'; '.join(missing)}.")
+        print("The summary below is incomplete; the worker's log is .driftline/demo/worker.log.")
     _report(
         scenario, alerts, processed, dead, topics, metrics_port, started, traffic.eta, delivered
     )
-    return 0
+    return 1 if missing else 0
+
+
+def _wait_until_done(
+    config: Config,
+    worker: subprocess.Popen[bytes],
+    alerts: AlertLog,
+    slack: SlackSink,
+    timeout: float,
+) -> list[str]:
+    """Wait until the worker has processed every prediction and label sent (its consumer
+    group's lag is zero on both topics), the alerts of that work have been read from their
+    topic, and Slack has each of them. What is still missing at ``timeout`` (empty if done)."""
+    topics = config.topics
+    probe = GroupLag(config.kafka, config.worker.app_id)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if worker.poll() is not None:
+                return [f"the worker exited (code {worker.returncode})"]
+            lag = probe.behind([topics.predictions, topics.labels])
+            missing = [f"{n:,} messages on {t} not processed" for t, n in lag.items() if n]
+            if not missing and not alerts.read_to(probe.ends([topics.alerts])):
+                missing.append(f"alerts on {topics.alerts} not read yet")
+            if not missing:
+                with alerts.lock:
+                    distinct = {(a.alert_id, a.status) for a in alerts.alerts}
+                if len(slack.messages) < len(distinct):
+                    missing.append(f"{len(distinct) - len(slack.messages)} alerts not in Slack")
+            if not missing or time.monotonic() > deadline:
+                return missing
+            _progress("  waiting for the worker: " + "; ".join(missing))
+            time.sleep(0.5)
+    finally:
+        probe.close()
 
 
 def _report_performance(firing: list[Alert], port: int) -> None:
