@@ -12,6 +12,7 @@ from prometheus_client import start_http_server
 
 from driftline.config import Config, ConfigError
 from driftline.monitoring.pipeline import Pipeline
+from driftline.observability.client_logs import ClientLogHygiene
 from driftline.observability.logthrottle import throttle_repeats
 from driftline.observability.metrics import WorkerMetrics
 from driftline.runtime.app import create_app
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 class Worker(faust.Worker):
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)
+        hygiene = ClientLogHygiene()
+        for handler in logger.handlers:  # reworded first, so that repeats share a template
+            handler.addFilter(hygiene)
         throttle_repeats(logger)  # an outage's repeated client errors, once per 10 s
 
     async def on_startup_finished(self) -> None:

@@ -100,6 +100,9 @@ def test_demo_finds_the_outage_and_both_drifts_and_nothing_else(kafka_bootstrap:
     assert re.search(r"weather +6,\d{3} +\d+\n", text), text
     assert "events processed     12,000" in text
     assert "dead-lettered        3" in text
+    # a quiet worker: nothing at ERROR level, no stack dumps on start or stop
+    log = (Path(__file__).parents[2] / ".driftline" / "demo" / "worker.log").read_text()
+    assert "[ERROR]" not in log and "Traceback" not in log and "TRACEBACK" not in log, log
 
 
 @pytest.mark.kafka

@@ -286,6 +286,7 @@ def produce(config: Config, rate: float, n_events: int, loop: bool) -> int:
     For the compose stack: each round is stable, has the courier-tracking outage, then drifts;
     with ``loop`` the rounds go on (a new seed each), so the dashboards keep moving.
     """
+    ensure_topics(config)  # with the configured partitions, not the broker's default
     # the config's security too: the compose stack's producer may face an authenticating broker
     traffic = DemoTraffic(config.topics, kafka_client_options(config.kafka))
     sent, round_ = 0, 0
