@@ -23,6 +23,11 @@ class ConfigError(ValueError):
     """A configuration problem, worded as ``file: key: expectation``."""
 
 
+class InputError(ValueError):
+    """A data or events file that cannot be used, worded as ``file[, line N][, column C]:
+    what is wrong; what to do``."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

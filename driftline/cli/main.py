@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from driftline.config import Config, ConfigError, load_config
+from driftline.config import Config, ConfigError, InputError, load_config
 from driftline.observability.redact import redact_secrets_in_logs
 
 DESCRIPTION = """\
@@ -72,7 +72,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    from driftline.monitoring.baseline import profile_from_file
+    from driftline.monitoring.baseline import OutcomeColumns, profile_from_file
 
     config = _config(args.config, delivers=False)
     if args.model not in config.models:
@@ -80,18 +80,19 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
             f"{config.source}: models.{args.model}: not configured "
             f"(configured: {', '.join(config.models)})"
         )
-    profile = profile_from_file(
-        args.model,
-        config.models[args.model],
-        Path(args.data),
-        model_version=args.model_version,
-        prediction_column=args.prediction_column,
-        label_column=args.label_column,
-        score_column=args.score_column,
-    )
     out = Path(args.out) if args.out else config.reference_path(args.model)
     if out is None:
         raise ConfigError(f"{config.source}: models.{args.model}.reference: set it, or pass --out")
+    given = {r: getattr(args, f"{r}_column") for r in ("prediction", "label", "score")}
+    columns = OutcomeColumns(
+        **{role: name or BASELINE_COLUMNS[role] for role, name in given.items()},
+        named=frozenset(role for role, name in given.items() if name),
+    )
+    profile, notes = profile_from_file(
+        args.model, config.models[args.model], Path(args.data), args.model_version, columns
+    )
+    for note in notes:
+        print(f"driftline: note: {note}", file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(profile.to_json())
     print(
@@ -111,6 +112,14 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from driftline.monitoring.replay import read_messages, replay
 
     config = _config(args.config, delivers=False)
+    unreferenced = [m for m in config.models if config.reference_path(m) is None]
+    if unreferenced and not args.without_reference:
+        raise ConfigError(
+            f"{config.source}: models.{unreferenced[0]}.reference: not set, so replay would "
+            "check no drift; build one with driftline baseline, or pass --without-reference "
+            "to replay data quality (and performance) only"
+        )
+    messages = read_messages(Path(args.events))
     with contextlib.ExitStack() as files:
         out = (
             sys.stdout.buffer
@@ -120,7 +129,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         dead = (
             files.enter_context(Path(args.dead_letters).open("wb")) if args.dead_letters else None
         )
-        summary = replay(config, read_messages(Path(args.events)), out, dead)
+        summary = replay(config, messages, out, dead)
     firing = sum(1 for a in summary.alerts if a.status == "firing")
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.dead_letters.items())) or "none"
     print(
@@ -163,19 +172,29 @@ def _cmd_dashboards(args: argparse.Namespace) -> int:
 def _cmd_kafka(args: argparse.Namespace) -> int:
     from driftline.runtime.localkafka import main as kafka_main
 
-    return kafka_main([args.action, "--port", str(args.port)])
+    return kafka_main([args.action, "--port", str(args.port), "--name", args.name])
 
 
 Commands = argparse._SubParsersAction  # what add_subparsers returns
+
+
+BASELINE_COLUMNS = {"prediction": "prediction", "label": "label", "score": "score"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="driftline", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (for a bug report)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_worker, _add_demo, _add_baseline, _add_replay, _add_dashboards, _add_kafka):
         add(sub)
+    for command in sub.choices.values():  # after the command's name as well as before it
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return parser
 
 
@@ -238,17 +257,29 @@ def _add_baseline(sub: Commands) -> None:
         "the path in the config's models.<model>.reference, or --out.",
     )
     baseline.add_argument("--config", help="YAML config (default: $DRIFTLINE_CONFIG)")
-    baseline.add_argument("--model", required=True)
-    baseline.add_argument("--data", required=True)
-    baseline.add_argument("--model-version", default="1")
-    baseline.add_argument("--prediction-column", default="prediction")
-    baseline.add_argument("--label-column", default="label")
+    baseline.add_argument("--model", required=True, help="the model's key under models:")
     baseline.add_argument(
-        "--score-column",
-        default="score",
-        help="binary classifiers: P(positive class), for the performance estimate",
+        "--data", required=True, help="a .csv, .parquet or .jsonl file, one row per prediction"
     )
-    baseline.add_argument("--out")
+    baseline.add_argument(
+        "--model-version", default="1", help="the version the profile is for (default: 1)"
+    )
+    roles = {
+        "prediction": "the model's output (default: prediction)",
+        "label": "the ground truth; with the prediction it gives the baseline performance "
+        "(default: label)",
+        "score": "binary classifiers: P(positive class), for the performance estimate "
+        "(default: score)",
+    }
+    for role, text in roles.items():
+        baseline.add_argument(
+            f"--{role}-column",
+            metavar="NAME",
+            help=f"{text}; a column named here must exist, the default may be absent",
+        )
+    baseline.add_argument(
+        "--out", help="where to write the profile (default: models.<model>.reference)"
+    )
     baseline.add_argument(
         "--publish",
         action="store_true",
@@ -270,6 +301,11 @@ def _add_replay(sub: Commands) -> None:
     replay.add_argument("--events", required=True, help="JSON lines, one message per line")
     replay.add_argument("--out", help="alerts as JSON lines (default: standard output)")
     replay.add_argument("--dead-letters", help="write rejected input here as JSON lines")
+    replay.add_argument(
+        "--without-reference",
+        action="store_true",
+        help="replay models that have no reference profile (no drift detection for them)",
+    )
     replay.set_defaults(func=_cmd_replay)
 
 
@@ -305,7 +341,16 @@ def _add_kafka(sub: Commands) -> None:
         "stop: controlled shutdown (SIGTERM); status: exit 0 if running",
     )
     kafka.add_argument(
-        "--port", type=int, default=19092, help="client port; the controller uses port + 1"
+        "--port",
+        type=int,
+        default=19092,
+        help="client port; the controller uses port + 1 (default: 19092)",
+    )
+    kafka.add_argument(
+        "--name",
+        default="default",
+        help="a broker's own data and logs (.kafka/run/<name>), so that two local brokers "
+        "(on two ports) do not share them (default: default)",
     )
     kafka.set_defaults(func=_cmd_kafka)
 
@@ -320,12 +365,34 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ConfigError as exc:
+        if args.debug:
+            raise
         text = str(exc)
         sep = "\n" if "\n" in text else " "  # one problem: one line
         print(f"driftline: configuration error:{sep}{text}", file=sys.stderr)
         return 2
+    except (InputError, OSError) as exc:  # a file that is not there, or cannot be used
+        if args.debug:
+            raise
+        print(f"driftline: {_one_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"driftline: {type(exc).__name__}: {_one_line(exc)} (run again with --debug for "
+            "the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

@@ -3,48 +3,113 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
-from driftline.config import ModelConfig
+from driftline.config import InputError, ModelConfig
 from driftline.detectors.performance import ScoreCalibration
 from driftline.detectors.profile import ReferenceProfile, build_profile
 from driftline.monitoring.performance import OutcomeEncoder, baseline_performance
 
+SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
 
-def read_columns(path: Path) -> dict[str, list[Any]]:
+
+@dataclass
+class DataFile:
+    """A data file's columns, and where each row came from (to name it in an error)."""
+
+    path: Path
+    columns: dict[str, list[Any]]
+    lines: list[int] | None = None  # the file line of each row; None: rows are numbered
+
+    def where(self, row: int) -> str:
+        return f"line {self.lines[row]}" if self.lines is not None else f"row {row + 1}"
+
+    def numeric(self, name: str, why: str) -> np.ndarray:
+        """Column ``name`` as floats (missing: NaN); an InputError names the first value
+        that is not a number and ``why`` it must be one."""
+        values = self.columns[name]
+        out = np.empty(len(values), dtype=np.float64)
+        for row, value in enumerate(values):
+            try:
+                out[row] = np.nan if value is None else float(value)
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"{self.path}, {self.where(row)}, column {name}: {value!r} is not a number "
+                    f"({why}); fix the value, or leave it empty where it is missing"
+                ) from None
+        return out
+
+    def text(self, name: str) -> np.ndarray:
+        return np.array([None if v is None else str(v) for v in self.columns[name]], dtype=object)
+
+
+def read_columns(path: Path) -> DataFile:
     """Columns of a CSV, Parquet or JSON-lines file (chosen by suffix)."""
     suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InputError(
+            f"{path}: unsupported data file type {suffix or '(none)'}; use .csv, .parquet or .jsonl"
+        )
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
         table = pq.read_table(path)
-        return {name: table.column(name).to_pylist() for name in table.column_names}
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        rows = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-        if rows and "features" in rows[0]:  # events in the topic format
-            rows = [{**r["features"], **{k: r[k] for k in r if k != "features"}} for r in rows]
-        names: dict[str, None] = {}
-        for row in rows:
-            names.update(dict.fromkeys(row))
-        return {name: [row.get(name) for row in rows] for name in names}
+        return DataFile(path, {n: table.column(n).to_pylist() for n in table.column_names})
     if suffix == ".csv":
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            data: dict[str, list[Any]] = {name: [] for name in reader.fieldnames or []}
-            for row in reader:
-                for name, value in row.items():
-                    data[name].append(None if value == "" else value)
-        return data
-    raise ValueError(f"{path}: unsupported data file (use .csv, .parquet or .jsonl)")
+        return _read_csv(path)
+    rows, lines = [], []
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(f"{path}, line {number}: not JSON ({exc})") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}, line {number}: not a JSON object (one key per column)")
+        if isinstance(row.get("features"), dict):  # an event in the topic format
+            row = {**row["features"], **{k: row[k] for k in row if k != "features"}}
+        rows.append(row)
+        lines.append(number)
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    return DataFile(path, {name: [row.get(name) for row in rows] for name in names}, lines)
 
 
-def _numeric(values: list[Any]) -> np.ndarray:
-    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+def _read_csv(path: Path) -> DataFile:
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        data: dict[str, list[Any]] = {name: [] for name in reader.fieldnames or []}
+        lines = []
+        for row in reader:
+            if None in row:  # more fields than the header names
+                raise InputError(
+                    f"{path}, line {reader.line_num}: more fields than the header's "
+                    f"{len(data)}; quote values that hold a comma"
+                )
+            lines.append(reader.line_num)
+            for name, value in row.items():
+                data[name].append(None if value == "" else value)
+    return DataFile(path, data, lines)
+
+
+@dataclass(frozen=True)
+class OutcomeColumns:
+    """The data file's prediction, label and score columns. A column the user named must be
+    there; one left at its default may be absent (the profile then lacks what it gives)."""
+
+    prediction: str = "prediction"
+    label: str = "label"
+    score: str = "score"  # binary classifiers: P(positive class), for the estimate
+    named: frozenset[str] = field(default_factory=frozenset)  # "prediction", "label", "score"
 
 
 def profile_from_file(
@@ -52,39 +117,59 @@ def profile_from_file(
     model: ModelConfig,
     path: Path,
     model_version: str,
-    prediction_column: str | None = "prediction",
-    label_column: str | None = "label",
-    score_column: str | None = "score",
-) -> ReferenceProfile:
-    """The reference profile of the data in ``path``.
+    outcome_columns: OutcomeColumns | None = None,
+) -> tuple[ReferenceProfile, list[str]]:
+    """The reference profile of the data in ``path``, and notes on what it lacks.
 
-    With a label column: the label distribution and the baseline performance. A binary
-    classifier's ``score_column`` (P(positive class)) also gives the score calibration the
-    performance estimate needs.
+    With prediction and label columns: the label distribution and the baseline performance.
+    A binary classifier's score column (P(positive class)) also gives the score calibration
+    the performance estimate needs.
     """
-    columns = read_columns(path)
+    spec = outcome_columns or OutcomeColumns()
+    data = read_columns(path)
+    columns = data.columns
     missing = [f for f in model.features if f not in columns]
     if missing:
-        raise ValueError(f"{path}: no column for feature(s) {', '.join(missing)}")
+        raise InputError(
+            f"{path}: no column for feature(s) {', '.join(missing)} (its columns: "
+            f"{', '.join(columns) or 'none'}); rename them in the file or in "
+            f"models.{model_id}.features"
+        )
     arrays: dict[str, np.ndarray] = {}
     for name, kind in model.features.items():
-        values = columns[name]
         if kind == "numeric":
-            arrays[name] = _numeric(values)
+            arrays[name] = data.numeric(name, f"models.{model_id}.features.{name} is numeric")
         else:
-            arrays[name] = np.array([None if v is None else str(v) for v in values], dtype=object)
+            arrays[name] = data.text(name)
     out_type = "numeric" if model.task == "regression" else "categorical"
+    notes: list[str] = []
 
-    def outcome(column: str | None) -> np.ndarray | None:
-        if not column or column not in columns:
+    def column(role: str, lacks: str) -> str | None:
+        name = str(getattr(spec, role))
+        if name in columns:
+            return name
+        option = f"--{role}-column"
+        if role in spec.named:
+            raise InputError(
+                f"{path}: no column {name!r} ({option}); its columns: {', '.join(columns)}"
+            )
+        notes.append(f"no {role} column {name!r} in {path}: {lacks} (name it with {option})")
+        return None
+
+    def outcome(name: str | None) -> np.ndarray | None:
+        if name is None:
             return None
-        values = columns[column]
         if out_type == "numeric":
-            return _numeric(values)
-        return np.array([None if v is None else str(v) for v in values], dtype=object)
+            return data.numeric(name, f"models.{model_id} is a regression")
+        return data.text(name)
 
-    prediction, label = outcome(prediction_column), outcome(label_column)
-    score = _numeric(columns[score_column]) if score_column in columns else None
+    lacks = "no baseline performance, so realised performance is not compared"
+    prediction = outcome(column("prediction", "no prediction distribution and " + lacks))
+    label = outcome(column("label", "no label distribution and " + lacks))
+    score = None
+    if model.task == "binary" or "score" in spec.named:
+        found = column("score", "no calibration, so performance is not estimated before labels")
+        score = data.numeric(found, "a score is P(positive class)") if found else None
     profile = build_profile(
         model_id,
         model_version,
@@ -95,7 +180,7 @@ def profile_from_file(
         label=label,
     )
     if prediction is None or label is None:
-        return profile
+        return profile, notes
     positive = model.performance.positive_class
     scores = None if score is None else [{positive: float(s)} for s in score]
     performance = baseline_performance(model, profile, list(prediction), list(label), scores)
@@ -106,4 +191,4 @@ def profile_from_file(
         ok = np.isfinite(score) & (y >= 0)
         fitted = ScoreCalibration.fit(score[ok], y[ok] == 1)
         calibration = {"edges": list(fitted.edges), "rates": list(fitted.rates)}
-    return replace(profile, performance=performance, calibration=calibration)
+    return replace(profile, performance=performance, calibration=calibration), notes

@@ -16,7 +16,7 @@ from typing import IO
 
 import orjson
 
-from driftline.config import Config
+from driftline.config import Config, InputError
 from driftline.events.records import Alert
 from driftline.monitoring.pipeline import Pipeline
 
@@ -30,6 +30,33 @@ class ReplaySummary:
 
 
 def read_messages(path: Path) -> Iterator[bytes]:
+    """The file's non-blank lines. Its first must be a JSON object (a message as on the
+    topic): a file of something else (a CSV, say) would be all dead letters."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    _check_first_line(path)
+    return _lines(path)
+
+
+def _check_first_line(path: Path) -> None:
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                if isinstance(orjson.loads(line), dict):
+                    return
+            except orjson.JSONDecodeError:
+                pass
+            raise InputError(
+                f"{path}, line {number}: not a JSON object; replay reads JSON lines, one "
+                "predictions-topic message (an event or a batch) per line (a table of training "
+                "data is for driftline baseline)"
+            )
+
+
+def _lines(path: Path) -> Iterator[bytes]:
     with path.open("rb") as handle:
         for line in handle:
             line = line.strip()
