@@ -33,19 +33,39 @@ class _Strict(BaseModel):
 
 
 class KafkaSettings(_Strict):
-    bootstrap_servers: str = "127.0.0.1:19092"
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    sasl_username: str | None = None
-    sasl_password_env: str | None = None
-    ssl_cafile: str | None = None
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:19092",
+        description="host:port list, comma-separated ($KAFKA_BOOTSTRAP_SERVERS overrides)",
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="how every client connects: the worker, its delivery loop, the CLI, the SDK",
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="with a SASL_* protocol"
+    )
+    sasl_username: str | None = Field(default=None, description="with a SASL_* protocol")
+    sasl_password_env: str | None = Field(
+        default=None,
+        description="environment variable holding the SASL password (never the password itself)",
+    )
+    ssl_cafile: str | None = Field(
+        default=None, description="the CA that signed the broker's certificate (SSL, SASL_SSL)"
+    )
     # Resolved from sasl_password_env at load time; never read from the file itself.
     sasl_password: SecretStr | None = Field(default=None, exclude=True)
 
 
 class TopicSettings(_Strict):
-    prefix: str = "driftline."
-    partitions: int = Field(default=6, ge=1)
+    prefix: str = Field(
+        default="driftline.",
+        description="every topic's name starts with it: <prefix>predictions, <prefix>labels, ...",
+    )
+    partitions: int = Field(
+        default=6,
+        ge=1,
+        description="partitions of topics driftline creates; fixed once a worker has state",
+    )
     replication_factor: int = Field(default=1, ge=1, description="3 in production")
 
     def name(self, suffix: str) -> str:
@@ -81,17 +101,36 @@ class TopicSettings(_Strict):
 
 
 class WorkerSettings(_Strict):
-    app_id: str = "driftline"
-    max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
-    max_batch_events: int = Field(default=20_000, ge=1)
+    app_id: str = Field(
+        default="driftline",
+        description="the consumer group, and the prefix of Faust's changelog topics",
+    )
+    max_message_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="larger messages are dead-lettered (reason oversize)",
+    )
+    max_batch_events: int = Field(
+        default=20_000,
+        ge=1,
+        description="a batch message with more events is dead-lettered (reason oversize)",
+    )
     # Messages taken from the stream at once and run through the detectors together: this
     # is what makes single-event messages affordable. A take also ends at micro_batch_bytes
     # of message values, so large messages do not make it huge (docs/tuning.md).
-    micro_batch_messages: int = Field(default=1000, ge=1)
-    micro_batch_bytes: int = Field(default=40 * 1024 * 1024, ge=1)
+    micro_batch_messages: int = Field(
+        default=1000, ge=1, description="messages run through the detectors together (a take)"
+    )
+    micro_batch_bytes: int = Field(
+        default=40 * 1024 * 1024,
+        ge=1,
+        description="a take also ends at this many bytes of message values",
+    )
     # How long a take waits for more messages: longer batches more single events per take,
     # at the cost of latency (docs/tuning.md).
-    micro_batch_linger_ms: float = Field(default=100.0, ge=0)
+    micro_batch_linger_ms: float = Field(
+        default=100.0, ge=0, description="how long a take waits for more messages"
+    )
     # Bounds the decoded rows held and one detector call's temporaries (8 CUSUM rows x events;
     # KSWIN runs in pieces). Each call has a fixed cost per feature (checks, metrics, state),
     # while larger calls leave the caches (docs/tuning.md).
@@ -103,13 +142,22 @@ class WorkerSettings(_Strict):
     # Kafka transaction. With at_least_once Faust may commit offsets before the changelog
     # writes of those messages are on the broker, and a kill -9 in between loses them. It
     # costs some throughput (docs/tuning.md).
-    processing_guarantee: Literal["at_least_once", "exactly_once"] = "exactly_once"
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="exactly_once",
+        description="exactly_once: state and consumed offsets committed in one transaction",
+    )
     # How often consumed offsets are committed (Faust's broker_commit_interval). Longer means
     # more messages read again after a crash; state and deliveries stay exact either way.
-    commit_interval_seconds: float = Field(default=2.8, gt=0)
+    commit_interval_seconds: float = Field(
+        default=2.8, gt=0, description="how often consumed offsets are committed"
+    )
     # A worker that died without leaving its group holds its partitions this long, unless it
     # comes back under the same instance_id (below), which takes them back at once.
-    session_timeout_seconds: float = Field(default=60.0, ge=6.0)
+    session_timeout_seconds: float = Field(
+        default=60.0,
+        ge=6.0,
+        description="a worker that died without leaving holds its partitions this long",
+    )
     # Kafka static membership: a worker restarted with the same id (after a crash, a deploy)
     # gets its partitions back without waiting for the session timeout. Each worker process
     # needs its own; by default the host name and the absolute data_dir. "" turns it off
@@ -141,67 +189,113 @@ class AlertSettings(_Strict):
     )
     # Features of one model rarely cross their thresholds on the same event; waiting this
     # many events after the first lets the others join one grouped alert.
-    group_wait_events: int = Field(default=100, ge=0)
+    group_wait_events: int = Field(
+        default=100,
+        ge=0,
+        description="events after the first signal during which other features join the alert",
+    )
     cooldown_seconds: float = Field(
         default=600.0, ge=0, description="event time after a resolve before the next firing"
     )
     # A feature's excess is max(peak statistic / threshold, signals in the episode so far):
     # detectors restart after a signal, so repeated signals are how a big shift shows.
-    critical_ratio: float = Field(default=2.0, ge=1.0)
+    critical_ratio: float = Field(
+        default=2.0,
+        ge=1.0,
+        description="a top feature's excess (statistic / threshold, or signals) that makes an "
+        "alert critical",
+    )
     top_features: int = Field(default=10, ge=1, description="features listed in one alert")
 
 
 class RetrainingPolicy(_Strict):
     """When sustained trouble on a model becomes a RetrainingRequest (in event time)."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="ask for retraining at all")
     after_critical_seconds: float = Field(
         default=900.0, ge=0, description="a critical alert held this long asks for retraining"
     )
-    cooldown_seconds: float = Field(default=6 * 3600.0, ge=0)
-    max_per_day: int = Field(default=2, ge=0)
+    cooldown_seconds: float = Field(
+        default=6 * 3600.0, ge=0, description="event time after a request before the next one"
+    )
+    max_per_day: int = Field(default=2, ge=0, description="requests per UTC day at most")
     endpoint: str | None = Field(
         default=None, description="a webhook receiver that is also POSTed each request"
     )
 
 
 class ReceiverSettings(_Strict):
-    type: Literal["slack", "webhook"]
+    type: Literal["slack", "webhook"] = Field(
+        description="slack: an incoming webhook (Block Kit); webhook: the record as JSON"
+    )
     url_env: str = Field(description="environment variable holding the URL (a secret)")
     # Resolved from url_env at load time; never read from the file itself.
     url: SecretStr | None = Field(default=None, exclude=True)
 
 
 class RouteSettings(_Strict):
-    receivers: list[str] = Field(min_length=1)
+    receivers: list[str] = Field(
+        min_length=1,
+        description="receivers (names under notifications.receivers) the matching alerts go to",
+    )
     models: list[str] | None = Field(default=None, description="all models when absent")
-    severities: list[Literal["warning", "critical"]] | None = None
-    kinds: list[Literal["drift", "data_quality", "performance"]] | None = None
+    severities: list[Literal["warning", "critical"]] | None = Field(
+        default=None, description="all severities when absent"
+    )
+    kinds: list[Literal["drift", "data_quality", "performance"]] | None = Field(
+        default=None, description="all kinds when absent"
+    )
 
 
 class DeliverySettings(_Strict):
-    timeout_seconds: float = Field(default=10.0, gt=0)
-    initial_backoff_seconds: float = Field(default=1.0, gt=0)
-    max_backoff_seconds: float = Field(default=60.0, gt=0)
+    timeout_seconds: float = Field(default=10.0, gt=0, description="one HTTP attempt")
+    initial_backoff_seconds: float = Field(
+        default=1.0, gt=0, description="the first retry waits about this long (jittered, doubling)"
+    )
+    max_backoff_seconds: float = Field(
+        default=60.0, gt=0, description="the longest wait between retries"
+    )
     # A Slack outage shorter than this loses nothing; after it the alert is parked on the
     # dead-letter topic (reason undeliverable) so that the receiver's lane goes on.
-    give_up_after_seconds: float = Field(default=900.0, gt=0)
+    give_up_after_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="after this long failing, the alert is parked on the dead-letter topic",
+    )
     # A Retry-After past the give-up time is obeyed once, for a last attempt, up to this long;
     # a longer one parks the record at once.
-    max_retry_after_seconds: float = Field(default=3600.0, ge=0)
+    max_retry_after_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="a receiver's Retry-After past the give-up time is obeyed once up to this long",
+    )
 
 
 class NotificationSettings(_Strict):
-    receivers: dict[str, ReceiverSettings] = Field(default_factory=dict)
-    routes: list[RouteSettings] = Field(default_factory=list)
-    delivery: DeliverySettings = DeliverySettings()
+    receivers: dict[str, ReceiverSettings] = Field(
+        default_factory=dict, description="name -> receiver"
+    )
+    routes: list[RouteSettings] = Field(
+        default_factory=list, description="each matching route adds its receivers"
+    )
+    delivery: DeliverySettings = Field(
+        default_factory=DeliverySettings, description="retries and timeouts of every receiver"
+    )
     grafana_url: str | None = Field(default=None, description="base URL for dashboard links")
 
 
 class DetectorOverride(_Strict):
-    detector: str | None = None
-    false_alarm_budget: float | None = Field(default=None, gt=1)
-    params: dict[str, float] = Field(default_factory=dict)
+    detector: str | None = Field(
+        default=None,
+        description="a detector's name (default: cusum for numeric, categorical_cusum for "
+        "categorical)",
+    )
+    false_alarm_budget: float | None = Field(
+        default=None,
+        gt=1,
+        description="this feature's own budget instead of its share of the model's",
+    )
+    params: dict[str, float] = Field(default_factory=dict, description="the detector's parameters")
 
 
 QualityCheck = Literal[
@@ -222,16 +316,29 @@ class DataQualitySettings(_Strict):
     false-alarm budget, like the drift detectors.
     """
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="run the checks at all")
     # The smallest rise of a rate (missing, out of range, unseen, wrong type) worth an alert:
     # 0.05 catches a missing rate going from 1% to 6%, and ignores wobbles of a point or two.
-    tolerance: float = Field(default=0.05, gt=0, lt=1)
+    tolerance: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="the smallest rise of a rate (missing, out of range, ...) worth an alert",
+    )
     # Values this share of the reference range beyond its min or max count as out of range.
-    range_margin: float = Field(default=0.1, ge=0)
+    range_margin: float = Field(
+        default=0.1,
+        ge=0,
+        description="share of the reference range beyond its min or max still in range",
+    )
     # At least this many equal values in a row make a feature "constant" (more when the
     # reference repeats values often). Features that are legitimately constant for a while
     # (an hour of day on time-ordered traffic) should skip the check.
-    constant_min_run: int = Field(default=100, ge=2)
+    constant_min_run: int = Field(
+        default=100,
+        ge=2,
+        description="equal values in a row that make a feature constant (at least)",
+    )
     model_version: bool = Field(default=True, description="report model version changes")
     ignore_fields: list[str] = Field(
         default_factory=list, description="undeclared fields the events are known to carry"
@@ -253,26 +360,45 @@ class PerformanceSettings(_Strict):
     # Off by default: it keeps every prediction (id, prediction, scores, time) until its
     # label comes or the TTL passes, so memory grows with rate x TTL (bench/throughput.py
     # --restore measures a waiting prediction's cost; shorten the TTL or sample).
-    enabled: bool = False
+    enabled: bool = Field(
+        default=False,
+        description="join labels to predictions (keeps each prediction until its label or the TTL)",
+    )
     label_ttl_seconds: float = Field(
         default=86_400.0, gt=0, description="how long a prediction waits for its label"
     )
     window_labels: int = Field(default=500, ge=20, description="labelled events per window")
     # Time windows (by the labels' event time): the metrics of each, for the whole model, per
     # model version and per value of each segment named here (the events' ``segment`` field).
-    window_seconds: float = Field(default=3_600.0, gt=0)
-    segments: list[str] = Field(default_factory=list, max_length=5)
+    window_seconds: float = Field(
+        default=3_600.0,
+        gt=0,
+        description="time windows by label time, per model version and segment value",
+    )
+    segments: list[str] = Field(
+        default_factory=list,
+        max_length=5,
+        description="names in the events' segment field to slice metrics by",
+    )
     metric: PerformanceMetric | None = Field(
         default=None, description="the metric alerts watch (accuracy, or mae for regression)"
     )
     # How much worse than the reference profile's baseline the metric may get: an absolute
     # drop for scores (accuracy 0.91 -> 0.86 at 0.05), a relative rise for errors (MAE up 5%).
-    tolerance: float = Field(default=0.05, gt=0)
+    tolerance: float = Field(
+        default=0.05,
+        gt=0,
+        description="an absolute drop (scores) or relative rise (errors) worth an alert",
+    )
     # The sequential test on the stream of errors (0/1 per labelled event) that warns before
     # a window completes: "cusum" spends the model's false-alarm budget (a Bernoulli CUSUM
     # from the baseline error rate to it plus the tolerance); river's detectors use their own
     # defaults, not the budget. Classification only.
-    error_detector: ErrorDetector = "cusum"
+    error_detector: ErrorDetector = Field(
+        default="cusum",
+        description="the sequential test on the errors (cusum spends the budget; the others "
+        "are river's)",
+    )
     positive_class: str = Field(default="1", description="binary: the class scores are for")
     estimate: bool = Field(
         default=True,
@@ -280,21 +406,37 @@ class PerformanceSettings(_Strict):
     )
     # The distributions of the predictions and of the labels against the reference profile's,
     # through the same detectors as the features (subjects "_prediction" and "_label").
-    prediction_drift: bool = True
-    label_drift: bool = True
+    prediction_drift: bool = Field(
+        default=True, description="watch the predictions' distribution like a feature (_prediction)"
+    )
+    label_drift: bool = Field(
+        default=True, description="watch the labels' distribution like a feature (_label)"
+    )
 
 
 class ModelConfig(_Strict):
-    task: Task
-    features: dict[str, FeatureType]
+    task: Task = Field(description="what the model predicts")
+    features: dict[str, FeatureType] = Field(
+        description="feature name -> numeric or categorical (the ones to monitor)"
+    )
     reference: str | None = Field(default=None, description="reference profile JSON path")
     false_alarm_budget: float = Field(
         default=1_000_000, gt=1, description="expected events between false alarms, whole model"
     )
-    detectors: dict[str, DetectorOverride] = Field(default_factory=dict)
-    retraining: RetrainingPolicy = RetrainingPolicy()
-    data_quality: DataQualitySettings = DataQualitySettings()
-    performance: PerformanceSettings = PerformanceSettings()
+    detectors: dict[str, DetectorOverride] = Field(
+        default_factory=dict,
+        description="feature -> detector settings, where the default does not suit",
+    )
+    retraining: RetrainingPolicy = Field(
+        default_factory=RetrainingPolicy, description="when trouble becomes a retraining request"
+    )
+    data_quality: DataQualitySettings = Field(
+        default_factory=DataQualitySettings,
+        description="checks for broken pipelines, apart from drift",
+    )
+    performance: PerformanceSettings = Field(
+        default_factory=PerformanceSettings, description="labels, metrics and estimates"
+    )
 
     @field_validator("features")
     @classmethod
@@ -305,12 +447,22 @@ class ModelConfig(_Strict):
 
 
 class Config(_Strict):
-    kafka: KafkaSettings = KafkaSettings()
-    topics: TopicSettings = TopicSettings()
-    worker: WorkerSettings = WorkerSettings()
-    alerts: AlertSettings = AlertSettings()
-    notifications: NotificationSettings = NotificationSettings()
-    models: dict[str, ModelConfig]
+    kafka: KafkaSettings = Field(
+        default_factory=KafkaSettings, description="the broker and how to connect"
+    )
+    topics: TopicSettings = Field(
+        default_factory=TopicSettings, description="the topics' names and partitions"
+    )
+    worker: WorkerSettings = Field(default_factory=WorkerSettings, description="the stream worker")
+    alerts: AlertSettings = Field(
+        default_factory=AlertSettings, description="the alert policy, for every model"
+    )
+    notifications: NotificationSettings = Field(
+        default_factory=NotificationSettings, description="where alerts go"
+    )
+    models: dict[str, ModelConfig] = Field(
+        description="model id (as in the events) -> how to monitor it"
+    )
     source: str = Field(default="<memory>", exclude=True)
 
     def secrets(self) -> list[str]:
