@@ -21,6 +21,7 @@ drift detectors per model and feature against a reference profile, and publishes
   driftline worker --config C          run the stream worker (scale out: run more of them)
   driftline replay --config C --events F   the worker's pipeline over a file, no Kafka
   driftline dashboards generate|push   the Grafana dashboards (dashboards/*.json)
+  driftline docs generate [--check]    the docs' reference pages, from the code
   driftline kafka start|stop|status    the local single-node Kafka used by demo and tests
 """
 
@@ -169,6 +170,20 @@ def _cmd_dashboards(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_docs(args: argparse.Namespace) -> int:
+    from driftline.cli import reference_docs
+
+    directory = Path(args.dir)
+    stale = reference_docs.generate(build_parser(), directory, check=args.check)
+    if args.check and stale:
+        print(f"stale: {', '.join(stale)} (run driftline docs generate)", file=sys.stderr)
+        return 1
+    for path in [] if args.check else stale:
+        print(f"wrote {path}")
+    print(f"{directory}/reference: up to date")
+    return 0
+
+
 def _cmd_kafka(args: argparse.Namespace) -> int:
     from driftline.runtime.localkafka import main as kafka_main
 
@@ -189,7 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show the traceback of an error (for a bug report)"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_worker, _add_demo, _add_baseline, _add_replay, _add_dashboards, _add_kafka):
+    for add in (
+        _add_worker,
+        _add_demo,
+        _add_baseline,
+        _add_replay,
+        _add_dashboards,
+        _add_docs,
+        _add_kafka,
+    ):
         add(sub)
     for command in sub.choices.values():  # after the command's name as well as before it
         command.add_argument(
@@ -208,7 +231,12 @@ def _add_worker(sub: Commands) -> None:
         "Ctrl-C or SIGTERM (a clean stop commits offsets and flushes state).",
     )
     worker.add_argument("--config", help="YAML config (default: $DRIFTLINE_CONFIG)")
-    worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning"])
+    worker.add_argument(
+        "--loglevel",
+        default="info",
+        choices=["debug", "info", "warning"],
+        help="how much the worker logs (default: info)",
+    )
     worker.set_defaults(func=_cmd_worker)
 
 
@@ -222,9 +250,18 @@ def _add_demo(sub: Commands) -> None:
         "summary with detection delays.",
     )
     demo.add_argument("--bootstrap", help="use this Kafka instead of starting one")
-    demo.add_argument("--events", type=int, default=60_000, help="events to replay")
-    demo.add_argument("--rate", type=float, default=2_000.0, help="events per second")
-    demo.add_argument("--metrics-port", type=int, default=9464)
+    demo.add_argument(
+        "--events", type=int, default=60_000, help="events to replay (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--rate", type=float, default=2_000.0, help="events per second (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9464,
+        help="the worker's Prometheus /metrics port (default: %(default)s)",
+    )
     demo.set_defaults(func=_cmd_demo, demo_action=None)
     demo_actions = demo.add_subparsers(dest="demo_action", metavar="ACTION")
     profile = demo_actions.add_parser(
@@ -233,7 +270,7 @@ def _add_demo(sub: Commands) -> None:
         description="Write the reference profiles of the ETA model and the late-delivery "
         "classifier (eta.profile.json, late.profile.json) into --out-dir and exit.",
     )
-    profile.add_argument("--out-dir", required=True)
+    profile.add_argument("--out-dir", required=True, help="the folder to write them into")
     produce = demo_actions.add_parser(
         "produce",
         help="only send the demo traffic to a running worker's Kafka (for the compose stack)",
@@ -241,9 +278,15 @@ def _add_demo(sub: Commands) -> None:
         "predictions topic of the config, at --rate events/s; with --loop, round after round.",
     )
     produce.add_argument("--config", help="YAML config (default: $DRIFTLINE_CONFIG)")
-    produce.add_argument("--rate", type=float, default=200.0, help="events per second")
     produce.add_argument(
-        "--events", dest="round_events", type=int, default=60_000, help="events per round"
+        "--rate", type=float, default=200.0, help="events per second (default: %(default)s)"
+    )
+    produce.add_argument(
+        "--events",
+        dest="round_events",
+        type=int,
+        default=60_000,
+        help="events per round (default: %(default)s)",
     )
     produce.add_argument("--loop", action="store_true", help="keep sending, round after round")
 
@@ -320,11 +363,30 @@ def _add_dashboards(sub: Commands) -> None:
         "service-account token from $GRAFANA_TOKEN (or $GRAFANA_USER and $GRAFANA_PASSWORD).",
     )
     boards.add_argument("action", choices=["generate", "push"])
-    boards.add_argument("--dir", default="dashboards", help="where the JSON files are")
+    boards.add_argument(
+        "--dir", default="dashboards", help="where the JSON files are (default: %(default)s)"
+    )
     boards.add_argument("--check", action="store_true", help="generate: only check, write nothing")
     boards.add_argument("--url", help="push: Grafana's base URL")
-    boards.add_argument("--folder", default="driftline", help="push: Grafana folder title")
+    boards.add_argument(
+        "--folder", default="driftline", help="push: Grafana folder title (default: %(default)s)"
+    )
     boards.set_defaults(func=_cmd_dashboards)
+
+
+def _add_docs(sub: Commands) -> None:
+    docs = sub.add_parser(
+        "docs",
+        help="write the docs' reference pages from the code",
+        description="generate: write the configuration, CLI, event, SDK and metrics reference "
+        "pages (docs/reference/) from the config models, this parser, the JSON Schemas, the "
+        "SDK and the worker's metrics; with --check, write nothing and exit 1 if a page is "
+        "stale.",
+    )
+    docs.add_argument("action", choices=["generate"])
+    docs.add_argument("--dir", default="docs", help="the docs folder (default: %(default)s)")
+    docs.add_argument("--check", action="store_true", help="only check, write nothing")
+    docs.set_defaults(func=_cmd_docs)
 
 
 def _add_kafka(sub: Commands) -> None:

@@ -39,6 +39,24 @@ class LoggerStats:
 
 
 class _BatchingLogger:
+    """What both loggers share. Options (keywords, with their defaults in the signature):
+
+    - ``topic``: the topic to send to; with a config whose ``topics.prefix`` is not the
+      default, the prefix followed by ``predictions`` (or ``labels``).
+    - ``bootstrap_servers``: the Kafka brokers, ``host:port`` (a comma-separated string or a
+      list).
+    - ``batch_size``: events per Kafka message at most.
+    - ``linger_ms``: how long a partial batch waits for more events before it is sent.
+    - ``max_buffered``: events held while Kafka is slow or down; beyond it ``log()`` drops
+      the event, returns False and counts it in ``stats.dropped``.
+    - ``compression``: the Kafka codec, one of None, "gzip", "snappy", "lz4", "zstd".
+    - ``producer``: a ``kafka.KafkaProducer`` to send with instead of the logger's own.
+    - any other keyword goes to ``kafka.KafkaProducer`` (security: pass
+      ``**kafka_client_options(load_config(path).kafka)`` from ``driftline.runtime.topics``).
+
+    ``stats`` counts events accepted, sent, dropped and failed (not acknowledged by Kafka).
+    """
+
     def __init__(
         self,
         model_id: str,
@@ -166,6 +184,13 @@ class _BatchingLogger:
 class PredictionLogger(_BatchingLogger):
     """Log predictions of one model to ``driftline.predictions``.
 
+    ``model_version`` goes on every message; ``columnar`` sends each batch as columns (the
+    worker decodes them fastest), False as a list of events. The other options are the
+    shared ones above. ``log()`` takes the ``prediction_id`` (its label will name it), the
+    features (name -> number, string, boolean or None for missing), the prediction, and
+    optionally the timestamp (epoch seconds, default now), ``scores`` (class -> probability)
+    and ``segment`` (name -> value to slice performance by).
+
     >>> # logger = PredictionLogger("eta", model_version="7", bootstrap_servers="broker:9092")
     >>> # logger.log("req-123", {"distance_km": 3.2, "city": "north"}, prediction=24.5)
     """
@@ -224,12 +249,17 @@ class PredictionLogger(_BatchingLogger):
 
 
 class LabelLogger(_BatchingLogger):
-    """Log ground-truth labels of one model to ``driftline.labels``."""
+    """Log ground-truth labels of one model to ``driftline.labels``.
+
+    ``log()`` takes the ``prediction_id`` of the prediction the label is the truth for, the
+    label (a number or a class), and optionally the timestamp (epoch seconds, default now).
+    """
 
     def __init__(self, model_id: str, topic: str = "driftline.labels", **options: Any) -> None:
         super().__init__(model_id, topic, **options)
 
     def log(self, prediction_id: str, label: Any, timestamp: float | None = None) -> bool:
+        """Queue one label; False if it had to be dropped (buffer full or closed)."""
         event = {
             "prediction_id": prediction_id,
             "timestamp": time.time() if timestamp is None else timestamp,
