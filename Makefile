@@ -33,6 +33,7 @@ lint: $(PY_STAMP)
 	$(BIN)/ruff check driftline tests bench
 	$(BIN)/ruff format --check driftline tests bench
 	$(BIN)/mypy
+	$(BIN)/mkdocs build --strict --quiet --site-dir .driftline/site
 
 test: setup lint
 	$(BIN)/pytest

@@ -504,8 +504,11 @@ def _report(
     logger: PredictionLogger,
     delivered: list[str],
 ) -> None:
-    with alerts.lock:
-        firing = [a for a in alerts.alerts if a.status == "firing"]
+    with alerts.lock:  # in a fixed order, not the order they arrived in
+        firing = sorted(
+            (a for a in alerts.alerts if a.status == "firing"),
+            key=lambda a: (a.model_id, a.kind, a.window_start_event),
+        )
     print("\n\nSummary")
     print(
         f"  events processed     {processed:,.0f} (SDK sent {logger.stats.sent:,}, "
