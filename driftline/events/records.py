@@ -81,7 +81,22 @@ class Alert:
     # on a drift alert: "<feature>: <check>" for its features with a data-quality problem
     # open at the same time (a broken pipeline, not the world, may be what moved them)
     data_quality: list[str] = field(default_factory=list)
+    # an open episode's later record: its number (0 is the alert itself) and the features
+    # that joined the episode since the last record
+    update: int = 0
+    new_features: list[str] = field(default_factory=list)
     schema: str = ALERT_SCHEMA
+
+    @property
+    def counted_as(self) -> str:
+        """The alerts metric's status: an episode's updates are counted apart from its alert."""
+        return "update" if self.update else self.status
+
+    @property
+    def delivery_key(self) -> str:
+        """What receivers deduplicate on: one per record of an episode."""
+        key = f"{self.alert_id}/{self.status}"
+        return f"{key}/{self.update}" if self.update else key
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))

@@ -9,6 +9,12 @@ Per model and kind (drift, data quality, performance) the policy keeps one episo
   once make one alert, not fifty.
 - It resolves once every subject has had ``resolve_after_windows`` clean windows in a row;
   the resolved record carries the same ``alert_id``.
+- While it fires, a subject that was not in its records (or came back after
+  ``resolve_after_windows`` clean windows) and signals for ``fire_after_windows`` windows
+  makes an update record, ``group_wait_events`` later: the same ``alert_id``, status
+  ``firing``, ``update`` counting up and ``new_features`` naming it, so an open episode never
+  hides new trouble (drift and data quality; see ``UPDATED_KINDS``). Severity only rises
+  within an episode.
 - After a resolve, no new episode fires for ``cooldown_seconds`` of event time.
 
 Everything is counted in the model's events and its event timestamps, never in wall-clock
@@ -38,6 +44,12 @@ from driftline.events.records import (
 )
 
 T = TypeVar("T")
+
+# Kinds whose open episodes are updated when a new subject joins: a drifting feature or a
+# broken check is news for on-call. A performance episode's subjects (the windowed metric,
+# the error test, the label drift, the estimate) are views of one model's quality, and a
+# second view confirming the first is not.
+UPDATED_KINDS = frozenset({"drift", "data_quality"})
 
 
 @dataclass
@@ -77,10 +89,13 @@ class EpisodeState:
     severity: Severity = "warning"  # set when the episode fires
     start_event: int = 0  # event count at the episode's first signal
     start_time: float = 0.0
-    fired_time: float = 0.0
+    fired_time: float = 0.0  # event time since when the episode is at its severity
     cooldown_until: float = 0.0  # event time before which no new episode fires
     retraining_requested: bool = False
     subjects: dict[str, SubjectTrack] = field(default_factory=dict)
+    update: int = 0  # update records made in the episode
+    update_at: int = -1  # event count at which a triggered update is made (after the group wait)
+    announced: list[str] = field(default_factory=list)  # subjects the records have named
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self)  # orjson writes (nested) dataclasses natively
@@ -97,6 +112,11 @@ class EpisodeState:
     def quiet(self) -> bool:
         """Nothing to track: a chunk without signals cannot change this state."""
         return not self.subjects and not self.firing and self.pending_at < 0
+
+    @property
+    def due(self) -> int:
+        """The event count at which a triggered record (alert or update) is made, or -1."""
+        return self.pending_at if self.pending_at >= 0 else self.update_at
 
 
 @dataclass(frozen=True)
@@ -206,7 +226,7 @@ class AlertPolicy:
         ``Cut`` at that event comes back: the caller runs the chunk again cut there, so that
         the alert's evidence never depends on how the stream was batched.
         """
-        if signals and not state.firing and state.pending_at < 0:  # an alert may trigger
+        if signals and state.due < 0:  # an alert or an update may trigger
             trial = copy.deepcopy(state)
             outcome = self._step(trial, chunk, signals)
             if not isinstance(outcome, Cut):
@@ -223,10 +243,14 @@ class AlertPolicy:
             if resolved is not None:
                 alerts.append(resolved)
         trigger: tuple[int, str] | None = None
+        update: tuple[int, str] | None = None
         for sig in sorted(signals, key=lambda g: (g.at, g.subject)):
             track = state.subjects.get(sig.subject) or SubjectTrack(sig.detector)
             new_window = track.last_window != window
             if new_window:
+                back = track.streak == 0 and not _recent(track, self)
+                if back and sig.subject in state.announced:
+                    state.announced.remove(sig.subject)  # it came back: news again
                 if track.streak == 0:
                     track.first_event, track.signals, track.peak = sig.at, 0, 0.0
                 track.streak += 1
@@ -250,6 +274,21 @@ class AlertPolicy:
                 and chunk.time_at(sig.at) >= state.cooldown_until
             ):
                 trigger = (sig.at, sig.subject)
+            if (
+                state.firing
+                and chunk.kind in UPDATED_KINDS
+                and state.update_at < 0
+                and update is None
+                and new_window
+                and track.streak >= s.fire_after_windows
+                and sig.subject not in state.announced
+            ):
+                update = (sig.at, sig.subject)
+        if update is not None:
+            update_at = update[0] + s.group_wait_events
+            if update_at < chunk.end:
+                return Cut(update_at)
+            state.update_at = update_at
         if trigger is not None:
             fire_at = trigger[0] + s.group_wait_events
             if fire_at < chunk.end:
@@ -259,6 +298,8 @@ class AlertPolicy:
             state.start_time = chunk.time_at(trigger[0])
         if state.pending_at >= 0 and state.pending_at <= chunk.end:
             alerts.append(self._fire(state, chunk))
+        if state.update_at >= 0 and state.update_at <= chunk.end:
+            alerts.append(self._update(state, chunk))
         return alerts
 
     def _close_windows(self, state: EpisodeState, window: int, chunk: Chunk) -> Alert | None:
@@ -303,11 +344,30 @@ class AlertPolicy:
             state.start_event,
         )
         state.fired_time = chunk.time_at(at)
+        state.update = 0
+        state.announced = [name for name, _ in ranked]
         alert = self._alert("firing", state, chunk, ranked, at, "")
+        return replace(alert, message=firing_message(alert))
+
+    def _update(self, state: EpisodeState, chunk: Chunk) -> Alert:
+        """The open episode's record again, naming the subjects that joined it."""
+        at = state.update_at
+        ranked = self.ranked(state)
+        new = [(name, t) for name, t in ranked if name not in state.announced]
+        state.update += 1
+        state.update_at = -1
+        state.announced = [name for name, _ in ranked]
+        if state.severity != "critical" and ranked[0][1].excess >= self.settings.critical_ratio:
+            state.severity = "critical"
+            state.fired_time = chunk.time_at(at)  # critical from here (retraining counts it)
+        alert = self._alert("firing", state, chunk, ranked, at, "")
+        names = [t.feature or name for name, t in new]
+        alert = replace(alert, update=state.update, new_features=names)
         return replace(alert, message=firing_message(alert))
 
     def _resolve(self, state: EpisodeState, chunk: Chunk) -> Alert:
         state.firing = False
+        state.update_at = -1
         ranked = self.ranked(state)
         cooldown = self.settings.cooldown_seconds
         state.cooldown_until = float(chunk.times[0]) + cooldown
@@ -385,6 +445,8 @@ def firing_message(alert: Alert) -> str:
     """One line for people: what is wrong, where, and how badly."""
     ranked = alert.features
     title = f"{_KIND_TITLE[alert.kind]} on {alert.model_id}"
+    if alert.update:
+        title += f" (update {alert.update}: also {', '.join(alert.new_features)})"
     top = ranked[0]
     if alert.kind == "data_quality":
         line = f"{title}: {top.feature} {_CHECK_TEXT.get(top.detector, top.detector)}"

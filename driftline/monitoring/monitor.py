@@ -236,7 +236,7 @@ class ModelMonitor:
         while pos < n:
             count = before + pos
             windowed = plan.windowed or not run.episode.quiet or not run.quality.quiet
-            pending = (run.episode.pending_at, run.quality.pending_at)
+            pending = (run.episode.due, run.quality.due)
             end_count = self.policy.chunk_end(count, before + n, plan.cuts, pending, windowed)
             end = end_count - before
             tracked = set(run.quality.subjects)

@@ -340,7 +340,7 @@ class Pipeline:
             for metric, value in values.items():
                 self.metrics.performance_by_time.labels(model_id, metric, slice_name).set(value)
         for alert in outcome.alerts:
-            self.metrics.alerts.labels(model_id, alert.kind, alert.status).inc()
+            self.metrics.alerts.labels(model_id, alert.kind, alert.counted_as).inc()
 
     def _record(self, batch: PredictionBatch, outcome: BatchOutcome) -> None:
         m, model = self.metrics, batch.model_id
@@ -362,7 +362,7 @@ class Pipeline:
             for i in np.flatnonzero(counts):
                 series(m.predictions, model, buckets.names[i]).inc(int(counts[i]))
         for alert in outcome.alerts:
-            m.alerts.labels(model, alert.kind, alert.status).inc()
+            m.alerts.labels(model, alert.kind, alert.counted_as).inc()
         for request in outcome.retraining_requests:
             m.retraining_requests.labels(model, request.kind).inc()
 

@@ -26,7 +26,7 @@ from driftline.events.codec import Reason
 UNKNOWN_MODEL = "_unknown"
 ALERT_KINDS = ("drift", "data_quality", "performance")
 LABEL_OUTCOMES = ("joined", "waiting", "expired_label", "expired_prediction", "duplicate")
-ALERT_STATUSES = ("firing", "resolved")
+ALERT_STATUSES = ("firing", "update", "resolved")  # Alert.counted_as
 
 
 class WorkerMetrics:

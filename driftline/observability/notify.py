@@ -95,7 +95,7 @@ class Notifier:
         body = self.body(receiver, record)
         headers = {"Content-Type": "application/json"}
         if isinstance(record, Alert):
-            headers["Idempotency-Key"] = f"{record.alert_id}/{record.status}"
+            headers["Idempotency-Key"] = record.delivery_key
         else:
             headers["Idempotency-Key"] = record.idempotency_key
         deadline = time.monotonic() + policy.give_up_after_seconds
@@ -250,9 +250,14 @@ def slack_message(alert: Alert, grafana_url: str | None = None) -> dict[str, Any
     kind = alert.kind.replace("_", " ")
     if firing:
         title = f"{icon} {alert.severity.upper()}: {kind} on {alert.model_id}"
+        if alert.update:
+            title += f" (update {alert.update})"
     else:
         title = f":white_check_mark: RESOLVED: {kind} on {alert.model_id}"
     lines = [_evidence_line(f) for f in alert.features]
+    if alert.new_features:
+        new = ", ".join(f"`{_md(f)}`" for f in alert.new_features)
+        lines.insert(0, f":new: drifting since the last message: {new}")
     more = alert.features_drifting - len(alert.features)
     if more > 0:
         lines.append(f"… and {more} more")

@@ -115,7 +115,7 @@ class DeliveryLoop:
         assert record.value is not None
         if record.topic == self.topics.alerts:
             alert = Alert.from_json(record.value)
-            return alert, self.notifier.routes(alert), f"{alert.alert_id}/{alert.status}"
+            return alert, self.notifier.routes(alert), alert.delivery_key
         request = RetrainingRequest.from_json(record.value)
         endpoint = self.endpoints.get(request.model_id)
         return request, ([endpoint] if endpoint else []), f"retraining/{request.idempotency_key}"

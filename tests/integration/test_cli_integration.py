@@ -93,9 +93,11 @@ def test_the_demo_prints_the_readmes_example(kafka_bootstrap: str) -> None:
     assert re.search(r"data_quality alert \w+ at event 12,\d{3}: courier_load missing", text)
     assert "(the outage began at 12,000); resolved at event" in text
     # Slack got the data-quality firing and resolved messages, the two models' drift alerts
-    # (eta's features, the late model's input) and their performance alerts
-    assert "Slack messages       6" in text
+    # (eta's features, the late model's input), the update when the late model's predictions
+    # follow its input, and the performance alerts
+    assert "Slack messages       7" in text
     assert text.count("[FIRING  ] Drift on late: 1 feature (eta_min)") == 1
+    assert text.count("[UPDATE  ] Drift on late (update 1: also _prediction)") == 1
     # performance: the ETA's MAE worse than its baseline after the drift, the late model's
     # realised accuracy below its baseline and the estimate before labels
     perf = re.search(r"eta +MAE over the last 500 labels ([\d.]+) min \(baseline ([\d.]+)\)", text)

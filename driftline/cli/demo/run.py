@@ -99,7 +99,8 @@ def _watch_alerts(bootstrap: str, topic: str, log: AlertLog, stop: threading.Eve
                 alert = Alert.from_json(message.value)
                 with log.lock:
                     log.alerts.append(alert)
-                mark = "FIRING  " if alert.status == "firing" else "RESOLVED"
+                mark = {"firing": "FIRING  ", "resolved": "RESOLVED"}[alert.status]
+                mark = "UPDATE  " if alert.update else mark
                 _say(f"  [{mark}] {alert.message}")
             positions = {tp: consumer.position(tp) for tp in consumer.assignment()}
             with log.lock:
@@ -447,7 +448,7 @@ def _wait_until_done(
                 missing.append(f"alerts on {topics.alerts} not read yet")
             if not missing:
                 with alerts.lock:
-                    distinct = {(a.alert_id, a.status) for a in alerts.alerts}
+                    distinct = {a.delivery_key for a in alerts.alerts}
                 if len(slack.messages) < len(distinct):
                     missing.append(f"{len(distinct) - len(slack.messages)} alerts not in Slack")
             if not missing or time.monotonic() > deadline:

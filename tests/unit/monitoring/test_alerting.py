@@ -195,8 +195,64 @@ def test_alerts_and_requests_do_not_depend_on_batch_cuts(tmp_path: Path, cuts: l
         alerts += result.alerts
         requests += result.retraining_requests
     assert expected[0] and expected[1]
+    assert any(a.update for a in expected[0])  # the later features are an update, cut-proof too
     assert [comparable(a) for a in alerts] == [comparable(a) for a in expected[0]]
     assert [comparable(r) for r in requests] == [comparable(r) for r in expected[1]]
+
+
+def test_an_open_episode_does_not_hide_a_feature_that_drifts_later(tmp_path: Path) -> None:
+    """f00 drifts from event 2,000 for good; f01 from 6,000. f01 reaches on-call as an update
+    of the open alert, as soon after its first signal as a new episode's alert would, once."""
+    quiet = stream(12_000, 5, [])
+    f01_alone = {**quiet, "f01": quiet["f01"] + np.where(np.arange(12_000) >= 6_000, 1.0, 0.0)}
+    both = {**f01_alone, "f00": quiet["f00"] + np.where(np.arange(12_000) >= 2_000, 1.0, 0.0)}
+    alerts, _ = run(make_pipeline(tmp_path), both)
+    fired, update = alerts
+    assert (fired.status, fired.feature, fired.update) == ("firing", "f00", 0)
+    assert (update.status, update.alert_id, update.update) == ("firing", fired.alert_id, 1)
+    assert update.new_features == ["f01"] and update.features_drifting == 2
+    assert update.message.startswith("Drift on m (update 1: also f01): 2 features")
+    assert update.window_start_event == fired.window_start_event  # one episode
+    (f01,) = [f for f in update.features if f.feature == "f01"]
+    assert f01.events_seen > 6_000 and update.events_seen == f01.events_seen + 100
+    # the same delay as f01 drifting alone on a quiet model
+    (alone,) = run(make_pipeline(tmp_path), f01_alone)[0]
+    assert alone.feature == "f01" and alone.events_seen == update.events_seen
+    assert alone.delivery_key == f"{alone.alert_id}/firing"
+    assert update.delivery_key == f"{fired.alert_id}/firing/1"
+    assert update.counted_as == "update" and fired.counted_as == "firing"
+
+
+def test_a_feature_back_after_its_clean_windows_is_news_again(tmp_path: Path) -> None:
+    # f00 drifts throughout; f01 drifts, goes quiet for 3,000 events (6 clean windows), returns
+    cols = stream(
+        14_000, 5, [(1_000, 14_000, 1.0, 1), (4_000, 6_000, 1.5, 2), (9_000, 14_000, 1.5, 2)]
+    )
+    alerts, _ = run(make_pipeline(tmp_path), cols)
+    assert [(a.status, a.update, a.new_features) for a in alerts] == [
+        ("firing", 0, []),
+        ("firing", 1, ["f01"]),
+        ("firing", 2, ["f01"]),
+    ]
+    # while it keeps drifting, no more updates: each joining is told once
+    assert 9_000 < alerts[2].events_seen < 9_500
+
+
+def test_an_update_raises_the_severity_and_retraining_counts_from_there(
+    tmp_path: Path,
+) -> None:
+    # a small shift of f00 from 2,000 (a warning); f01 shifts 2 sd from 5,000 (critical)
+    cols = stream(9_000, 5, [(2_000, 9_000, 0.35, 1), (5_000, 9_000, 2.0, 2)])
+    policy = {"retraining": {"after_critical_seconds": 600}}
+    alerts, requests = run(make_pipeline(tmp_path, model=policy), cols)
+    fired, update = alerts
+    assert (fired.severity, update.severity, update.new_features) == (
+        "warning",
+        "critical",
+        ["f01"],
+    )
+    (request,) = requests
+    assert request.last_event_time >= update.last_event_time + 600
 
 
 def test_a_sustained_episode_asks_for_retraining_once(tmp_path: Path) -> None:

@@ -293,8 +293,13 @@ def test_the_prediction_distribution_is_watched_like_a_feature(tmp_path: Path) -
         for start in range(0, len(rows), 250):
             message = batch_message("clf", rows[start : start + 250])
             alerts += p.process_messages([message], state, joins={}).alerts
-    (drift,) = [a for a in alerts if a.kind == "drift" and a.status == "firing"]
+    drift, *updates = [a for a in alerts if a.kind == "drift" and a.status == "firing"]
     assert min(f.events_seen for f in drift.features) > 3_000
+    # the predictions follow x1 a little later: the open episode's update names them
+    assert [(u.alert_id, u.new_features) for u in updates] in (
+        [],
+        [(drift.alert_id, ["_prediction"])],
+    )
     # the share of positive predictions went from about 50% to 70%: its detector signals too
     drifting = p.metrics.registry.get_sample_value(
         "driftline_feature_drifting", {"model": "clf", "feature": "_prediction"}

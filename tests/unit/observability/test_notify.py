@@ -234,6 +234,19 @@ def test_generic_webhook_gets_the_alert_record() -> None:
     (got,) = hook.received
     assert Alert.from_json(got.body) == alert
     assert got.headers["Idempotency-Key"] == f"{alert.alert_id}/firing"
+    with fake_slack() as hook:
+        n, _ = notifier({"hook-ml": hook.url})
+        assert deliver(n, "hook-ml", make_alert(update=2, new_features=["feature_9"])).delivered
+    (got,) = hook.received  # an update is a record of its own for the receiver
+    assert got.headers["Idempotency-Key"] == f"{alert.alert_id}/firing/2"
+
+
+def test_an_update_says_so_and_names_the_features_that_joined() -> None:
+    message = slack_message(make_alert(update=1, new_features=["feature_9", "<b>"]), None)
+    check_block_kit(message)
+    assert message["blocks"][0]["text"]["text"].endswith("drift on eta (update 1)")
+    body = message["blocks"][2]["text"]["text"]
+    assert body.splitlines()[1] == ":new: drifting since the last message: `feature_9`, `&lt;b&gt;`"
 
 
 def test_receiver_config_fails_fast_naming_the_key_without_the_secret() -> None:
