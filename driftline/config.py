@@ -325,11 +325,13 @@ class DataQualitySettings(_Strict):
         lt=1,
         description="the smallest rise of a rate (missing, out of range, ...) worth an alert",
     )
-    # Values this share of the reference range beyond its min or max count as out of range.
+    # Values this share of the reference range beyond its min or max count as out of range:
+    # wide, so that a widened tail of the same distribution is drift, not a broken pipeline.
     range_margin: float = Field(
-        default=0.1,
+        default=1.0,
         ge=0,
-        description="share of the reference range beyond its min or max still in range",
+        description="share of the reference range beyond its min or max still in range "
+        "(below zero is out of range for a feature whose reference had no negative values)",
     )
     # At least this many equal values in a row make a feature "constant" (more when the
     # reference repeats values often). Features that are legitimately constant for a while

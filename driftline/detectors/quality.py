@@ -289,10 +289,19 @@ def has_spread(profile: FeatureProfile) -> bool:
 
 
 def reference_range(profile: NumericProfile, margin: float) -> tuple[float, float]:
-    """The reference's range widened by ``margin`` of its width on each side."""
+    """What the reference makes plausible: its range widened by ``margin`` of its width on
+    each side, and no negative values for a feature whose reference had none.
+
+    Wide on purpose: values in a widened tail of the same kind of distribution (a variance
+    that doubled, a mean that moved a few sds) are drift, for the drift detectors; this
+    check is for values no such change explains (a unit change, a sentinel such as -999, a
+    sign error)."""
     width = profile.max - profile.min
     pad = margin * width if width > 0 else margin * max(abs(profile.max), 1.0)
-    return profile.min - pad, profile.max + pad
+    low = profile.min - pad
+    if profile.min >= 0:  # a count, a price, a distance: below zero is broken, not drift
+        low = max(low, 0.0)
+    return low, profile.max + pad
 
 
 def _plain(value: Any) -> Any:

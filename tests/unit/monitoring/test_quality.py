@@ -249,3 +249,32 @@ def test_constant_check_on_category_codes_is_the_check_on_strings(
         alarms += want.alarms
     assert on_codes.to_doc() == on_names.to_doc()
     assert alarms > 0  # the run of 700 does signal
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_a_widened_tail_is_drift_not_a_broken_pipeline(tmp_path: Path, seed: int) -> None:
+    """From AT x1's spread doubles around its mean and x2's scale doubles: the same kind of
+    distribution, wider. That is drift (a drift alert), not out_of_range."""
+    rows = stream(None, seed=seed)
+    for row in rows[AT:]:
+        f = row["features"]
+        f["x1"] = 5.0 + 2.0 * (f["x1"] - 5.0)
+        f["x2"] = 2.0 * f["x2"]
+    alerts, _ = run(pipeline(tmp_path), rows)
+    firing = [(a.kind, a.update) for a in alerts if a.status == "firing"]
+    assert ("drift", 0) in firing and all(kind == "drift" for kind, _ in firing), firing
+    drift = next(a for a in alerts if a.kind == "drift")
+    assert drift.data_quality == [] and "pipeline" not in drift.message
+
+
+def test_a_negative_value_of_a_feature_that_never_was_negative_is_out_of_range(
+    tmp_path: Path,
+) -> None:
+    rows = stream(None)
+    for i, row in enumerate(rows[AT:]):
+        if i % 5 == 0:  # a sign error in 20% of events, values well inside the range's width
+            row["features"]["x2"] = -row["features"]["x2"]
+    alerts, _ = run(pipeline(tmp_path), rows)
+    quality = [a for a in alerts if a.kind == "data_quality" and a.status == "firing"]
+    assert [(f.feature, f.detector) for f in quality[0].features][:1] == [("x2", "out_of_range")]
+    assert AT < quality[0].window_start_event <= AT + 130
