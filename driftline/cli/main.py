@@ -73,6 +73,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
+    from driftline.detectors.reference_size import small_references
     from driftline.monitoring.baseline import OutcomeColumns, profile_from_file
 
     config = _config(args.config, delivers=False)
@@ -94,6 +95,8 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     )
     for note in notes:
         print(f"driftline: note: {note}", file=sys.stderr)
+    for small in small_references(profile):
+        print(f"driftline: warning: {small}", file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(profile.to_json())
     print(

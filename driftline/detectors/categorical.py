@@ -7,6 +7,13 @@ values before the block, which keeps every increment a true likelihood ratio: th
 false-alarm bound ``e^h`` holds as for a known alternative (an adaptive CUSUM in the sense of
 Lorden and Pollak). Blocks are fixed positions of the stream, so batch and sequential feeding
 agree exactly.
+
+The reference frequencies are themselves estimates from a finite sample. With the reference's
+row count, the null is every set of frequencies within a 3-sigma Wilson interval of each
+reference frequency, and each increment is taken against the member of that set closest to the
+current estimate (its reverse information projection): ``q_hat(x) / p*(x)`` then has mean at
+most one under every member, so the bound holds whichever of them the stream follows, and a
+small reference does not read as drift.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ class CategoricalCUSUM:
         Roughly how many recent values the alternative estimate remembers.
     prior
         Pseudo-counts of the reference in the alternative estimate (its shrinkage).
+    reference_count
+        Rows the reference frequencies were counted from; None takes them as exact.
 
     Examples
     --------
@@ -63,6 +72,8 @@ class CategoricalCUSUM:
 
     name: ClassVar[str] = "categorical_cusum"
     MIN_PROB: ClassVar[float] = 1e-4
+    #: the width of each frequency's confidence interval, in standard errors
+    Z: ClassVar[float] = 3.0
     input_kind: ClassVar[str] = "categorical"
     calibrated: ClassVar[bool] = True
 
@@ -74,6 +85,7 @@ class CategoricalCUSUM:
         block: int = 25,
         memory: float = 200.0,
         prior: float = 20.0,
+        reference_count: int | None = None,
     ) -> None:
         if len(probs) != len(categories) + 1:
             raise ValueError("probs needs one entry per category plus the 'other' bucket")
@@ -92,6 +104,8 @@ class CategoricalCUSUM:
         self._p = p / p.sum()
         self._log_p = np.log(self._p)
         self._decay = float(np.exp(-self.block / self.memory))
+        self.reference_count = reference_count
+        self._low, self._high = frequency_bounds(self._p, reference_count, self.Z, self.MIN_PROB)
         self.reset()
 
     @classmethod
@@ -100,6 +114,8 @@ class CategoricalCUSUM:
     ) -> CategoricalCUSUM:
         if not isinstance(profile, CategoricalProfile):
             raise TypeError("categorical_cusum needs a categorical reference profile")
+        present = round(profile.count * (1 - profile.missing_rate))
+        params.setdefault("reference_count", present or None)
         return cls(profile.categories, profile.probs, arl=arl, **params)
 
     def reset(self) -> None:
@@ -129,6 +145,8 @@ class CategoricalCUSUM:
             self._pending,
             self._stat,
             self.threshold,
+            self._low,
+            self._high,
         )
         self._n += codes.size
         stat = float(self._stat[0])
@@ -164,4 +182,17 @@ class CategoricalCUSUM:
         self._pending = np.asarray(doc["p"], dtype=np.float64)
 
 
-__all__ = ["OTHER", "CategoricalCUSUM"]
+def frequency_bounds(
+    p: np.ndarray, count: int | None, z: float, floor: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score intervals at ``z`` standard errors around frequencies counted from
+    ``count`` rows (lower ends at least ``floor``); two empty arrays without a count."""
+    if not count:
+        return np.empty(0), np.empty(0)
+    n, z2 = float(count), z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return np.maximum(centre - half, floor), np.minimum(centre + half, 1.0)
+
+
+__all__ = ["OTHER", "CategoricalCUSUM", "frequency_bounds"]

@@ -74,6 +74,34 @@ def normal_score_bank(
 
 
 @compiled
+def closest_in_box(q: np.ndarray, low: np.ndarray, high: np.ndarray, out: np.ndarray) -> None:
+    """The frequencies ``p`` with ``low <= p <= high`` and sum one closest to ``q`` in
+    KL(q || p) (its reverse information projection), written to ``out``.
+
+    The optimum is ``p_i = clip(q_i / lam, low_i, high_i)`` with ``lam`` making the sum one
+    (the KKT conditions); the sum falls as ``lam`` grows, so ``lam`` is found by bisection.
+    Needs ``q > 0`` and ``sum(low) <= 1 <= sum(high)``.
+    """
+    k = q.size
+    lam_lo, lam_hi = np.inf, 0.0
+    for i in range(k):
+        lam_lo = min(lam_lo, q[i] / high[i])
+        lam_hi = max(lam_hi, q[i] / low[i])
+    for _ in range(60):  # geometric bisection: lam spans orders of magnitude
+        lam = np.sqrt(lam_lo * lam_hi)
+        total = 0.0
+        for i in range(k):
+            total += min(max(q[i] / lam, low[i]), high[i])
+        if total > 1.0:
+            lam_lo = lam
+        else:
+            lam_hi = lam
+    lam = np.sqrt(lam_lo * lam_hi)
+    for i in range(k):
+        out[i] = min(max(q[i] / lam, low[i]), high[i])
+
+
+@compiled
 def adaptive_categorical_scan(
     codes: np.ndarray,
     first_position: int,
@@ -86,21 +114,33 @@ def adaptive_categorical_scan(
     pending: np.ndarray,
     stat: np.ndarray,
     threshold: float,
+    low: np.ndarray,
+    high: np.ndarray,
 ) -> tuple[int, int, float]:
     """The adaptive categorical CUSUM; ``counts``, ``pending`` and ``stat`` updated in place.
 
     ``counts`` are the forgotten counts of the completed blocks, ``pending`` the counts of
     the block under way. Each value scores ``ln(q_hat(x) / p(x))`` where ``q_hat`` is
     estimated from the completed blocks only, ``(counts + prior * p) / (sum + prior)``; a
-    block folds into ``counts`` (after decaying them) once its last value is scored.
+    block folds into ``counts`` (after decaying them) once its last value is scored. With
+    bounds ``low``/``high`` on the true frequencies (empty: ``p`` is exact), ``p`` is the
+    frequencies within them closest to ``q_hat``.
     """
     k = log_p.size
     log_ratio = np.empty(k)
+    q = np.empty(k)
 
     def refresh() -> None:
         total = counts.sum() + prior
         for i in range(k):
-            log_ratio[i] = np.log((counts[i] + prior * prior_p[i]) / total) - log_p[i]
+            q[i] = (counts[i] + prior * prior_p[i]) / total
+        if low.size == 0:  # the reference taken as exact
+            for i in range(k):
+                log_ratio[i] = np.log(q[i]) - log_p[i]
+            return
+        closest_in_box(q, low, high, log_ratio)
+        for i in range(k):
+            log_ratio[i] = np.log(q[i]) - np.log(log_ratio[i])
 
     refresh()
     alarms, first = 0, -1
@@ -218,5 +258,17 @@ def warm_up() -> None:
     interp_sorted(z, xp, xp, one, *interp_grid(xp))
     codes = np.zeros(2, dtype=np.intp)
     adaptive_categorical_scan(
-        codes, 0, np.log(one), one, 1.0, 0.5, 2, np.zeros(1), np.zeros(1), np.zeros(1), 1.0
+        codes,
+        0,
+        np.log(one),
+        one,
+        1.0,
+        0.5,
+        2,
+        np.zeros(1),
+        np.zeros(1),
+        np.zeros(1),
+        1.0,
+        one,
+        one,
     )

@@ -52,6 +52,16 @@ def test_baseline_writes_a_profile_from_csv(tmp_path: Path) -> None:
     profile = ReferenceProfile.from_json((tmp_path / "m.json").read_bytes())
     assert profile.n_rows == 300 and profile.performance["mae"] == 1.0
     assert profile.features["city"].categories == ("c0", "c1", "c2")
+    # 300 rows are too few for the changes the detectors watch: said, with the rows needed
+    warnings = [line for line in out.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        "driftline: warning: feature a: 300 reference rows are too few: mean shifts below "
+        "0.35 sd are not caught; 576 rows would do",
+        "driftline: warning: feature city: 300 reference rows are too few: category "
+        "frequencies known to within +-0.082; 800 rows would do",
+        "driftline: warning: feature _prediction: 300 reference rows are too few: mean shifts "
+        "below 0.35 sd are not caught; 576 rows would do",
+    ]
 
 
 def test_an_unwritable_data_dir_is_a_one_line_error(tmp_path: Path) -> None:

@@ -205,6 +205,29 @@ def test_discrete_numeric_feature_does_not_false_alarm() -> None:
     assert det.update(x).alarms == 0
 
 
+@pytest.mark.parametrize("rows", [100, 285])
+def test_a_small_categorical_reference_does_not_read_as_drift(rows: int) -> None:
+    """The reference frequencies are a sample: a stream of the reference's own law must not
+    alarm because the sample was off (as the frequencies taken as exact did), while a real
+    change in the frequencies is still found."""
+    uniform = np.array(["a", "b", "c"], dtype=object)
+    false_alarms = exact_false_alarms = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        det = detectors.create(
+            "categorical_cusum", categorical_profile(rng.choice(uniform, rows)), arl=2e7
+        )
+        exact = detectors.CategoricalCUSUM(det.categories, det.probs, arl=2e7)
+        same_law = rng.choice(uniform, 6_000)
+        false_alarms += det.update(same_law).alarms
+        exact_false_alarms += exact.update(same_law).alarms
+    assert exact_false_alarms > 0  # the trap is real: taken as exact, the sample cries wolf
+    assert false_alarms == 0
+    shifted = np.random.default_rng(99).choice(uniform, 3_000, p=[0.6, 0.2, 0.2])
+    verdict = det.update(shifted)
+    assert verdict.drift and verdict.first_alarm < 1_000
+
+
 def test_unknown_detector_name_lists_the_registered_ones() -> None:
     with pytest.raises(KeyError, match=r"registered: .*cusum"):
         detectors.create("nope", NUMERIC_REF, arl=10)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from driftline.detectors.kernels import (
     adaptive_categorical_scan,
+    closest_in_box,
     constant_runs,
     interp_grid,
     interp_sorted,
@@ -66,6 +67,9 @@ def test_normal_score_bank_is_the_recursion(
     assert peak == want_peak
 
 
+EXACT = (np.empty(0), np.empty(0))  # no bounds: the reference frequencies taken as exact
+
+
 def python_adaptive_categorical(
     codes: list[int], position: int, p: np.ndarray, prior: float, decay: float, block: int
 ) -> list[float]:
@@ -100,15 +104,50 @@ def test_adaptive_categorical_scan_is_the_recursion(n: int, block: int, seed: in
     got = []
     for t in range(n):
         adaptive_categorical_scan(
-            codes[t : t + 1], t, np.log(p), p, 20.0, 0.9, block, counts, pending, stat, 8.0
+            codes[t : t + 1], t, np.log(p), p, 20.0, 0.9, block, counts, pending, stat, 8.0, *EXACT
         )
         got.append(float(stat[0]))
     assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
     # one batch: the same end state
     whole = np.zeros(4), np.zeros(4), np.zeros(1)
-    adaptive_categorical_scan(codes, 0, np.log(p), p, 20.0, 0.9, block, *whole, 8.0)
+    adaptive_categorical_scan(codes, 0, np.log(p), p, 20.0, 0.9, block, *whole, 8.0, *EXACT)
     assert whole[2][0] == pytest.approx(want[-1], rel=1e-12, abs=1e-12)
     assert np.allclose(whole[0], counts) and np.array_equal(whole[1], pending)
+
+
+def random_box(rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frequencies p and a box around them (p inside), as the reference's intervals are."""
+    p = rng.dirichlet(np.ones(k))
+    width = rng.uniform(0.0, 0.2, k)
+    return p, np.maximum(p - width * rng.uniform(0, 1, k), 1e-4), np.minimum(p + width, 1.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(k=st.integers(2, 12), seed=st.integers(0, 2**32 - 1))
+def test_closest_in_box_is_the_kl_projection(k: int, seed: int) -> None:
+    """It is feasible, no other member of the box is closer to q in KL(q || .), and q over it
+    has mean at most one under every member (what keeps the CUSUM's false-alarm bound)."""
+    rng = np.random.default_rng(seed)
+    p, low, high = random_box(rng, k)
+    q = rng.dirichlet(np.ones(k))
+    q = np.maximum(q, 1e-6) / np.maximum(q, 1e-6).sum()
+    out = np.empty(k)
+    closest_in_box(q, low, high, out)
+    assert out.sum() == pytest.approx(1.0, abs=1e-9)
+    assert np.all(out >= low - 1e-12) and np.all(out <= high + 1e-12)
+
+    def kl(r: np.ndarray) -> float:
+        return float(np.sum(q * np.log(q / r)))
+
+    members = [p]
+    for _ in range(200):  # other members: p moved towards random points, kept in the box
+        r = np.clip(p + rng.normal(0, 0.05, k), low, high)
+        r = p + (r - p) - (r - p).sum() / k  # back on the simplex ...
+        if np.all(r >= low) and np.all(r <= high):  # ... if still inside
+            members.append(r)
+    for r in members:
+        assert kl(out) <= kl(r) + 1e-9
+        assert float(np.sum(r * q / out)) <= 1.0 + 1e-9
 
 
 @settings(max_examples=300, deadline=None)
