@@ -44,17 +44,24 @@ def _splitmix_uniform(index: np.ndarray) -> np.ndarray:
 class NormalScores:
     """The probability integral transform of a numeric feature against its reference."""
 
-    def __init__(self, quantiles: np.ndarray) -> None:
+    def __init__(self, quantiles: np.ndarray, reference_count: int | None = None) -> None:
         q = np.asarray(quantiles, dtype=np.float64)
         self._q = q  # shared, not copied: one array per feature
         self._levels = np.linspace(0.0, 1.0, q.size)
         self._has_atoms = bool(np.any(np.diff(q) == 0))
+        # The quantiles interpolate the sample's order statistics from 0 at its minimum to 1
+        # at its maximum, but the true CDF there is about 1/(n+1) and n/(n+1): taken as is, a
+        # small reference spreads the scores past the robust slack. Plotting positions
+        # k/(n+1) put each order statistic where it belongs.
+        n = float(reference_count or 0)
+        self._scale, self._offset = ((n - 1) / (n + 1), 1 / (n + 1)) if n > 1 else (1.0, 0.0)
         # Beyond the reference range the CDF is 0 or 1; clip a quarter grid step inside so
         # that scores stay finite (about +-3 sd with 201 quantiles).
         self._eps = 0.25 / (q.size - 1)
         # Without ties, scores are interpolated on the grid directly: one np.interp instead
         # of interp + ndtri (the score is close to linear within a 0.5% bin).
-        self._z_levels = ndtri(np.clip(self._levels, self._eps, 1.0 - self._eps))
+        levels = self._levels * self._scale + self._offset
+        self._z_levels = ndtri(np.clip(levels, self._eps, 1.0 - self._eps))
         if not self._has_atoms:
             self._slopes = np.diff(self._z_levels) / np.diff(q)
             self._cells, self._inv_width = interp_grid(q)
@@ -81,6 +88,8 @@ class NormalScores:
                 pos = np.arange(first_index, first_index + x.size)
                 jitter = _splitmix_uniform(pos)
                 u = np.where(tied, cdf_lo + jitter * (cdf_hi - cdf_lo), u)
+        if self._offset:
+            u = u * self._scale + self._offset
         np.clip(u, self._eps, 1.0 - self._eps, out=u)
         return u
 
@@ -168,7 +177,7 @@ class NormalScoreCUSUM:
         self.mean_shifts = tuple(mean_shifts)
         self.variance_ratios = tuple(variance_ratios)
         self.reference_count = reference_count
-        self._scores = NormalScores(self.quantiles)
+        self._scores = NormalScores(self.quantiles, reference_count)
         # LLR of N(d, 1) vs N(0, 1) is d*z - d^2/2; of N(0, r) vs N(0, 1) it is
         # -ln(r)/2 + z^2 (1 - 1/r)/2. Rows: a*z + b*z^2 + c.
         rows = []
