@@ -96,6 +96,7 @@ class EpisodeState:
     update: int = 0  # update records made in the episode
     update_at: int = -1  # event count at which a triggered update is made (after the group wait)
     announced: list[str] = field(default_factory=list)  # subjects the records have named
+    group_end: int = -1  # where the group wait of an alert that fired early would have ended
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self)  # orjson writes (nested) dataclasses natively
@@ -244,6 +245,9 @@ class AlertPolicy:
                 alerts.append(resolved)
         trigger: tuple[int, str] | None = None
         update: tuple[int, str] | None = None
+        early_alert: int | None = None  # where strong evidence makes a record due sooner
+        early_update: int | None = None
+        was_due = (state.pending_at, state.update_at)
         for sig in sorted(signals, key=lambda g: (g.at, g.subject)):
             track = state.subjects.get(sig.subject) or SubjectTrack(sig.detector)
             new_window = track.last_window != window
@@ -284,23 +288,61 @@ class AlertPolicy:
                 and sig.subject not in state.announced
             ):
                 update = (sig.at, sig.subject)
+            awaited = (
+                not state.firing and (state.pending_at >= 0 or trigger is not None),
+                state.firing
+                and (state.update_at >= 0 or update is not None)
+                and sig.subject not in state.announced,
+            )
+            if any(awaited):
+                early = self._early(track, sig)
+                if isinstance(early, Cut):
+                    return early
+                if early is not None and awaited[0]:
+                    early_alert = early if early_alert is None else min(early_alert, early)
+                elif early is not None:
+                    early_update = early if early_update is None else min(early_update, early)
         if update is not None:
-            update_at = update[0] + s.group_wait_events
-            if update_at < chunk.end:
-                return Cut(update_at)
-            state.update_at = update_at
+            due = update[0] + s.group_wait_events
+            if update[0] <= state.group_end:  # it followed an early record within its wait
+                due = state.group_end
+            state.update_at = due
+        grouped = state.update_at == state.group_end  # followers of an early record wait
+        if early_update is not None and early_update < state.update_at and not grouped:
+            state.group_end, state.update_at = state.update_at, early_update
+        if was_due[1] != state.update_at < chunk.end:
+            return Cut(state.update_at)
         if trigger is not None:
-            fire_at = trigger[0] + s.group_wait_events
-            if fire_at < chunk.end:
-                return Cut(fire_at)
-            state.pending_at = fire_at
+            state.pending_at = trigger[0] + s.group_wait_events
             state.start_event = min(t.first_event for t in state.subjects.values() if t.streak > 0)
             state.start_time = chunk.time_at(trigger[0])
+        if early_alert is not None and early_alert < state.pending_at:
+            # who follows within the wait joins one update at its end
+            state.group_end, state.pending_at = state.pending_at, early_alert
+        if was_due[0] != state.pending_at < chunk.end:
+            return Cut(state.pending_at)
         if state.pending_at >= 0 and state.pending_at <= chunk.end:
             alerts.append(self._fire(state, chunk))
         if state.update_at >= 0 and state.update_at <= chunk.end:
             alerts.append(self._update(state, chunk))
         return alerts
+
+    def _early(self, track: SubjectTrack, sig: Signal) -> int | None | Cut:
+        """Where a record awaited for ``track``'s subject is due before its group wait ends,
+        because its evidence is already strong: the subject's excess has reached
+        ``critical_ratio`` (its detector signalled that many times, or crossed that far).
+        None if not (yet); a ``Cut`` at the signal when it holds several crossings and the
+        one that made the excess is not known.
+        """
+        ratio = self.settings.critical_ratio
+        if track.threshold > 0 and track.peak / track.threshold >= ratio:
+            return sig.at
+        before = track.signals - sig.count
+        if before + sig.count < ratio:
+            return None
+        if before + 1 >= ratio:
+            return sig.at
+        return Cut(sig.at)  # cut there: the next chunk's first signal is the next crossing
 
     def _close_windows(self, state: EpisodeState, window: int, chunk: Chunk) -> Alert | None:
         closed = window - state.window
@@ -368,6 +410,7 @@ class AlertPolicy:
     def _resolve(self, state: EpisodeState, chunk: Chunk) -> Alert:
         state.firing = False
         state.update_at = -1
+        state.group_end = -1
         ranked = self.ranked(state)
         cooldown = self.settings.cooldown_seconds
         state.cooldown_until = float(chunk.times[0]) + cooldown

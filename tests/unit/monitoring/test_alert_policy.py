@@ -26,7 +26,7 @@ def chunk(start: int, end: int) -> Chunk:
     return Chunk("m", "1", "drift", "ref1", start, T0 + np.arange(start + 1, end + 1, dtype=float))
 
 
-def signal(subject: str, at: int, peak: float = 30.0, count: int = 1) -> Signal:
+def signal(subject: str, at: int, peak: float = 10.5, count: int = 1) -> Signal:
     return Signal(subject, "cusum", at, count, peak, threshold=10.0)
 
 
@@ -44,8 +44,8 @@ def test_a_signal_fires_one_alert_after_the_group_wait_and_resolves_after_clean_
     assert policy.step(state, chunk(0, 95), [signal("x", 90)]) == []
     assert state.pending_at == 100 and not state.firing
     (firing,) = policy.step(state, chunk(95, 100), [signal("y", 97, peak=12.0)])
-    assert firing.status == "firing" and firing.severity == "critical"  # 30 / 10 >= 2
-    assert [f.feature for f in firing.features] == ["x", "y"]  # grouped, strongest first
+    assert firing.status == "firing" and firing.severity == "warning"  # one signal each
+    assert [f.feature for f in firing.features] == ["y", "x"]  # grouped, strongest first
     assert firing.window_start_event == 90  # the episode starts at its first signal
     # window 1 is the first clean one, window 2 the second: resolved as window 3 starts
     assert windows(policy, state, 100, 2) == []
@@ -63,6 +63,37 @@ def test_an_alert_due_inside_the_chunk_asks_for_a_cut_there_and_changes_nothing(
     (firing,) = policy.step(state, chunk(0, 50), [signal("x", 40)])
     assert firing.status == "firing" and state.firing
     assert policy.step(state, chunk(50, 100), []) == []
+
+
+def test_strong_evidence_fires_before_the_group_wait_and_followers_join_one_update() -> None:
+    """A second crossing (the excess at critical_ratio) is evidence enough: the alert fires
+    there; features that signal within what was its group wait make one update at its end."""
+    policy, state = (
+        AlertPolicy(SETTINGS.model_copy(update={"group_wait_events": 50})),
+        EpisodeState(),
+    )
+    assert policy.step(state, chunk(0, 20), [signal("x", 10)]) == []
+    assert state.pending_at == 60  # the group wait: 50
+    assert policy.step(state, chunk(20, 40), [signal("x", 30)]) == Cut(30)
+    (firing,) = policy.step(state, chunk(20, 30), [signal("x", 30)])
+    assert firing.events_seen == 30 and firing.severity == "critical"
+    assert [f.feature for f in firing.features] == ["x"]
+    assert policy.step(state, chunk(30, 45), [signal("y", 35), signal("z", 44)]) == []
+    assert state.update_at == 60  # not 35 + 50: the followers are grouped
+    (update,) = policy.step(state, chunk(45, 60), [])
+    assert update.update == 1 and update.new_features == ["y", "z"]
+    # a later feature is news of its own, after its own group wait
+    policy.step(state, chunk(60, 80), [signal("w", 70)])
+    assert state.update_at == 120
+
+
+def test_two_crossings_in_one_chunk_cut_at_the_first_to_find_the_second() -> None:
+    policy, state = (
+        AlertPolicy(SETTINGS.model_copy(update={"group_wait_events": 50})),
+        EpisodeState(),
+    )
+    assert policy.step(state, chunk(0, 40), [signal("x", 10, count=2)]) == Cut(10)
+    assert state == EpisodeState()
 
 
 def test_a_weak_signal_is_a_warning() -> None:

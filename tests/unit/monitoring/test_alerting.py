@@ -116,8 +116,10 @@ def test_an_episode_fires_once_and_resolves_once_with_the_same_id(tmp_path: Path
     firing, resolved = alerts
     assert firing.alert_id == resolved.alert_id
     assert 4_000 < firing.window_start_event < firing.events_seen <= 4_000 + 250
-    # fires group_wait_events (100) after the first signal, and carries the evidence
-    assert firing.events_seen == firing.window_start_event + 100
+    # a 1 sd shift crosses again well within the group wait (100 events): that evidence is
+    # strong (the excess at critical_ratio), so the alert fires there, critical
+    assert firing.window_start_event < firing.events_seen < firing.window_start_event + 100
+    assert firing.severity == "critical" and firing.features[0].signals == 2
     assert firing.first_event_time == T0 + firing.window_start_event - 1
     profile = p.monitors["m"].profile
     assert profile is not None and firing.reference_version == profile.version
@@ -132,9 +134,13 @@ def test_an_episode_fires_once_and_resolves_once_with_the_same_id(tmp_path: Path
 def test_fifty_features_drifting_at_once_give_one_grouped_ranked_alert(tmp_path: Path) -> None:
     cols = stream(6_000, 50, [(3_000, 6_000, 1.0, 50)])
     alerts, _ = run(make_pipeline(tmp_path, width=50), cols)
-    assert [a.status for a in alerts] == ["firing"]
-    (alert,) = alerts
-    assert alert.features_drifting >= 45  # the ones that signalled within the group wait
+    # The strongest crosses twice before the group wait ends, and the alert fires there; the
+    # features that follow within the wait join one update at its end, not one each.
+    assert [(a.status, a.update) for a in alerts] == [("firing", 0), ("firing", 1)]
+    alert, update = alerts
+    assert update.events_seen == alert.window_start_event + 100
+    assert update.features_drifting >= 45  # the ones that signalled within the group wait
+    assert set(update.new_features).isdisjoint(f.feature for f in alert.features)
     assert len(alert.features) == 10  # alerts.top_features
     excess = [f.excess for f in alert.features]
     assert excess == sorted(excess, reverse=True)
@@ -214,7 +220,7 @@ def test_an_open_episode_does_not_hide_a_feature_that_drifts_later(tmp_path: Pat
     assert update.message.startswith("Drift on m (update 1: also f01): 2 features")
     assert update.window_start_event == fired.window_start_event  # one episode
     (f01,) = [f for f in update.features if f.feature == "f01"]
-    assert f01.events_seen > 6_000 and update.events_seen == f01.events_seen + 100
+    assert f01.events_seen > 6_000 and f01.events_seen < update.events_seen
     # the same delay as f01 drifting alone on a quiet model
     (alone,) = run(make_pipeline(tmp_path), f01_alone)[0]
     assert alone.feature == "f01" and alone.events_seen == update.events_seen
