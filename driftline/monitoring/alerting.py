@@ -327,7 +327,7 @@ class AlertPolicy:
             alerts.append(self._update(state, chunk))
         return alerts
 
-    def _early(self, track: SubjectTrack, sig: Signal) -> int | None | Cut:
+    def _early(self, track: SubjectTrack, sig: Signal) -> int | Cut | None:
         """Where a record awaited for ``track``'s subject is due before its group wait ends,
         because its evidence is already strong: the subject's excess has reached
         ``critical_ratio`` (its detector signalled that many times, or crossed that far).
