@@ -416,6 +416,29 @@ class PerformanceSettings(_Strict):
     )
 
 
+class JointDriftSettings(_Strict):
+    """Changes in how numeric features move together while each keeps its own distribution
+    (detectors/joint.py): every pair of the watched features, in one check of the budget."""
+
+    enabled: bool = Field(
+        default=True, description="watch the numeric features' pairwise correlations"
+    )
+    # The cost per event grows with the square of the features watched: k (k - 1) / 2 pairs.
+    max_features: int = Field(
+        default=20,
+        ge=2,
+        le=50,
+        description="the first this many numeric features (in config order) are watched",
+    )
+    shift: float = Field(
+        default=0.3,
+        gt=0,
+        lt=1,
+        description="the change in a pair's correlation watched for (beyond the reference's "
+        "own error)",
+    )
+
+
 class ModelConfig(_Strict):
     task: Task = Field(description="what the model predicts")
     features: dict[str, FeatureType] = Field(
@@ -439,6 +462,17 @@ class ModelConfig(_Strict):
     performance: PerformanceSettings = Field(
         default_factory=PerformanceSettings, description="labels, metrics and estimates"
     )
+    joint_drift: JointDriftSettings = Field(
+        default_factory=JointDriftSettings,
+        description="how the numeric features move together",
+    )
+
+    def joint_features(self) -> list[str]:
+        """The numeric features the joint drift detector watches (none if it is off)."""
+        if not self.joint_drift.enabled:
+            return []
+        numeric = [f for f, kind in self.features.items() if kind == "numeric"]
+        return numeric[: self.joint_drift.max_features]
 
     @field_validator("features")
     @classmethod

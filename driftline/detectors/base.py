@@ -37,6 +37,9 @@ class Verdict:
         With an alarm: the value that crossed the threshold at the first alarm (which
         ``statistic`` no longer shows once the detector restarted); it depends only on the
         stream, not on how it was cut into batches. Without: the largest value reached.
+    subject
+        With an alarm, for detectors that watch several things at once (``JointDrift``'s
+        pairs): which one crossed first. Empty otherwise.
     """
 
     statistic: float
@@ -47,6 +50,7 @@ class Verdict:
     alarms: int = 0
     first_alarm: int = -1
     peak: float = 0.0
+    subject: str = ""
 
     @property
     def severity_ratio(self) -> float:

@@ -168,6 +168,42 @@ def adaptive_categorical_scan(
 
 
 @compiled
+def pair_correlation_bank(
+    zeta: np.ndarray,
+    weight: np.ndarray,
+    centre: np.ndarray,
+    stats: np.ndarray,
+    threshold: float,
+) -> tuple[int, int, float, int]:
+    """The joint detector's CUSUMs over blocks: ``zeta[b, p]`` is block b's Fisher-transformed
+    correlation of pair p, whose CUSUMs (correlation up, then down) are rows p and p + pairs
+    of ``stats`` (updated in place) with increments ``weight * (zeta - centre)``. All restart
+    after an alarm. Returns the alarms, the first alarm's block (or -1), the peak, and the
+    CUSUM that crossed first (or -1).
+    """
+    pairs = zeta.shape[1]
+    alarms, first_block, crossed = 0, -1, -1
+    peak = stats.max() if stats.size else 0.0
+    for b in range(zeta.shape[0]):
+        top, top_at = 0.0, -1
+        for r in range(2 * pairs):
+            p = r if r < pairs else r - pairs
+            s = stats[r] + weight[r] * (zeta[b, p] - centre[r])
+            s = s if s > 0.0 else 0.0
+            stats[r] = s
+            if s > top:
+                top, top_at = s, r
+        if alarms == 0 and top > peak:
+            peak = top
+        if top > threshold:
+            if alarms == 0:
+                first_block, peak, crossed = b, top, top_at
+            alarms += 1
+            stats[:] = 0.0
+    return alarms, first_block, peak, crossed
+
+
+@compiled
 def constant_runs(same: np.ndarray, run: int, run_length: int) -> tuple[int, int, int]:
     """Runs of equal values: ``same[t]`` says value t equals the one before it.
 
@@ -256,6 +292,7 @@ def warm_up() -> None:
     constant_runs(np.zeros(2, dtype=np.bool_), 0, 3)
     xp = np.arange(3.0)
     interp_sorted(z, xp, xp, one, *interp_grid(xp))
+    pair_correlation_bank(np.zeros((1, 1)), z, z, np.zeros(2), 1.0)
     codes = np.zeros(2, dtype=np.intp)
     adaptive_categorical_scan(
         codes,

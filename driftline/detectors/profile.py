@@ -24,6 +24,7 @@ OTHER = "__other__"
 N_QUANTILES = 201  # every 0.5%: fine enough for the normal-score transform, ~4 KB a feature
 N_BINS = 10  # histogram for the window distances (PSI and friends), deciles of the reference
 MAX_CATEGORIES = 50
+MAX_DEPENDENCE = 50  # numeric features whose dependence a profile keeps by default
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ class ReferenceProfile:
     # binary classifiers with scores: P(positive | score) learnt on the labelled reference
     # data ({"edges": [...], "rates": [...]}, see detectors/performance.ScoreCalibration)
     calibration: dict[str, list[float]] | None = None
+    # how the numeric features move together: {"features": [...], "rows": n, "correlation":
+    # the upper triangle of their normal scores' correlation matrix, row by row}
+    dependence: dict[str, Any] | None = None
 
     @property
     def version(self) -> str:
@@ -81,15 +85,19 @@ class ReferenceProfile:
         return hashlib.sha256(body).hexdigest()[:12]
 
     def _body(self) -> dict[str, Any]:
-        return {
-            "model_id": self.model_id,
-            "model_version": self.model_version,
-            "n_rows": self.n_rows,
-            "features": {k: _profile_to_dict(v) for k, v in self.features.items()},
-            "prediction": _profile_to_dict(self.prediction) if self.prediction else None,
-            "label": _profile_to_dict(self.label) if self.label else None,
-            "performance": self.performance,
-        } | ({"calibration": self.calibration} if self.calibration else {})
+        return (
+            {
+                "model_id": self.model_id,
+                "model_version": self.model_version,
+                "n_rows": self.n_rows,
+                "features": {k: _profile_to_dict(v) for k, v in self.features.items()},
+                "prediction": _profile_to_dict(self.prediction) if self.prediction else None,
+                "label": _profile_to_dict(self.label) if self.label else None,
+                "performance": self.performance,
+            }
+            | ({"calibration": self.calibration} if self.calibration else {})
+            | ({"dependence": self.dependence} if self.dependence else {})
+        )
 
     def to_json(self) -> bytes:
         doc = {"format": PROFILE_FORMAT, "version": self.version, "created_at": self.created_at}
@@ -111,6 +119,7 @@ class ReferenceProfile:
             label=_profile_from_dict(doc["label"]) if doc.get("label") else None,
             performance=dict(doc.get("performance") or {}),
             calibration=doc.get("calibration") or None,
+            dependence=doc.get("dependence") or None,
         )
 
 
@@ -166,7 +175,10 @@ def build_profile(
     label: np.ndarray | None = None,
     performance: dict[str, float] | None = None,
     calibration: dict[str, list[float]] | None = None,
+    dependence_features: Sequence[str] | None = None,
 ) -> ReferenceProfile:
+    """Profile each feature (and prediction and label); with ``dependence_features`` (None:
+    every numeric feature), also how those move together, for the joint drift detector."""
     features: dict[str, FeatureProfile] = {}
     n_rows = 0
     for name, kind in feature_types.items():
@@ -185,9 +197,13 @@ def build_profile(
             return numeric_profile(values)
         return categorical_profile(values)
 
+    if dependence_features is None:
+        numeric = [f for f, kind in feature_types.items() if kind == "numeric"]
+        dependence_features = numeric[:MAX_DEPENDENCE]
     return ReferenceProfile(
         model_id=model_id,
         model_version=model_version,
+        dependence=dependence(columns, features, list(dependence_features)),
         features=features,
         n_rows=n_rows,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -196,6 +212,35 @@ def build_profile(
         performance=dict(performance or {}),
         calibration=calibration,
     )
+
+
+def dependence(
+    columns: dict[str, np.ndarray], features: dict[str, FeatureProfile], names: list[str]
+) -> dict[str, Any] | None:
+    """The correlations of the normal scores of ``names`` over the rows where all are
+    present (a Gaussian copula's parameters); None for fewer than two features or ten rows."""
+    from driftline.detectors.cusum import NormalScores  # cusum imports this module
+
+    if len(names) < 2:
+        return None
+    x = np.column_stack([np.asarray(columns[n], dtype=np.float64) for n in names])
+    x = x[np.isfinite(x).all(axis=1)]
+    if x.shape[0] < 10:
+        return None
+    scores = []
+    for c, name in enumerate(names):
+        profile = features[name]
+        if not isinstance(profile, NumericProfile):
+            raise ValueError(f"{name} is not numeric: only numeric features have a dependence")
+        scores.append(NormalScores(profile.quantile_array, x.shape[0])(x[:, c], 0))
+    z = np.column_stack(scores)
+    r = np.corrcoef(z, rowvar=False)
+    i, j = np.triu_indices(len(names), 1)
+    return {
+        "features": list(names),
+        "rows": int(x.shape[0]),
+        "correlation": [round(float(v), 6) for v in np.nan_to_num(r[i, j])],
+    }
 
 
 def _profile_to_dict(profile: FeatureProfile) -> dict[str, Any]:

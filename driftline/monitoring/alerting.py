@@ -508,9 +508,12 @@ def firing_message(alert: Alert) -> str:
         return f"{title}: " + "; ".join(_performance_text(f) for f in ranked[:2])
     names = ", ".join(f.feature for f in ranked[:3]) + (" …" if alert.features_drifting > 3 else "")
     n = alert.features_drifting
+    what = f"{top.feature} {top.detector}"
+    if top.detector == "joint":  # a pair whose correlation changed, each alike on its own
+        what = f"{top.feature} move together differently (joint)"
     return (
-        f"{title}: {n} feature{'s' if n != 1 else ''} ({names}); top: {top.feature} "
-        f"{top.detector} {top.statistic:.1f} over threshold {top.threshold:.1f}, "
+        f"{title}: {n} feature{'s' if n != 1 else ''} ({names}); top: {what} "
+        f"{top.statistic:.1f} over threshold {top.threshold:.1f}, "
         f"{top.signals} signal{'s' if top.signals != 1 else ''}"
     )
 

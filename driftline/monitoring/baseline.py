@@ -178,6 +178,7 @@ def profile_from_file(
         prediction=prediction,
         prediction_type=out_type,
         label=label,
+        dependence_features=model.joint_features(),
     )
     if prediction is None or label is None:
         return profile, notes

@@ -19,6 +19,7 @@ from driftline import detectors
 from driftline.config import ModelConfig
 from driftline.detectors.base import Detector, Verdict
 from driftline.detectors.categorical import CategoricalCUSUM
+from driftline.detectors.joint import JOINT, JointDrift
 from driftline.detectors.profile import CategoricalProfile, FeatureProfile, ReferenceProfile
 from driftline.detectors.quality import RunState
 from driftline.events.codec import ModelSchema, PredictionBatch
@@ -124,6 +125,7 @@ class ModelMonitor:
         # the error test, the estimate's check and the labels' detector (performance.py)
         self._performance_checks = 3 if config.performance.enabled else 0
         self.share = config.false_alarm_budget  # one check's ARL, set by _specs
+        self.joint_features: list[str] = []  # set by _specs
         self.specs = self._specs()
         self.quality = QualityMonitor(
             model_id,
@@ -154,7 +156,14 @@ class ModelMonitor:
         # The model's budget is shared evenly: with F detectors, Q data-quality checks and P
         # performance checks each may raise a false alarm once per (F + Q + P) * budget
         # values, so the model as a whole keeps its budget (union bound).
-        checks = len(features) + watch_prediction + self._quality_checks + self._performance_checks
+        joint = self.joint_features = self._joint_features()
+        checks = (
+            len(features)
+            + watch_prediction
+            + bool(joint)
+            + self._quality_checks
+            + self._performance_checks
+        )
         share = self.share = self.config.false_alarm_budget * max(checks, 1)
         specs = []
         for feature in features:
@@ -168,7 +177,18 @@ class ModelMonitor:
         if watch_prediction:
             kind = "numeric" if self.config.task == "regression" else "categorical"
             specs.append(_FeatureSpec(PREDICTION, kind, DEFAULT_DETECTORS[kind], share, {}))
+        if joint:
+            shift = self.config.joint_drift.shift
+            specs.append(_FeatureSpec(JOINT, "joint", JointDrift.name, share, {"shift": shift}))
         return specs
+
+    def _joint_features(self) -> list[str]:
+        """The numeric features watched together: the config's, where the profile has them."""
+        assert self.profile is not None
+        dependence = self.profile.dependence
+        known = set(dependence["features"]) if dependence else set()
+        watched = [f for f in self.config.joint_features() if f in known]
+        return watched if len(watched) >= 2 else []
 
     def _profile_of(self, feature: str) -> FeatureProfile:
         assert self.profile is not None
@@ -200,9 +220,15 @@ class ModelMonitor:
         cached = self._live.get(key)
         if not fresh and cached is not None and stored is cached[0]:
             return cached[1]
-        detector = detectors.create(
-            spec.detector, self._profile_of(spec.feature), arl=spec.arl, **spec.params
-        )
+        if spec.feature == JOINT:
+            assert self.profile is not None
+            detector: Detector = JointDrift.from_profile(
+                self.profile, spec.arl, self.joint_features, **spec.params
+            )
+        else:
+            detector = detectors.create(
+                spec.detector, self._profile_of(spec.feature), arl=spec.arl, **spec.params
+            )
         if stored is not None:
             detector.restore(stored)
         return detector
@@ -265,6 +291,10 @@ class ModelMonitor:
             if spec.feature == PREDICTION:
                 column = prediction_column(batch.predictions, spec.kind)
                 present = ~np.isnan(column) if spec.kind == "numeric" else column != None  # noqa: E711
+            elif spec.feature == JOINT:  # one row per event; rows with a value missing skipped
+                names = self.joint_features
+                column = np.column_stack([batch.numeric[f] for f in names])
+                present = ~np.logical_or.reduce([batch.missing(f) for f in names])
             else:
                 numeric = spec.kind == "numeric"
                 column = (batch.numeric if numeric else batch.categorical)[spec.feature]
@@ -297,7 +327,7 @@ class ModelMonitor:
             if verdict.drift:
                 signals.append(
                     Signal(
-                        c.spec.feature,
+                        verdict.subject or c.spec.feature,
                         c.spec.detector,
                         count + row + 1,
                         verdict.alarms,

@@ -320,3 +320,21 @@ def test_policy_settings_are_validated_by_name(tmp_path: Path, key: str) -> None
 
     with pytest.raises(ConfigError, match=f"alerts.{key}"):
         make_pipeline(tmp_path, alerts={key: 0})
+
+
+def test_two_features_that_start_moving_together_make_a_drift_alert_naming_the_pair(
+    tmp_path: Path,
+) -> None:
+    """Each keeps its distribution (the marginal detectors stay quiet); their correlation goes
+    from 0 to 0.8 at event 3,000: one alert, on the pair, from the joint detector."""
+    cols = stream(8_000, 5, [])
+    after = np.arange(8_000) >= 3_000
+    mixed = 0.8 * cols["f00"] + 0.6 * cols["f03"]
+    cols["f03"] = np.where(after, mixed, cols["f03"])
+    (alert,) = run(make_pipeline(tmp_path), cols)[0]
+    assert (alert.status, alert.kind, alert.feature) == ("firing", "drift", "f00 & f03")
+    assert alert.features[0].detector == "joint" and len(alert.features) == 1
+    assert 3_000 < alert.window_start_event < 4_000
+    # off in the config: nothing
+    off = make_pipeline(tmp_path, model={"joint_drift": {"enabled": False}})
+    assert run(off, cols)[0] == []

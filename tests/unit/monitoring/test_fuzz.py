@@ -105,7 +105,7 @@ def test_fuzzed_messages_are_accepted_or_dead_lettered_never_lost(
     assert all(d.reason and d.payload is not None for _, d in result.dead_letters)
     # junk names never become label values: only the config's, and fixed lists
     assert label_values(p, "model") <= {"m1", "_unknown"}
-    assert label_values(p, "feature") <= {"x1", "x2", "color", "_prediction", "_schema"}
+    assert label_values(p, "feature") <= {"x1", "x2", "color", "_prediction", "_schema", "_joint"}
     assert label_values(p, "reason") <= set(Reason.ALL)
 
 

@@ -108,7 +108,7 @@ def test_detector_override_of_the_wrong_kind_is_a_config_error(tmp_path: Path) -
         pipeline(tmp_path, detectors={"color": {"detector": "cusum"}})
     p = pipeline(tmp_path, detectors={"x1": {"detector": "ks"}, "color": {"detector": "psi"}})
     specs = {s.feature: s.detector for s in p.monitors["m1"].specs}
-    assert specs == {"x1": "ks", "x2": "cusum", "color": "psi"}
+    assert specs == {"x1": "ks", "x2": "cusum", "color": "psi", "_joint": "joint"}
 
 
 def test_large_takes_reach_the_detectors_in_bounded_groups(tmp_path: Path) -> None:
