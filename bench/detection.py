@@ -312,10 +312,12 @@ def cost_table() -> list[tuple[str, float, int, int]]:
 DAY_EVENTS = 10_000  # events per day of a model's traffic, in time order
 
 
-def cyclic_stream(n: int, shift_at: int | None, seed: int) -> dict[str, np.ndarray]:
+def cyclic_stream(
+    n: int, shift_at: int | None, seed: int, shifted: str = "x"
+) -> dict[str, np.ndarray]:
     """Columns of a model whose ``hour_load`` follows the hour of day (mean +-1 sd over a
-    day, no change in law), with ``x`` shifted by +1 sd from ``shift_at`` and three quiet
-    features."""
+    day, no change in law), with ``shifted`` (``x``, or ``hour_load`` itself) moved by +1 sd
+    of its noise from ``shift_at``, and three quiet features."""
     rng = np.random.default_rng(seed)
     hour = (np.arange(n) % DAY_EVENTS) / DAY_EVENTS * 24.0
     cols = {
@@ -324,23 +326,31 @@ def cyclic_stream(n: int, shift_at: int | None, seed: int) -> dict[str, np.ndarr
         **{f"q{i}": rng.normal(0.0, 1.0, n) for i in range(3)},
     }
     if shift_at is not None:
-        cols["x"][shift_at:] += 1.0
+        cols[shifted][shift_at:] += 1.0
     return cols
 
 
+def event_times(a: int, b: int) -> np.ndarray:
+    """Timestamps of events a..b-1: DAY_EVENTS a day, in time order."""
+    return 1_700_000_000 + np.arange(a, b) * 86_400 / DAY_EVENTS
+
+
 def first_record_naming(
-    cols: dict[str, np.ndarray], feature: str, after: int, updates: bool
+    cols: dict[str, np.ndarray], feature: str, after: int, updates: bool, seasonal: bool = False
 ) -> tuple[int | None, int]:
     """Events from ``after`` to the first drift record (alert or update) that names
     ``feature`` among the features that joined, through the pure pipeline with the
     defaults; and the drift records in all. ``updates``: False runs the policy as it was
-    before open episodes were updated (the comparison)."""
+    before open episodes were updated (the comparison). ``seasonal``: the model compares its
+    numeric features with their hour of the reference (``seasonality: {period: daily}``)."""
     import tempfile
+    from dataclasses import replace
     from pathlib import Path
 
     import orjson
 
     from driftline.config import config_from_dict
+    from driftline.detectors.seasonal import seasonal_section
     from driftline.monitoring import alerting
     from driftline.monitoring.pipeline import Pipeline
 
@@ -348,13 +358,19 @@ def first_record_naming(
     names = [name for name in cols if name in reference]
     kinds = dict.fromkeys(names, "numeric")
     profile = build_profile("m", "ref", {k: reference[k] for k in names}, kinds)
+    if seasonal:
+        times = event_times(0, 5 * DAY_EVENTS)
+        section = seasonal_section(reference, times, names, "daily", 24)
+        profile = replace(profile, seasonal=section)
     saved = alerting.UPDATED_KINDS
     alerting.UPDATED_KINDS = saved if updates else frozenset()
     try:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "m.json"
             path.write_bytes(profile.to_json())
-            model = {"task": "regression", "features": kinds, "reference": str(path)}
+            model: dict = {"task": "regression", "features": kinds, "reference": str(path)}
+            if seasonal:
+                model["seasonality"] = {"period": "daily"}
             pipeline = Pipeline.from_config(config_from_dict({"models": {"m": model}}))
             state: dict[str, bytes] = {}
             n = len(cols["x"])
@@ -363,7 +379,7 @@ def first_record_naming(
                 b = min(a + BATCH, n)
                 columns = {
                     "prediction_id": [f"p{i}" for i in range(a, b)],
-                    "timestamp": [1_700_000_000 + i * 86_400 / DAY_EVENTS for i in range(a, b)],
+                    "timestamp": event_times(a, b).tolist(),
                     "prediction": [0.0] * (b - a),
                     "features": {k: cols[k][a:b] for k in names},
                 }
@@ -411,6 +427,23 @@ def masking_table(seeds: range) -> None:
         alone.append(first_record_naming(cols, "x", onset, True))
     delays = ", ".join("missed" if d is None else f"{d}" for d, _ in alone)
     print(f"| x alone | either | {delays} | {sum(r for _, r in alone)} |")
+    seasonal_rows = [
+        ("cycle, no change", None, "x"),
+        ("cycle + shift of x", onset, "x"),
+        ("cycle + shift of hour_load itself", onset, "hour_load"),
+    ]
+    for label, at, shifted in seasonal_rows:
+        found = [
+            first_record_naming(
+                cyclic_stream(n, at, s, shifted), shifted, at or 0, True, seasonal=True
+            )
+            for s in seeds
+        ]
+        delays = ", ".join("missed" if d is None else f"{d}" for d, _ in found)
+        if at is None:
+            delays = "-"
+        records = sum(r for _, r in found)
+        print(f"| {label} | seasonal reference (daily) | {delays} | {records} |", flush=True)
 
 
 def correlated(cols: dict[str, np.ndarray], a: str, b: str, onset: int, rho: float) -> None:

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 FeatureType = Literal["numeric", "categorical"]
 Task = Literal["binary", "multiclass", "regression"]
@@ -439,6 +447,26 @@ class JointDriftSettings(_Strict):
     )
 
 
+class SeasonalitySettings(_Strict):
+    """Numeric features compared with their own time slot of the reference
+    (detectors/seasonal.py); ``driftline baseline`` needs the data's timestamps."""
+
+    period: Literal["daily", "weekly"] = Field(description="the cycle the features follow")
+    slots: int | None = Field(
+        default=None,
+        ge=2,
+        le=168,
+        description="time slots per period, each with its own quantiles (default: 24 a day, "
+        "7 a week); every slot needs 30 reference rows",
+    )
+    features: list[str] | None = Field(
+        default=None, description="the features on the cycle (default: every numeric feature)"
+    )
+
+    def slot_count(self) -> int:
+        return self.slots or (24 if self.period == "daily" else 7)
+
+
 class ModelConfig(_Strict):
     task: Task = Field(description="what the model predicts")
     features: dict[str, FeatureType] = Field(
@@ -466,6 +494,26 @@ class ModelConfig(_Strict):
         default_factory=JointDriftSettings,
         description="how the numeric features move together",
     )
+    seasonality: SeasonalitySettings | None = Field(
+        default=None, description="daily or weekly cycles: compare each value with its time slot"
+    )
+
+    @model_validator(mode="after")
+    def _seasonal_features_are_numeric(self) -> ModelConfig:
+        chosen = self.seasonality.features if self.seasonality else None
+        wrong = [f for f in chosen or [] if self.features.get(f) != "numeric"]
+        if wrong:
+            raise ValueError(
+                f"seasonality.features: {', '.join(wrong)} not among the numeric features"
+            )
+        return self
+
+    def seasonal_features(self) -> list[str]:
+        if self.seasonality is None:
+            return []
+        numeric = [f for f, kind in self.features.items() if kind == "numeric"]
+        chosen = self.seasonality.features
+        return numeric if chosen is None else [f for f in numeric if f in chosen]
 
     def joint_features(self) -> list[str]:
         """The numeric features the joint drift detector watches (none if it is off)."""

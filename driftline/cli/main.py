@@ -85,7 +85,7 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else config.reference_path(args.model)
     if out is None:
         raise ConfigError(f"{config.source}: models.{args.model}.reference: set it, or pass --out")
-    given = {r: getattr(args, f"{r}_column") for r in ("prediction", "label", "score")}
+    given = {r: getattr(args, f"{r}_column") for r in BASELINE_COLUMNS}
     columns = OutcomeColumns(
         **{role: name or BASELINE_COLUMNS[role] for role, name in given.items()},
         named=frozenset(role for role, name in given.items() if name),
@@ -196,7 +196,12 @@ def _cmd_kafka(args: argparse.Namespace) -> int:
 Commands = argparse._SubParsersAction  # what add_subparsers returns
 
 
-BASELINE_COLUMNS = {"prediction": "prediction", "label": "label", "score": "score"}
+BASELINE_COLUMNS = {
+    "prediction": "prediction",
+    "label": "label",
+    "score": "score",
+    "timestamp": "timestamp",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -316,6 +321,9 @@ def _add_baseline(sub: Commands) -> None:
         "(default: label)",
         "score": "binary classifiers: P(positive class), for the performance estimate "
         "(default: score)",
+        "timestamp": "when each row happened (epoch seconds or RFC 3339): tells which features "
+        "follow a daily or weekly cycle, and builds the seasonal reference when the model has "
+        "seasonality (default: timestamp)",
     }
     for role, text in roles.items():
         baseline.add_argument(

@@ -77,6 +77,10 @@ class ReferenceProfile:
     # how the numeric features move together: {"features": [...], "rows": n, "correlation":
     # the upper triangle of their normal scores' correlation matrix, row by row}
     dependence: dict[str, Any] | None = None
+    # numeric features' quantiles per time slot (detectors/seasonal.py), when configured
+    seasonal: dict[str, Any] | None = None
+    # features whose training data follows the clock: {name: "daily" | "weekly"}
+    cyclic: dict[str, str] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -95,9 +99,18 @@ class ReferenceProfile:
                 "label": _profile_to_dict(self.label) if self.label else None,
                 "performance": self.performance,
             }
-            | ({"calibration": self.calibration} if self.calibration else {})
-            | ({"dependence": self.dependence} if self.dependence else {})
+            | {key: value for key, value in self._extras().items() if value}
         )
+
+    def _extras(self) -> dict[str, Any]:
+        """The optional sections: written only when present, so that a profile without them
+        keeps its version."""
+        return {
+            "calibration": self.calibration,
+            "dependence": self.dependence,
+            "seasonal": self.seasonal,
+            "cyclic": self.cyclic,
+        }
 
     def to_json(self) -> bytes:
         doc = {"format": PROFILE_FORMAT, "version": self.version, "created_at": self.created_at}
@@ -120,6 +133,8 @@ class ReferenceProfile:
             performance=dict(doc.get("performance") or {}),
             calibration=doc.get("calibration") or None,
             dependence=doc.get("dependence") or None,
+            seasonal=doc.get("seasonal") or None,
+            cyclic=dict(doc.get("cyclic") or {}),
         )
 
 

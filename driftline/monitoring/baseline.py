@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import orjson
 from driftline.config import InputError, ModelConfig
 from driftline.detectors.performance import ScoreCalibration
 from driftline.detectors.profile import ReferenceProfile, build_profile
+from driftline.detectors.seasonal import cyclic_features, seasonal_section
 from driftline.monitoring.performance import OutcomeEncoder, baseline_performance
 
 SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
@@ -42,6 +44,31 @@ class DataFile:
                     f"{self.path}, {self.where(row)}, column {name}: {value!r} is not a number "
                     f"({why}); fix the value, or leave it empty where it is missing"
                 ) from None
+        return out
+
+    def times(self, name: str) -> np.ndarray:
+        """Column ``name`` as epoch seconds, from numbers or RFC 3339 strings (missing: NaN)."""
+        values = self.columns[name]
+        out = np.empty(len(values), dtype=np.float64)
+        for row, value in enumerate(values):
+            if value is None:
+                out[row] = np.nan
+                continue
+            try:
+                out[row] = float(value)
+                continue
+            except (TypeError, ValueError):
+                pass
+            try:
+                stamp = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            except ValueError:
+                raise InputError(
+                    f"{self.path}, {self.where(row)}, column {name}: {value!r} is not a "
+                    "timestamp (epoch seconds or RFC 3339)"
+                ) from None
+            if stamp.tzinfo is None:
+                stamp = stamp.replace(tzinfo=dt.UTC)
+            out[row] = stamp.timestamp()
         return out
 
     def text(self, name: str) -> np.ndarray:
@@ -109,6 +136,7 @@ class OutcomeColumns:
     prediction: str = "prediction"
     label: str = "label"
     score: str = "score"  # binary classifiers: P(positive class), for the estimate
+    timestamp: str = "timestamp"  # when each row happened: cycles, seasonal references
     named: frozenset[str] = field(default_factory=frozenset)  # "prediction", "label", "score"
 
 
@@ -180,6 +208,7 @@ def profile_from_file(
         label=label,
         dependence_features=model.joint_features(),
     )
+    profile = _with_time(profile, model, model_id, data, spec, arrays, notes)
     if prediction is None or label is None:
         return profile, notes
     positive = model.performance.positive_class
@@ -193,3 +222,48 @@ def profile_from_file(
         fitted = ScoreCalibration.fit(score[ok], y[ok] == 1)
         calibration = {"edges": list(fitted.edges), "rates": list(fitted.rates)}
     return replace(profile, performance=performance, calibration=calibration), notes
+
+
+def _with_time(
+    profile: ReferenceProfile,
+    model: ModelConfig,
+    model_id: str,
+    data: DataFile,
+    spec: OutcomeColumns,
+    arrays: dict[str, np.ndarray],
+    notes: list[str],
+) -> ReferenceProfile:
+    """The profile with what the data's timestamps tell: the features that follow the clock,
+    and the seasonal section when the model is configured with one."""
+    name = spec.timestamp
+    seasonal = model.seasonal_features()
+    if name not in data.columns:
+        if "timestamp" in spec.named or seasonal:
+            why = (
+                f"models.{model_id}.seasonality needs when each row happened; " if seasonal else ""
+            )
+            raise InputError(
+                f"{data.path}: no column {name!r} (--timestamp-column); {why}its columns: "
+                f"{', '.join(data.columns)}"
+            )
+        return profile
+    times = data.times(name)
+    numeric = [f for f, kind in model.features.items() if kind == "numeric"]
+    cyclic = cyclic_features(arrays, times, numeric)
+    section = None
+    if model.seasonality is not None and seasonal:
+        settings = model.seasonality
+        try:
+            section = seasonal_section(
+                arrays, times, seasonal, settings.period, settings.slot_count()
+            )
+        except ValueError as exc:
+            raise InputError(f"{data.path}: {exc}") from None
+    for feature, cycle in cyclic.items():
+        if feature not in seasonal:
+            notes.append(
+                f"feature {feature} follows a {cycle} cycle in {data.path}: alerts will say so; "
+                f"set models.{model_id}.seasonality: {{period: {cycle}}} to compare each value "
+                "with its own time slot"
+            )
+    return replace(profile, cyclic=cyclic, seasonal=section)

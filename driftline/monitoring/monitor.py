@@ -20,8 +20,14 @@ from driftline.config import ModelConfig
 from driftline.detectors.base import Detector, Verdict
 from driftline.detectors.categorical import CategoricalCUSUM
 from driftline.detectors.joint import JOINT, JointDrift
-from driftline.detectors.profile import CategoricalProfile, FeatureProfile, ReferenceProfile
+from driftline.detectors.profile import (
+    CategoricalProfile,
+    FeatureProfile,
+    NumericProfile,
+    ReferenceProfile,
+)
 from driftline.detectors.quality import RunState
+from driftline.detectors.seasonal import SeasonalMap, slot_of
 from driftline.events.codec import ModelSchema, PredictionBatch
 from driftline.events.records import Alert, RetrainingRequest
 from driftline.monitoring.alerting import (
@@ -126,6 +132,7 @@ class ModelMonitor:
         self._performance_checks = 3 if config.performance.enabled else 0
         self.share = config.false_alarm_budget  # one check's ARL, set by _specs
         self.joint_features: list[str] = []  # set by _specs
+        self.seasonal = self._seasonal_maps()
         self.specs = self._specs()
         self.quality = QualityMonitor(
             model_id,
@@ -181,6 +188,27 @@ class ModelMonitor:
             shift = self.config.joint_drift.shift
             specs.append(_FeatureSpec(JOINT, "joint", JointDrift.name, share, {"shift": shift}))
         return specs
+
+    def _seasonal_maps(self) -> dict[str, SeasonalMap]:
+        """The features compared with their own time slot: configured, and in the profile."""
+        section = self.profile.seasonal if self.profile else None
+        settings = self.config.seasonality
+        if self.profile is None or settings is None:
+            return {}
+        if section is None or section["period"] != settings.period:
+            log.warning(
+                "model %s: seasonality is configured but its reference has no %s section; "
+                "rebuild it with driftline baseline (the data needs a timestamp column)",
+                self.model_id,
+                settings.period,
+            )
+            return {}
+        maps = {}
+        for feature in self.config.seasonal_features():
+            pooled = self.profile.features.get(feature)
+            if feature in section["features"] and isinstance(pooled, NumericProfile):
+                maps[feature] = SeasonalMap.from_section(section, feature, pooled.quantile_array)
+        return maps
 
     def _joint_features(self) -> list[str]:
         """The numeric features watched together: the config's, where the profile has them."""
@@ -299,6 +327,12 @@ class ModelMonitor:
                 numeric = spec.kind == "numeric"
                 column = (batch.numeric if numeric else batch.categorical)[spec.feature]
                 present = ~batch.missing(spec.feature)
+                seasonal = self.seasonal.get(spec.feature)
+                if seasonal is not None:  # carried through its time slot to the pooled law
+                    settings = self.config.seasonality
+                    assert settings is not None
+                    slots = slot_of(batch.timestamps, settings.period, settings.slot_count())
+                    column = seasonal(column, slots)
             detector = self._detector(spec, state, fresh)
             update: Callable[[np.ndarray], Verdict] = detector.update
             if isinstance(detector, CategoricalCUSUM) and spec.feature != PREDICTION:
@@ -366,7 +400,9 @@ class ModelMonitor:
         stepped = self.policy.step(run.episode, chunk, signals)
         if isinstance(stepped, Cut):
             return stepped
-        run.alerts.extend(self._with_quality(alert, run.quality) for alert in stepped)
+        run.alerts.extend(
+            self._with_cycle_hint(self._with_quality(alert, run.quality)) for alert in stepped
+        )
         # A broken pipeline is not mended by retraining: hold requests meanwhile.
         if self.retraining.wants(run.episode, chunk.kind) and not run.quality.firing:
             return self.retraining.step(run, state, self.retraining_key, chunk)
@@ -430,6 +466,25 @@ class ModelMonitor:
             return alert
         note = f" (data-quality problem open on {', '.join(problems)}: check the pipeline first)"
         return replace(alert, data_quality=problems, message=alert.message + note)
+
+    def _with_cycle_hint(self, alert: Alert) -> Alert:
+        """A firing drift alert on features whose training data followed the clock, and
+        that are not compared by time slot, says so and how to configure it."""
+        cyclic = self.profile.cyclic if self.profile else {}
+        if alert.status != "firing" or not cyclic:
+            return alert
+        named = [f.feature for f in alert.features if f.feature in cyclic]
+        named = [f for f in named if f not in self.seasonal]
+        if not named:
+            return alert
+        period = cyclic[named[0]]
+        note = (
+            f" ({', '.join(named)} follow{'s' if len(named) == 1 else ''} a {period} cycle in "
+            f"the training data: set models.{self.model_id}.seasonality: {{period: {period}}} "
+            "and rebuild the baseline with its timestamps, to compare each value with its own "
+            "time slot)"
+        )
+        return replace(alert, message=alert.message + note)
 
     def _episode(self, key: str, state: MutableMapping[str, bytes], fresh: bool) -> EpisodeState:
         stored = state.get(key)
