@@ -89,18 +89,15 @@ class ReferenceProfile:
         return hashlib.sha256(body).hexdigest()[:12]
 
     def _body(self) -> dict[str, Any]:
-        return (
-            {
-                "model_id": self.model_id,
-                "model_version": self.model_version,
-                "n_rows": self.n_rows,
-                "features": {k: _profile_to_dict(v) for k, v in self.features.items()},
-                "prediction": _profile_to_dict(self.prediction) if self.prediction else None,
-                "label": _profile_to_dict(self.label) if self.label else None,
-                "performance": self.performance,
-            }
-            | {key: value for key, value in self._extras().items() if value}
-        )
+        return {
+            "model_id": self.model_id,
+            "model_version": self.model_version,
+            "n_rows": self.n_rows,
+            "features": {k: _profile_to_dict(v) for k, v in self.features.items()},
+            "prediction": _profile_to_dict(self.prediction) if self.prediction else None,
+            "label": _profile_to_dict(self.label) if self.label else None,
+            "performance": self.performance,
+        } | {key: value for key, value in self._extras().items() if value}
 
     def _extras(self) -> dict[str, Any]:
         """The optional sections: written only when present, so that a profile without them
@@ -230,16 +227,27 @@ def build_profile(
 
 
 def dependence(
-    columns: dict[str, np.ndarray], features: dict[str, FeatureProfile], names: list[str]
+    columns: dict[str, np.ndarray],
+    features: dict[str, FeatureProfile],
+    names: list[str],
+    slots: np.ndarray | None = None,
 ) -> dict[str, Any] | None:
     """The correlations of the normal scores of ``names`` over the rows where all are
-    present (a Gaussian copula's parameters); None for fewer than two features or ten rows."""
+    present (a Gaussian copula's parameters); None for fewer than two features or ten rows.
+
+    With ``slots`` (each row's time slot, e.g. its hour of day), the scores are centred and
+    scaled within each slot first: the correlation is then the one between values that happen
+    at about the same time, which is what the joint detector measures on the stream (in short
+    blocks of consecutive events). Two features on the same daily cycle are correlated over a
+    whole day through the cycle alone, but not within an hour.
+    """
     from driftline.detectors.cusum import NormalScores  # cusum imports this module
 
     if len(names) < 2:
         return None
     x = np.column_stack([np.asarray(columns[n], dtype=np.float64) for n in names])
-    x = x[np.isfinite(x).all(axis=1)]
+    keep = np.isfinite(x).all(axis=1)
+    x = x[keep]
     if x.shape[0] < 10:
         return None
     scores = []
@@ -249,11 +257,21 @@ def dependence(
             raise ValueError(f"{name} is not numeric: only numeric features have a dependence")
         scores.append(NormalScores(profile.quantile_array, x.shape[0])(x[:, c], 0))
     z = np.column_stack(scores)
+    rows = x.shape[0]
+    if slots is not None:
+        slot = np.asarray(slots)[keep]
+        counts = np.bincount(slot)
+        for s in np.flatnonzero(counts > 1):
+            mine = slot == s
+            z[mine] -= z[mine].mean(axis=0)
+            spread = z[mine].std(axis=0)
+            z[mine] /= np.where(spread > 0, spread, 1.0)
+        rows -= int(np.count_nonzero(counts))  # a degree of freedom per slot's mean
     r = np.corrcoef(z, rowvar=False)
     i, j = np.triu_indices(len(names), 1)
     return {
         "features": list(names),
-        "rows": int(x.shape[0]),
+        "rows": int(rows),
         "correlation": [round(float(v), 6) for v in np.nan_to_num(r[i, j])],
     }
 

@@ -13,8 +13,8 @@ import orjson
 
 from driftline.config import InputError, ModelConfig
 from driftline.detectors.performance import ScoreCalibration
-from driftline.detectors.profile import ReferenceProfile, build_profile
-from driftline.detectors.seasonal import cyclic_features, seasonal_section
+from driftline.detectors.profile import ReferenceProfile, build_profile, dependence
+from driftline.detectors.seasonal import cyclic_features, seasonal_section, slot_of
 from driftline.monitoring.performance import OutcomeEncoder, baseline_performance
 
 SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
@@ -266,4 +266,7 @@ def _with_time(
                 f"set models.{model_id}.seasonality: {{period: {cycle}}} to compare each value "
                 "with its own time slot"
             )
-    return replace(profile, cyclic=cyclic, seasonal=section)
+    pairs = profile.dependence["features"] if profile.dependence else []
+    # the dependence within each hour of the day, as the joint detector sees it on the stream
+    local = dependence(arrays, profile.features, pairs, slot_of(times, "daily", 24))
+    return replace(profile, cyclic=cyclic, seasonal=section, dependence=local)
