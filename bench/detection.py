@@ -4,8 +4,9 @@ Seeded synthetic streams of a model with 20 features (16 numeric of four shapes,
 discrete count, and 4 categorical). One feature drifts at a known onset; the others never do.
 Every detector watches all 20 features; an alarm on a feature that did not drift, or before
 the onset, is a false alarm. Delay is events from the onset to the first alarm on the drifted
-feature. Scenarios: abrupt mean shifts of 0.5 and 1 sd, a variance doubling, a categorical
-prior shift, a gradual ramp (0 to 1 sd over 2,000 events) and a long stream without drift.
+feature. Scenarios: abrupt mean shifts of 0.25, 0.5 and 1 sd, a variance doubling, a
+categorical prior shift, gradual ramps (0 to 1 sd over 2,000 and over 10,000 events) and a long
+stream without drift.
 
 Compared in the same run: driftline's defaults (normal-score CUSUM bank, categorical CUSUM)
 and two of its window distances at the model's false-alarm budget (one per 10^6 events);
@@ -82,6 +83,8 @@ class Scenario:
             x[self.onset :] = 10.0 + (x[self.onset :] - 10.0) * np.sqrt(2.0)
         elif self.name == "ramp to 1 sd":
             x[self.onset :] += np.minimum(np.arange(k) / 2_000, 1.0) * SD[0]
+        elif self.name == "gradual 1 sd over 10,000":
+            x[self.onset :] += np.minimum(np.arange(k) / 10_000, 1.0) * SD[0]
         elif self.name == "categorical shift":
             x[self.onset :] = rng.choice(CATS, k, p=CAT_SHIFTED)
         return cols
@@ -90,11 +93,13 @@ class Scenario:
 def scenarios(no_drift_events: int) -> list[Scenario]:
     cat_kl = float(np.sum(CAT_SHIFTED * np.log(CAT_SHIFTED / CAT_P)))
     return [
+        Scenario("mean +0.25 sd", 12_000, 5_000, "n0", 0.25**2 / 2),
         Scenario("mean +0.5 sd", 10_000, 5_000, "n0", 0.5**2 / 2),
         Scenario("mean +1 sd", 10_000, 5_000, "n0", 1.0**2 / 2),
         Scenario("variance x2", 10_000, 5_000, "n0", 0.5 * (2 - 1 - np.log(2))),
         Scenario("categorical shift", 10_000, 5_000, "c0", cat_kl),
         Scenario("ramp to 1 sd", 12_000, 5_000, "n0", None),
+        Scenario("gradual 1 sd over 10,000", 20_000, 5_000, "n0", None),
         Scenario("no drift", no_drift_events, None, "", None),
     ]
 
@@ -255,9 +260,13 @@ def oracle_delays(scenario: Scenario, runs: int = 2_000, horizon: int = 3_000) -
         z = rng.normal(0.0, np.sqrt(2.0), (runs, horizon))
         llr = -np.log(2.0) / 2 + z * z * (1 - 1 / 2.0) / 2
     else:
+        if scenario.name == "gradual 1 sd over 10,000":
+            horizon = 10_000
         t = np.arange(horizon)
         if scenario.name == "ramp to 1 sd":
             mu = np.minimum(t / 2_000, 1.0)
+        elif scenario.name == "gradual 1 sd over 10,000":
+            mu = np.minimum(t / 10_000, 1.0)
         else:
             mu = np.full(horizon, float(scenario.name.split()[1]))
         z = rng.normal(0.0, 1.0, (runs, horizon)) + mu

@@ -87,15 +87,15 @@ def test_one_grouped_alert_delivered_once_through_outage_and_crashes(
             slack.outage = False
             worker.start()
             try:
-                delivered = slack.wait_delivered(2, timeout=90)
+                delivered = slack.wait_delivered(3, timeout=90)
             except AssertionError:
                 notes = [ln for ln in worker._metrics_text().splitlines() if "notif" in ln]
                 raise AssertionError(f"{notes}\nhook: {len(hook.received)}") from None
-            hook.wait_delivered(3, timeout=30)  # firing, resolved, the retraining request
+            hook.wait_delivered(4, timeout=30)  # firing, update, resolved, the request
             # Kill once the deliveries are noted: a kill between a receiver's 200 and the note
             # re-sends that record (at-least-once, runtime/delivery.py), and this run once
             # caught the retraining request in that window.
-            read_topic(kafka_bootstrap, worker.topic("deliveries"), min_messages=5, wait=30)
+            read_topic(kafka_bootstrap, worker.topic("deliveries"), min_messages=7, wait=30)
 
             worker.stop(signal.SIGKILL)  # right after delivering
             # What a monitor replaying after a crash does: the same alert on the topic again.
@@ -127,24 +127,30 @@ def test_one_grouped_alert_delivered_once_through_outage_and_crashes(
         dead = read_topic(kafka_bootstrap, worker.topic("dead-letter"), timeout_ms=1000)
         final_slack, final_hook = slack.delivered(), hook.delivered()
 
-    # The policy: one episode, one grouped firing alert and one resolve, not a storm.
+    # The policy: one episode, not a storm. Its evidence is strong at once (a feature crosses
+    # twice), so it fires before the group wait ends; the features that follow within the
+    # wait join one update at its end; one resolve.
     episodes = {(a.alert_id, a.status) for a in alerts}
     assert len(episodes) == 2, alerts
-    firing = next(a for a in alerts if a.status == "firing")
+    firing = next(a for a in alerts if a.status == "firing" and a.update == 0)
+    update = next(a for a in alerts if a.status == "firing" and a.update == 1)
     resolved = next(a for a in alerts if a.status == "resolved")
-    assert firing.alert_id == resolved.alert_id
-    assert firing.features_drifting >= 45 and len(firing.features) == 10
-    assert firing.severity == "critical" and 3_000 < firing.events_seen < 3_300
+    assert firing.alert_id == update.alert_id == resolved.alert_id
+    assert not [a for a in alerts if a.update > 1]
+    assert update.features_drifting >= 45 and len(update.features) == 10
+    assert firing.severity == "critical" and 3_000 < firing.events_seen < update.events_seen
+    assert update.events_seen < 3_300
     assert resolved.events_seen >= 6_000 + 3 * 500
 
-    # Slack: exactly one message per (dedup id, status), firing before resolved.
-    assert len(final_slack) == 2 and final_slack == delivered
+    # Slack: exactly one message per record (alert id, status, update), in order.
+    assert len(final_slack) == 3 and final_slack == delivered
     bodies = [r.json() for r in final_slack]
     for body in bodies:
         check_block_kit(body)
         assert firing.alert_id in body["text"]
     assert "CRITICAL" in bodies[0]["blocks"][0]["text"]["text"]
-    assert "RESOLVED" in bodies[1]["blocks"][0]["text"]["text"]
+    assert "(update 1)" in bodies[1]["blocks"][0]["text"]["text"]
+    assert "RESOLVED" in bodies[2]["blocks"][0]["text"]["text"]
     answered = [r.answered for r in slack.received]
     assert 429 in answered and 500 in answered and 503 in answered
 
@@ -154,7 +160,8 @@ def test_one_grouped_alert_delivered_once_through_outage_and_crashes(
     assert request.alert_ids == [firing.alert_id] and len(request.features) >= 45
     posted = [r.json() for r in final_hook]
     assert [d.get("schema") for d in posted].count("driftline.retraining-request/v1") == 1
-    assert sorted(d["status"] for d in posted if "status" in d) == ["firing", "resolved"]
+    statuses = sorted(d["status"] for d in posted if "status" in d)
+    assert statuses == ["firing", "firing", "resolved"]
     assert dead == []  # nothing parked: the outage was shorter than the retry budget
 
     # The webhook URLs are secrets: not in the worker's log (which has the retries) or metrics.
