@@ -146,6 +146,7 @@ def test_junk_on_the_broker_is_dead_lettered_and_the_worker_stays_up(
         "color",
         "_prediction",
         "_schema",
+        "_joint",
     }
     assert {v for k, v in labels if k == "reason"} <= set(Reason.ALL)
     assert len(after) - len(before) < 20, sorted(after - before)
