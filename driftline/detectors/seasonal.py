@@ -14,7 +14,7 @@ timestamps which features follow the clock, so that an alert on one can say so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,9 @@ class SeasonalMap:
     slot_quantiles: np.ndarray  # (slots, SLOT_QUANTILES)
     slot_rows: np.ndarray  # rows per slot in the reference
     pooled_quantiles: np.ndarray
+    # the probability levels of both grids, built once rather than per batch
+    levels: np.ndarray = field(init=False, repr=False)
+    pooled_levels: np.ndarray = field(init=False, repr=False)
 
     @classmethod
     def from_section(cls, section: dict[str, Any], feature: str, pooled: np.ndarray) -> SeasonalMap:
@@ -54,10 +57,13 @@ class SeasonalMap:
             np.asarray(pooled, dtype=np.float64),
         )
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "levels", np.linspace(0.0, 1.0, self.slot_quantiles.shape[1]))
+        object.__setattr__(self, "pooled_levels", np.linspace(0.0, 1.0, self.pooled_quantiles.size))
+
     def __call__(self, x: np.ndarray, slots: np.ndarray) -> np.ndarray:
         out = np.empty(x.size, dtype=np.float64)
-        levels = np.linspace(0.0, 1.0, self.slot_quantiles.shape[1])
-        pooled_levels = np.linspace(0.0, 1.0, self.pooled_quantiles.size)
+        levels, pooled_levels = self.levels, self.pooled_levels
         for slot in np.unique(slots):
             at = slots == slot
             n = self.slot_rows[slot]

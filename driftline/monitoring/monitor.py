@@ -210,6 +210,12 @@ class ModelMonitor:
                 maps[feature] = SeasonalMap.from_section(section, feature, pooled.quantile_array)
         return maps
 
+    def _slots(self, timestamps: np.ndarray) -> np.ndarray:
+        """Each event's time slot of the model's seasonality (once per batch)."""
+        settings = self.config.seasonality
+        assert settings is not None
+        return slot_of(timestamps, settings.period, settings.slot_count())
+
     def _joint_features(self) -> list[str]:
         """The numeric features watched together: the config's, where the profile has them."""
         assert self.profile is not None
@@ -315,6 +321,7 @@ class ModelMonitor:
     ) -> list[_Column]:
         """Each watched column of the batch with its detector (restored from ``state``)."""
         columns = []
+        slots = self._slots(batch.timestamps) if self.seasonal else None
         for spec in self.specs:
             if spec.feature == PREDICTION:
                 column = prediction_column(batch.predictions, spec.kind)
@@ -328,11 +335,8 @@ class ModelMonitor:
                 column = (batch.numeric if numeric else batch.categorical)[spec.feature]
                 present = ~batch.missing(spec.feature)
                 seasonal = self.seasonal.get(spec.feature)
-                if seasonal is not None:  # carried through its time slot to the pooled law
-                    settings = self.config.seasonality
-                    assert settings is not None
-                    slots = slot_of(batch.timestamps, settings.period, settings.slot_count())
-                    column = seasonal(column, slots)
+                if seasonal is not None and slots is not None:  # carried through its time
+                    column = seasonal(column, slots)  # slot to the pooled reference
             detector = self._detector(spec, state, fresh)
             update: Callable[[np.ndarray], Verdict] = detector.update
             if isinstance(detector, CategoricalCUSUM) and spec.feature != PREDICTION:
