@@ -33,6 +33,8 @@ from driftline.detectors.kernels import pair_correlation_bank
 from driftline.detectors.profile import NumericProfile, ReferenceProfile
 
 JOINT = "_joint"  # the subject a joint detector's verdicts are filed under
+# below this sum of squared deviations per row (scores are in sd units) a block is constant
+CONSTANT_SPREAD = 1e-9
 
 
 def pair_name(a: str, b: str) -> str:
@@ -186,11 +188,17 @@ class JointDrift:
             sums = blocks.sum(axis=1)
             gram = np.matmul(blocks.transpose(0, 2, 1), blocks)
             gram -= sums[:, :, None] * sums[:, None, :] / self.block
-            spread = np.sqrt(np.einsum("bii->bi", gram))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                corr = gram[:, self._i, self._j] / (spread[:, self._i] * spread[:, self._j])
+            # rounding can leave a constant feature's sum of squares just below zero
+            spread = np.sqrt(np.maximum(np.einsum("bii->bi", gram), 0.0))
+            scale = spread[:, self._i] * spread[:, self._j]
             # a block where a feature is constant says nothing about its pairs: r = 0 there
-            corr = np.clip(np.nan_to_num(corr), -0.999_999, 0.999_999)
+            corr = np.divide(
+                gram[:, self._i, self._j],
+                scale,
+                out=np.zeros_like(scale),
+                where=scale > CONSTANT_SPREAD * self.block,
+            )
+            corr = np.clip(corr, -0.999_999, 0.999_999)
             found, block, top, crossed = pair_correlation_bank(
                 np.arctanh(corr), self._weight, self._centre, self._stats, self.threshold
             )

@@ -170,7 +170,10 @@ class TakeRunner:
             value, headers = dead_letter_record(
                 dead, message.topic, message.partition, message.offset, self.limit
             )
-            sent.append(await out.dead_letter.send(key=message.key, value=value, headers=headers))
+            # an undecodable batch's marker has no key: one source partition's dead letters
+            # share a partition (and so keep their order) under its topic/partition name
+            key = message.key or f"{message.topic}/{message.partition}".encode()
+            sent.append(await out.dead_letter.send(key=key, value=value, headers=headers))
         for alert in result.alerts:
             log.info("alert %s: %s", alert.status, alert.message)
             sent.append(await out.alerts.send(key=alert.model_id.encode(), value=alert.to_json()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -67,6 +69,17 @@ def test_no_alarm_when_the_marginals_move_and_the_dependence_does_not() -> None:
         else:
             x = x.mean(axis=0) + (x - x.mean(axis=0)) / 2
         assert det.update(x).alarms == 0, change
+
+
+def test_a_feature_stuck_at_one_value_says_nothing_about_its_pairs() -> None:
+    """A broken feature stuck at a constant is data quality's to report: its pairs' blocks
+    count as uncorrelated, quietly (no warnings from a sum of squares rounded below zero)."""
+    det = detector()
+    x = draw(np.random.default_rng(6), 10_000)
+    x[:, 0] = 10.37
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert det.update(x).alarms == 0
 
 
 def test_a_pair_that_starts_moving_together_is_found_and_named() -> None:
