@@ -100,6 +100,10 @@ class TopicSettings(_Strict):
         return self.name("dead-letter")
 
     @property
+    def performance_windows(self) -> str:
+        return self.name("performance-windows")
+
+    @property
     def profiles(self) -> str:
         return self.name("profiles")
 
@@ -393,12 +397,15 @@ class PerformanceSettings(_Strict):
     metric: PerformanceMetric | None = Field(
         default=None, description="the metric alerts watch (accuracy, or mae for regression)"
     )
-    # How much worse than the reference profile's baseline the metric may get: an absolute
-    # drop for scores (accuracy 0.91 -> 0.86 at 0.05), a relative rise for errors (MAE up 5%).
+    # The bar a window must pass comes from the metric's spread over windows of the reference
+    # data and the false-alarm budget; the tolerance is the smallest change worth an alert on
+    # top of that: an absolute drop for scores (0.02: accuracy 0.91 -> 0.89), a relative rise
+    # for errors (0.05: MAE up 5%).
     tolerance: float = Field(
-        default=0.05,
-        gt=0,
-        description="an absolute drop (scores) or relative rise (errors) worth an alert",
+        default=0.0,
+        ge=0,
+        description="the smallest drop (scores, absolute) or rise (errors, relative) worth an "
+        "alert, on top of the statistical bar",
     )
     # The sequential test on the stream of errors (0/1 per labelled event) that warns before
     # a window completes: "cusum" spends the model's false-alarm budget (a Bernoulli CUSUM

@@ -121,7 +121,7 @@ def write_classifier_profile(path: Path, model_id: str = "clf", seed: int = 200)
 
     from driftline.config import ModelConfig
     from driftline.detectors.performance import ScoreCalibration
-    from driftline.monitoring.performance import baseline_performance
+    from driftline.monitoring.performance import baseline_performance, performance_spread
 
     rng = np.random.default_rng(seed)
     cols, score, label = classifier_columns(20_000, rng)
@@ -140,7 +140,10 @@ def write_classifier_profile(path: Path, model_id: str = "clf", seed: int = 200)
     performance = baseline_performance(config, profile, list(prediction), list(label), scores)
     fitted = ScoreCalibration.fit(score, label == 1)
     calibration = {"edges": list(fitted.edges), "rates": list(fitted.rates)}
-    profile = replace(profile, performance=performance, calibration=calibration)
+    spread = performance_spread(config, profile, list(prediction), list(label), scores, fitted)
+    profile = replace(
+        profile, performance=performance, calibration=calibration, performance_spread=spread
+    )
     path.write_bytes(profile.to_json())
     return path
 

@@ -133,12 +133,19 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         dead = (
             files.enter_context(Path(args.dead_letters).open("wb")) if args.dead_letters else None
         )
-        summary = replay(config, messages, out, dead)
+        windows = (
+            files.enter_context(Path(args.performance_windows).open("wb"))
+            if args.performance_windows
+            else None
+        )
+        summary = replay(config, messages, out, dead, windows)
     firing = sum(1 for a in summary.alerts if a.status == "firing")
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.dead_letters.items())) or "none"
+    labelled = f" ({summary.labels} of labels)" if summary.labels else ""
+    closed = f", {summary.windows} performance windows" if summary.windows else ""
     print(
-        f"replayed {summary.messages} messages, {summary.events} events: {firing} alerts fired, "
-        f"{len(summary.alerts) - firing} resolved; dead letters: {reasons}",
+        f"replayed {summary.messages} messages{labelled}, {summary.events} events: {firing} "
+        f"alerts fired, {len(summary.alerts) - firing} resolved{closed}; dead letters: {reasons}",
         file=sys.stderr,
     )
     return 0
@@ -347,14 +354,20 @@ def _add_replay(sub: Commands) -> None:
         "replay",
         help="run the worker's pipeline over a file of events, without Kafka",
         description="Run exactly the worker's pipeline (decode, detectors, alert policy) over "
-        "a JSON-lines file whose lines are predictions-topic messages (events or batches), and "
-        "write the alerts it would have sent as JSON lines. For tuning thresholds on last "
-        "month's traffic before going live.",
+        "a JSON-lines file whose lines are predictions-topic and labels-topic messages (events "
+        "or batches) in arrival order, and write the alerts it would have sent as JSON lines. "
+        "For tuning thresholds and backtesting performance on last month's traffic before "
+        "going live.",
     )
     replay.add_argument("--config", help="YAML config (default: $DRIFTLINE_CONFIG)")
     replay.add_argument("--events", required=True, help="JSON lines, one message per line")
     replay.add_argument("--out", help="alerts as JSON lines (default: standard output)")
     replay.add_argument("--dead-letters", help="write rejected input here as JSON lines")
+    replay.add_argument(
+        "--performance-windows",
+        help="write every closed performance window here as JSON lines (as on the "
+        "performance-windows topic)",
+    )
     replay.add_argument(
         "--without-reference",
         action="store_true",

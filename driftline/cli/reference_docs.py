@@ -251,6 +251,7 @@ SCHEMAS = {
     "label": ("event",),
     "alert": (),
     "retraining-request": (),
+    "performance-window": (),
 }
 
 
@@ -276,6 +277,8 @@ def events_page() -> str:
             lines += _schema_table(defs[part], defs, part)
         if name == "label":  # the batch form is inline in the schema's oneOf
             lines += _schema_table(schema["oneOf"][1], defs, "rowBatch")
+        if name == "performance-window":  # each of checks
+            lines += _schema_table(defs["check"], defs, "fields: each of `checks`")
     return "".join(lines)
 
 

@@ -14,7 +14,9 @@ change, so neither does the estimate; only the labels show it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -217,6 +219,86 @@ def expected_roc_auc(score: np.ndarray, p_positive: np.ndarray) -> float:
     tpr = np.r_[0.0, tp / tp[-1]]
     fpr = np.r_[0.0, fp / fp[-1]]
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+@dataclass(frozen=True)
+class WindowBar:
+    """How far a window's metric may stray from the baseline before it is news.
+
+    ``spread`` is the metric's per-row spread on the reference (the standard deviation of
+    its value over windows of w rows, times sqrt(w)): a window of ``window`` rows varies by
+    spread / sqrt(window) around the truth, and the baseline itself, from ``reference_rows``,
+    by spread / sqrt(reference_rows). The bar is the one-sided normal quantile of a per-window
+    false-alarm probability ``window / arl`` (one false window per ``arl`` events) times their
+    combined spread, and never less than ``minimum`` (the smallest change worth an alert).
+    Errors (higher is worse) are compared relative to the baseline, as the tolerance is.
+
+    >>> bar = WindowBar.of("accuracy", 0.9, spread=0.3, window=500, reference_rows=20_000,
+    ...                    arl=100_000)
+    >>> round(bar.limit, 4)  # z = 2.576 for 1 window in 200; 0.3 * sqrt(1/500 + 1/20000)
+    0.035
+    >>> bar.verdict(0.86), bar.verdict(0.89), bar.verdict(0.94)
+    ('worse', 'within', 'better')
+    """
+
+    metric: str
+    baseline: float
+    limit: float  # in the metric's units for scores, relative to the baseline for errors
+
+    @classmethod
+    def of(
+        cls,
+        metric: str,
+        baseline: float,
+        spread: float | None,
+        window: int,
+        reference_rows: int,
+        arl: float,
+        minimum: float = 0.0,
+    ) -> WindowBar:
+        if spread is None or not math.isfinite(spread):
+            return cls(metric, baseline, max(minimum, FALLBACK_TOLERANCE))
+        z = one_sided_z(window / arl)
+        limit = z * spread * math.sqrt(1.0 / window + 1.0 / max(reference_rows, 1))
+        if not HIGHER_IS_BETTER[metric]:
+            limit = limit / baseline if baseline > 0 else math.inf
+        return cls(metric, baseline, max(minimum, limit))
+
+    def excess(self, value: float) -> float:
+        """How much worse than the baseline ``value`` is, in the bar's units (negative:
+        better)."""
+        if HIGHER_IS_BETTER[self.metric]:
+            return self.baseline - value
+        return (value - self.baseline) / self.baseline if self.baseline > 0 else math.inf
+
+    def verdict(self, value: float) -> str:
+        excess = self.excess(value)
+        if excess > self.limit:
+            return "worse"
+        return "better" if -excess > self.limit else "within"
+
+    def band(self, value: float) -> tuple[float, float]:
+        """Where a window's metric stays with no change, around ``value``, in its units."""
+        width = self.limit if HIGHER_IS_BETTER[self.metric] else self.limit * self.baseline
+        return value - width, value + width
+
+
+# used when a profile carries no spread for the metric (written before driftline baseline
+# measured it): the old fixed rule, an absolute 0.05 for scores and 5% for errors
+FALLBACK_TOLERANCE = 0.05
+
+
+def one_sided_z(alpha: float) -> float:
+    """The standard normal quantile with ``alpha`` above it (alpha capped to [1e-12, 0.5])."""
+    return NormalDist().inv_cdf(1.0 - min(max(alpha, 1e-12), 0.5))
+
+
+def expected_accuracy_spread(p_positive: np.ndarray, predicted_positive: np.ndarray) -> float:
+    """The standard deviation of the realised accuracy around CBPE's expected accuracy, when
+    the calibrated probabilities hold: each event is right or wrong on its own coin."""
+    p = np.asarray(p_positive, dtype=np.float64)
+    right = np.where(np.asarray(predicted_positive, dtype=bool), p, 1 - p)
+    return float(np.sqrt(np.sum(right * (1 - right))) / right.size) if right.size else math.nan
 
 
 AUC_BINS = 100  # score resolution of the accumulated ROC AUC

@@ -74,6 +74,9 @@ class ReferenceProfile:
     # binary classifiers with scores: P(positive | score) learnt on the labelled reference
     # data ({"edges": [...], "rates": [...]}, see detectors/performance.ScoreCalibration)
     calibration: dict[str, list[float]] | None = None
+    # each metric's per-row spread over windows of the reference (sd over windows of w rows
+    # times sqrt(w); "estimated_<metric>" for the estimate's): what sets the window bars
+    performance_spread: dict[str, float] = field(default_factory=dict)
     # how the numeric features move together: {"features": [...], "rows": n, "correlation":
     # the upper triangle of their normal scores' correlation matrix, row by row}
     dependence: dict[str, Any] | None = None
@@ -104,6 +107,7 @@ class ReferenceProfile:
         keeps its version."""
         return {
             "calibration": self.calibration,
+            "performance_spread": self.performance_spread,
             "dependence": self.dependence,
             "seasonal": self.seasonal,
             "cyclic": self.cyclic,
@@ -129,6 +133,7 @@ class ReferenceProfile:
             label=_profile_from_dict(doc["label"]) if doc.get("label") else None,
             performance=dict(doc.get("performance") or {}),
             calibration=doc.get("calibration") or None,
+            performance_spread=dict(doc.get("performance_spread") or {}),
             dependence=doc.get("dependence") or None,
             seasonal=doc.get("seasonal") or None,
             cyclic=dict(doc.get("cyclic") or {}),

@@ -1,4 +1,5 @@
-"""Records driftline publishes: Alert and RetrainingRequest (JSON on Kafka, versioned).
+"""Records driftline publishes: Alert, RetrainingRequest and PerformanceWindow (JSON on Kafka,
+versioned).
 
 The JSON Schemas in ``driftline/events/schemas`` describe the same fields for producers and
 consumers in other languages; a test checks these classes against them.
@@ -25,6 +26,7 @@ def compact_json(value: Any) -> bytes:
 
 ALERT_SCHEMA = "driftline.alert/v1"
 RETRAINING_SCHEMA = "driftline.retraining-request/v1"
+PERFORMANCE_WINDOW_SCHEMA = "driftline.performance-window/v1"
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,48 @@ class RetrainingRequest:
     @classmethod
     def from_json(cls, data: bytes | str) -> RetrainingRequest:
         return cls(**orjson.loads(data))
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    """One watched metric of a window against the reference baseline."""
+
+    metric: str
+    value: float | None
+    baseline: float | None
+    limit: float | None  # how much worse is news: absolute for scores, relative for errors
+    verdict: Literal["worse", "within", "better", "unknown"]
+    # realised: the range around the baseline a window stays in with no change; estimated:
+    # the range the window's realised metric falls in (95%) if the calibration holds
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class PerformanceWindow:
+    """A closed window of a model's performance: realised (from labels, counted in labelled
+    events) or estimated (from the scores of predictions, counted in predictions)."""
+
+    model_id: str
+    model_version: str  # of the window's last event
+    reference_version: str
+    source: Literal["realised", "estimated"]
+    window_end_event: int  # labelled events (realised) or predictions (estimated) so far
+    events: int
+    first_event_time: float
+    last_event_time: float
+    metrics: dict[str, float | None]
+    checks: list[MetricCheck]
+    schema: str = PERFORMANCE_WINDOW_SCHEMA
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> PerformanceWindow:
+        doc: dict[str, Any] = orjson.loads(data)
+        doc["checks"] = [MetricCheck(**c) for c in doc.get("checks", [])]
+        return cls(**doc)
 
 
 def dedup_id(*parts: object) -> str:

@@ -48,7 +48,7 @@ T = TypeVar("T")
 # Kinds whose open episodes are updated when a new subject joins: a drifting feature or a
 # broken check is news for on-call. A performance episode's subjects (the windowed metric,
 # the error test, the label drift, the estimate) are views of one model's quality, and a
-# second view confirming the first is not.
+# second view confirming the first is not, unless it makes the episode critical.
 UPDATED_KINDS = frozenset({"drift", "data_quality"})
 
 
@@ -278,9 +278,13 @@ class AlertPolicy:
                 and chunk.time_at(sig.at) >= state.cooldown_until
             ):
                 trigger = (sig.at, sig.subject)
+            # other kinds' episodes are updated only when a subject makes them critical
+            news = chunk.kind in UPDATED_KINDS or (
+                state.severity != "critical" and track.excess >= s.critical_ratio
+            )
             if (
                 state.firing
-                and chunk.kind in UPDATED_KINDS
+                and news
                 and state.update_at < 0
                 and update is None
                 and new_window
@@ -534,7 +538,7 @@ def _performance_text(f: FeatureEvidence) -> str:
         return f"{name} worse than the baseline"
     return (
         f"{name} {f.rate:.3g} in the window ending at event {f.events_seen:,}, baseline "
-        f"{f.reference_rate:.3g} (tolerance {f.threshold:g})"
+        f"{f.reference_rate:.3g} (bar {f.threshold:.3g})"
     )
 
 

@@ -15,7 +15,11 @@ from driftline.config import InputError, ModelConfig
 from driftline.detectors.performance import ScoreCalibration
 from driftline.detectors.profile import ReferenceProfile, build_profile, dependence
 from driftline.detectors.seasonal import cyclic_features, seasonal_section, slot_of
-from driftline.monitoring.performance import OutcomeEncoder, baseline_performance
+from driftline.monitoring.performance import (
+    OutcomeEncoder,
+    baseline_performance,
+    performance_spread,
+)
 
 SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
 
@@ -215,13 +219,19 @@ def profile_from_file(
     scores = None if score is None else [{positive: float(s)} for s in score]
     performance = baseline_performance(model, profile, list(prediction), list(label), scores)
     calibration = None
+    fitted = None
     if model.task == "binary" and score is not None:
         encoder = OutcomeEncoder(model, profile)
         y = encoder.encode(list(label))
         ok = np.isfinite(score) & (y >= 0)
         fitted = ScoreCalibration.fit(score[ok], y[ok] == 1)
         calibration = {"edges": list(fitted.edges), "rates": list(fitted.rates)}
-    return replace(profile, performance=performance, calibration=calibration), notes
+    spread = performance_spread(
+        model, profile, list(prediction), list(label), scores, calibration=fitted
+    )
+    return replace(
+        profile, performance=performance, calibration=calibration, performance_spread=spread
+    ), notes
 
 
 def _with_time(

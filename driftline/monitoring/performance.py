@@ -32,19 +32,20 @@ from driftline import detectors
 from driftline.config import AlertSettings, ModelConfig
 from driftline.detectors.base import Detector
 from driftline.detectors.performance import (
-    HIGHER_IS_BETTER,
     PRIMARY,
     MetricAccumulator,
     ScoreCalibration,
+    WindowBar,
     classification_metrics,
     expected_accuracy,
+    expected_accuracy_spread,
     expected_roc_auc,
     regression_metrics,
 )
 from driftline.detectors.profile import CategoricalProfile, ReferenceProfile
 from driftline.detectors.quality import RateCheck, RunState
 from driftline.events.codec import PredictionBatch
-from driftline.events.records import Alert, RetrainingRequest
+from driftline.events.records import Alert, MetricCheck, PerformanceWindow, RetrainingRequest
 from driftline.monitoring.alerting import (
     AlertPolicy,
     Chunk,
@@ -59,6 +60,8 @@ from driftline.monitoring.monitor import DEFAULT_DETECTORS, as_number, class_nam
 from driftline.monitoring.retraining import RetrainingPlanner, RetrainingState
 
 OTHER = "_other"
+SPREAD_DRAWS = 200  # bootstrap windows of the reference per metric spread
+BAND_Z = 1.96  # the estimate's band: 95% of realised windows, if the calibration holds
 MAX_VERSIONS = 8  # model versions with a slice of their own; later ones share "_other"
 MAX_SEGMENT_VALUES = 20  # values per segment with a slice of their own
 RIVER_ERROR_DETECTORS = {
@@ -147,11 +150,65 @@ def baseline_performance(
     return encoder.metrics(encoder.encode(label), encoder.encode(prediction), proba)
 
 
+def performance_spread(
+    config: ModelConfig,
+    profile: ReferenceProfile | None,
+    prediction: Sequence[Any],
+    label: Sequence[Any],
+    scores: Sequence[Any] | None = None,
+    calibration: ScoreCalibration | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Each metric's per-row spread on the reference: the standard deviation of its value over
+    bootstrap windows of ``window_labels`` rows, times sqrt(window_labels) (and the same for
+    the estimate's metrics, as ``estimated_<metric>``, when there is a calibration)."""
+    encoder = OutcomeEncoder(config, profile)
+    y_true, y_pred = encoder.encode(label), encoder.encode(prediction)
+    proba = encoder.proba(scores) if scores is not None else None
+    n = len(y_true)
+    window = min(config.performance.window_labels, n)
+    if window < 2:
+        return {}
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {}
+    for _ in range(SPREAD_DRAWS):
+        rows = rng.integers(0, n, window)
+        part = None if proba is None else proba[rows]
+        values = encoder.metrics(y_true[rows], y_pred[rows], part)
+        if calibration is not None and part is not None:
+            estimate = cbpe(calibration, part, y_pred[rows])
+            values |= {f"estimated_{k}": v for k, v in estimate.items()}
+        for metric, value in values.items():
+            draws.setdefault(metric, []).append(value)
+    out = {}
+    for metric, series in draws.items():
+        drawn = np.asarray(series, dtype=np.float64)
+        finite = drawn[np.isfinite(drawn)]
+        if finite.size > 1:
+            out[metric] = float(np.std(finite, ddof=1) * math.sqrt(window))
+    return out
+
+
+def cbpe(
+    calibration: ScoreCalibration, score: np.ndarray, predicted: np.ndarray
+) -> dict[str, float]:
+    """Expected accuracy and ROC AUC of binary predictions from their scores."""
+    ok = np.isfinite(score) & (predicted >= 0)
+    if not ok.any():
+        return {}
+    p = calibration.probability(score[ok])
+    return {
+        "accuracy": expected_accuracy(p, predicted[ok] == 1),
+        "roc_auc": expected_roc_auc(score[ok], p),
+    }
+
+
 @dataclass
 class _State:
     labelled: int = 0  # labelled events joined so far: the policy's event count
     window: list[list[Any]] = field(default_factory=list)  # [label, prediction, score]
-    errors: list[Any] | None = None  # the error CUSUM's RunState
+    window_first_time: float | None = None  # the open window's first label time
+    error_bank: list[Any] = field(default_factory=list)  # the error CUSUMs' RunStates
     river: str | None = None  # a river detector's state (latin-1 of its bytes)
     last: dict[str, float] = field(default_factory=dict)  # metrics of the last full window
     # the open time window (by label time): its number and an accumulator per slice
@@ -165,7 +222,11 @@ class _State:
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> _State:
-        return cls(**orjson.loads(raw)) if raw else cls()
+        if not raw:
+            return cls()
+        doc = orjson.loads(raw)
+        # state written by an older release may hold fields this one dropped
+        return cls(**{k: v for k, v in doc.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -174,6 +235,7 @@ class PerformanceOutcome:
     labelled: int  # labelled events in this call
     metrics: dict[str, float]  # the last complete window's, if one completed
     estimate: dict[str, float] = field(default_factory=dict)
+    windows: list[PerformanceWindow] = field(default_factory=list)  # every window closed
     failing: bool = False  # the performance episode fires
     # the last time window closed in this call: slice ("all", "version=3", "zone=north")
     # -> its metrics
@@ -198,11 +260,12 @@ class _LabelRun:
 
     st: _State
     episode: EpisodeState
-    errors: RunState
+    errors: list[RunState]
     river: Any
     labels_seen: Detector | None
     retraining: RetrainingState | None = None
     alerts: list[Alert] = field(default_factory=list)
+    windows: list[PerformanceWindow] = field(default_factory=list)
     requests: list[RetrainingRequest] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     by_time: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -243,7 +306,18 @@ class PerformanceMonitor:
         # (cooldown, per-day cap; state shared with drift) as a drift episode
         self.retraining = RetrainingPlanner(config.retraining, self.policy)
         self.retraining_key = f"{model_id}/_model/retraining"
-        self.errors: RateCheck | None = None
+        self.bar: WindowBar | None = None
+        if self.baseline is not None and profile is not None:
+            self.bar = WindowBar.of(
+                self.metric,
+                self.baseline,
+                profile.performance_spread.get(self.metric),
+                settings.window_labels,
+                profile.n_rows,
+                arl,
+                minimum=settings.tolerance,
+            )
+        self.errors: list[RateCheck] = []
         self.river_name: str | None = None
         accuracy = (profile.performance if profile else {}).get("accuracy")
         if config.task == "regression":
@@ -253,11 +327,8 @@ class PerformanceMonitor:
                 self.river_name = "adwin"
         elif accuracy is not None:
             if settings.error_detector == "cusum":
-                self.errors = RateCheck(
-                    1.0 - accuracy,
-                    profile.n_rows if profile else 0,
-                    arl,
-                    tolerance=settings.tolerance,
+                self.errors = error_checks(
+                    1.0 - accuracy, profile.n_rows if profile else 0, arl, settings.tolerance
                 )
             else:
                 self.river_name = RIVER_ERROR_DETECTORS[settings.error_detector]
@@ -277,7 +348,8 @@ class PerformanceMonitor:
         run = _LabelRun(
             st=st,
             episode=EpisodeState.from_bytes(state.get(self.policy_key)),
-            errors=RunState.from_doc(st.errors),
+            errors=[RunState.from_doc(doc) for doc in st.error_bank]
+            or [RunState() for _ in self.errors],
             river=self._river(st),
             labels_seen=self._labels_detector(state),
         )
@@ -308,6 +380,7 @@ class PerformanceMonitor:
             failing=run.episode.firing,
             by_time=run.by_time,
             retraining_requests=run.requests,
+            windows=run.windows,
         )
 
     def _encoded(self, pairs: list[Joined]) -> _Encoded:
@@ -328,6 +401,8 @@ class PerformanceMonitor:
         """The error test, the labels' detector and (at a window's end) the window's metric
         over pairs pos..end; the window and time slices take the pairs in."""
         st, part = run.st, slice(pos, end)
+        if not st.window:
+            st.window_first_time = float(enc.times[pos])
         proba = None if enc.proba is None else enc.proba[part]
         signals = self._error_signals(
             enc.y_true[part], enc.y_pred[part], count, run.errors, run.river
@@ -351,8 +426,25 @@ class PerformanceMonitor:
         end_count = count + end - pos
         if end_count % self.settings.window_labels == 0:
             run.metrics = self._window_metrics(st.window)
+            check = self._check(run.metrics)
+            run.windows.append(
+                PerformanceWindow(
+                    self.model_id,
+                    pairs[end - 1].version,
+                    self.reference_version,
+                    "realised",
+                    end_count,
+                    len(st.window),
+                    st.window_first_time or float(enc.times[end - 1]),
+                    float(enc.times[end - 1]),
+                    _finite_or_none(run.metrics),
+                    [check],
+                )
+            )
             st.last, st.window = run.metrics, []
-            signal = self._window_signal(run.metrics, end_count)
+            signal = window_signal(
+                self.metric, "window", self.bar, check.value, end_count, run.episode.firing
+            )
             if signal is not None:
                 signals.append(signal)
         return signals
@@ -378,7 +470,7 @@ class PerformanceMonitor:
         if run.retraining is not None:
             state[self.retraining_key] = run.retraining.to_bytes()
         st.labelled = total
-        st.errors = run.errors.to_doc()
+        st.error_bank = [errors.to_doc() for errors in run.errors]
         if run.river is not None:
             st.river = run.river.state_bytes().decode("latin-1")
         if run.labels_seen is not None:
@@ -469,10 +561,10 @@ class PerformanceMonitor:
         y_true: np.ndarray,
         y_pred: np.ndarray,
         count: int,
-        errors: RunState,
+        errors: list[RunState],
         river: Detector | None,
     ) -> list[Signal]:
-        if self.errors is None and river is None:
+        if not self.errors and river is None:
             return []
         if self.config.task == "regression":
             rows = np.flatnonzero(np.isfinite(y_true) & np.isfinite(y_pred))
@@ -480,14 +572,17 @@ class PerformanceMonitor:
         else:
             rows = np.flatnonzero((y_true >= 0) & (y_pred >= 0))
             wrong = (y_true != y_pred)[rows]
-        if self.errors is not None:
-            r = self.errors.update(errors, wrong)
-            if r.alarms:
-                at = count + int(rows[r.first]) + 1
-                return [
-                    Signal("errors", "cusum", at, r.alarms, r.peak, r.threshold, feature="errors")
-                ]
-            return []
+        if self.errors:
+            results = [
+                check.update(state, wrong) for check, state in zip(self.errors, errors, strict=True)
+            ]
+            fired = [r for r in results if r.alarms]
+            if not fired:
+                return []
+            r = min(fired, key=lambda r: r.first)  # the first check to cross speaks
+            at = count + int(rows[r.first]) + 1
+            alarms = sum(f.alarms for f in fired)
+            return [Signal("errors", "cusum", at, alarms, r.peak, r.threshold, feature="errors")]
         assert river is not None
         v = river.update(wrong.astype(np.float64))
         if v.drift:
@@ -512,24 +607,8 @@ class PerformanceMonitor:
                         proba[i] = row[2]
         return self.encoder.metrics(y_true, y_pred, proba)
 
-    def _window_signal(self, metrics: dict[str, float], at: int) -> Signal | None:
-        value = metrics.get(self.metric)
-        if value is None or math.isnan(value) or self.baseline is None:
-            return None
-        excess = _degradation(self.metric, value, self.baseline)
-        if excess <= self.settings.tolerance:
-            return None
-        return Signal(
-            self.metric,
-            "window",
-            at,
-            1,
-            excess,
-            self.settings.tolerance,
-            feature=self.metric,
-            reference_rate=self.baseline,
-            value=value,
-        )
+    def _check(self, metrics: dict[str, float]) -> MetricCheck:
+        return metric_check(self.metric, metrics.get(self.metric), self.bar)
 
 
 def _plain_column(values: np.ndarray) -> list[Any]:
@@ -553,16 +632,66 @@ def _tracked(seen: list[str], value: str, limit: int) -> str:
     return OTHER
 
 
-def _degradation(metric: str, value: float, baseline: float) -> float:
-    """How much worse than the baseline: an absolute drop for scores, a relative rise for
-    errors (MAE 12 against 10 is 0.2)."""
-    if HIGHER_IS_BETTER[metric]:
-        return baseline - value
-    return (value - baseline) / baseline if baseline > 0 else math.inf
+def error_checks(
+    error_rate: float, reference_rows: int, arl: float, tolerance: float
+) -> list[RateCheck]:
+    """The sequential test on the 0/1 errors: two Bernoulli CUSUMs, one built for the error
+    rate rising by half (a 0.944 accuracy falling to 0.916), one for it tripling, so that
+    small lasting drops and sudden breaks are both found early. Each spends half the budget;
+    ``tolerance`` is the smallest rise either is built for."""
+    small = max(tolerance, 0.5 * error_rate, 0.005)
+    large = max(2 * tolerance, 2.0 * error_rate, 0.02)
+    return [
+        RateCheck(error_rate, reference_rows, 2 * arl, tolerance=shift) for shift in (small, large)
+    ]
+
+
+def metric_check(
+    metric: str, value: float | None, bar: WindowBar | None, band: tuple[float, float] | None = None
+) -> MetricCheck:
+    """A window's value of ``metric`` against its bar; ``band`` (an estimate's) or else the
+    bar's no-change range around the baseline."""
+    if value is None or math.isnan(value) or bar is None:
+        known = None if value is None or math.isnan(value) else value
+        return MetricCheck(metric, known, bar.baseline if bar else None, None, "unknown")
+    low, high = band or bar.band(bar.baseline)
+    verdict = bar.verdict(value)
+    return MetricCheck(metric, value, bar.baseline, bar.limit, verdict, low, high)  # type: ignore[arg-type]
+
+
+def window_signal(
+    subject: str, detector: str, bar: WindowBar | None, value: float | None, at: int, firing: bool
+) -> Signal | None:
+    """A window worse than its bar signals. While the episode fires, half the bar keeps it
+    open: a lasting drop that sits near the bar stays one episode, not several."""
+    if bar is None or value is None:
+        return None
+    excess = bar.excess(value)
+    limit = bar.limit / 2 if firing else bar.limit
+    if excess <= limit:
+        return None
+    return Signal(
+        subject,
+        detector,
+        at,
+        1,
+        excess,
+        limit,
+        feature=subject,
+        reference_rate=bar.baseline,
+        value=value,
+    )
+
+
+def _finite_or_none(metrics: dict[str, float]) -> dict[str, float | None]:
+    return {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}
 
 
 class PerformanceEstimator:
-    """CBPE on the prediction stream: expected accuracy and ROC AUC per window of predictions."""
+    """CBPE on the prediction stream: expected accuracy and ROC AUC per window of predictions,
+    each with its band, and a signal when either is worse than its baseline past its bar."""
+
+    WATCHED = ("accuracy", "roc_auc")
 
     def __init__(
         self,
@@ -570,6 +699,7 @@ class PerformanceEstimator:
         config: ModelConfig,
         profile: ReferenceProfile,
         alerts: AlertSettings,
+        arl: float,
     ) -> None:
         assert profile.calibration is not None
         self.model_id = model_id
@@ -578,7 +708,22 @@ class PerformanceEstimator:
         self.calibration = ScoreCalibration(
             tuple(profile.calibration["edges"]), tuple(profile.calibration["rates"])
         )
-        self.baseline = profile.performance.get("accuracy")
+        w = self.settings.window_labels
+        self.bars = {
+            metric: WindowBar.of(
+                metric,
+                profile.performance[metric],
+                profile.performance_spread.get(f"estimated_{metric}"),
+                w,
+                profile.n_rows,
+                arl,
+                minimum=self.settings.tolerance,
+            )
+            for metric in self.WATCHED
+            if math.isfinite(profile.performance.get(metric, math.nan))
+        }
+        # the realised AUC's own spread over windows: the estimate's AUC band
+        self.auc_spread = profile.performance_spread.get("roc_auc")
         self.policy = AlertPolicy(
             alerts.model_copy(update={"window_events": self.settings.window_labels})
         )
@@ -598,6 +743,7 @@ class PerformanceEstimator:
         doc: dict[str, Any] = (
             orjson.loads(raw) if raw else {"n": 0, "score": [], "predicted": [], "last": {}}
         )
+        windows: list[PerformanceWindow] = []
         episode = EpisodeState.from_bytes(state.get(self.policy_key))
         score = self.encoder.proba(batch.scores)
         if score is None:
@@ -611,29 +757,23 @@ class PerformanceEstimator:
             count = before + pos
             end_count = self.policy.chunk_end(count, before + n, plan.cuts)
             end = end_count - before
+            if not doc["score"]:
+                doc["first_time"] = float(batch.timestamps[pos])
             doc["score"].extend(score[pos:end].tolist())
             doc["predicted"].extend(predicted[pos:end].tolist())
             signals: list[Signal] = []
             if end_count % w == 0:
-                estimate = self._estimate(np.array(doc["score"]), np.array(doc["predicted"]))
+                window = self._window(
+                    np.array(doc["score"], dtype=np.float64),
+                    np.array(doc["predicted"], dtype=np.int64),
+                    batch.versions[end - 1],
+                    end_count,
+                    (doc.get("first_time", 0.0), float(batch.timestamps[end - 1])),
+                )
+                windows.append(window)
+                estimate = {k: v for k, v in window.metrics.items() if v is not None}
                 doc["last"], doc["score"], doc["predicted"] = estimate, [], []
-                value = estimate.get("accuracy")
-                if value is not None and self.baseline is not None and not math.isnan(value):
-                    excess = self.baseline - value
-                    if excess > self.settings.tolerance:
-                        signals.append(
-                            Signal(
-                                "estimated_accuracy",
-                                "cbpe",
-                                end_count,
-                                1,
-                                excess,
-                                self.settings.tolerance,
-                                feature="estimated_accuracy",
-                                reference_rate=self.baseline,
-                                value=value,
-                            )
-                        )
+                signals = self._signals(window, end_count, episode.firing)
             chunk = Chunk(
                 self.model_id,
                 batch.versions[end - 1],
@@ -650,14 +790,53 @@ class PerformanceEstimator:
         doc["n"] = before + n
         state[self.state_key] = orjson.dumps(doc)
         state[self.policy_key] = episode.to_bytes()
-        return PerformanceOutcome(alerts, 0, {}, estimate, failing=episode.firing)
+        return PerformanceOutcome(alerts, 0, {}, estimate, failing=episode.firing, windows=windows)
 
-    def _estimate(self, score: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    def _window(
+        self,
+        score: np.ndarray,
+        predicted: np.ndarray,
+        version: str,
+        end_count: int,
+        times: tuple[float, float],
+    ) -> PerformanceWindow:
+        """One window of predictions: the estimates, their bands, and their checks."""
+        estimate = cbpe(self.calibration, score, predicted)
         ok = np.isfinite(score) & (predicted >= 0)
-        if not ok.any():
-            return {}
-        p = self.calibration.probability(score[ok])
-        return {
-            "accuracy": expected_accuracy(p, predicted[ok] == 1),
-            "roc_auc": expected_roc_auc(score[ok], p),
+        spreads = {
+            "accuracy": expected_accuracy_spread(
+                self.calibration.probability(score[ok]), predicted[ok] == 1
+            ),
+            "roc_auc": (self.auc_spread or math.nan) / math.sqrt(max(int(ok.sum()), 1)),
         }
+        checks = []
+        for metric in self.WATCHED:
+            value = estimate.get(metric)
+            band = None
+            if value is not None and math.isfinite(value) and math.isfinite(spreads[metric]):
+                band = (value - BAND_Z * spreads[metric], value + BAND_Z * spreads[metric])
+            checks.append(metric_check(metric, value, self.bars.get(metric), band))
+        return PerformanceWindow(
+            self.model_id,
+            version,
+            self.reference_version,
+            "estimated",
+            end_count,
+            len(score),
+            times[0],
+            times[1],
+            _finite_or_none(estimate),
+            checks,
+        )
+
+    def _signals(self, window: PerformanceWindow, at: int, firing: bool) -> list[Signal]:
+        """A signal per estimated metric worse than its bar (half the bar while the episode
+        fires, as for the realised metric)."""
+        signals = []
+        for check in window.checks:
+            subject = f"estimated_{check.metric}"
+            bar = self.bars.get(check.metric)
+            signal = window_signal(subject, "cbpe", bar, check.value, at, firing)
+            if signal is not None:
+                signals.append(signal)
+        return signals

@@ -26,7 +26,7 @@ from driftline.events.codec import (
     PredictionBatch,
     ValidRows,
 )
-from driftline.events.records import Alert, RetrainingRequest
+from driftline.events.records import Alert, PerformanceWindow, RetrainingRequest
 from driftline.monitoring import validation
 from driftline.monitoring.alerting import AlertPolicy
 from driftline.monitoring.counting import UNCOUNTED, PipelineMetrics
@@ -81,6 +81,11 @@ class BatchResult:
     @property
     def events(self) -> int:
         return sum(o.events for o in self.outcomes)
+
+    @property
+    def performance_windows(self) -> list[PerformanceWindow]:
+        """Every performance window the run closed, realised and estimated, in order."""
+        return [window for outcome in self.performance for window in outcome.windows]
 
 
 class Pipeline:
@@ -140,7 +145,7 @@ class Pipeline:
                 and profile.calibration
             ):
                 self.estimators[model_id] = PerformanceEstimator(
-                    model_id, model, profile, config.alerts
+                    model_id, model, profile, config.alerts, self.monitors[model_id].share
                 )
         self.join = LabelJoin(
             {m: config.models[m].performance.label_ttl_seconds for m in self.performance},

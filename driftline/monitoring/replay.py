@@ -1,9 +1,13 @@
 """``driftline replay``: the worker's pipeline over a file of topic messages, without Kafka.
 
 Each line of the events file is one message value as it would be on the predictions topic
-(one event, a row batch or a columnar batch). Lines go through ``Pipeline.process_messages``
-in the worker's micro-batch size; since detectors do not depend on how a stream is cut, the
-alerts are the ones the worker would have sent for the same messages in the same order.
+(one event, a row batch or a columnar batch) or on the labels topic (a label event or a row
+batch of them: events with a ``label`` and no ``features``), in the order they arrived. Runs
+of prediction lines go through ``Pipeline.process_messages`` and runs of label lines through
+``Pipeline.process_labels``, in the worker's micro-batch size; since detectors and the label
+join do not depend on how a stream is cut, the alerts are the ones the worker would have sent
+for the same messages in the same order. Every closed performance window (realised and
+estimated) can be written out as a record, as the worker publishes them.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 from typing import IO
 
@@ -27,6 +32,8 @@ class ReplaySummary:
     events: int = 0
     alerts: list[Alert] = field(default_factory=list)
     dead_letters: Counter[str] = field(default_factory=Counter)
+    labels: int = 0  # label messages among the messages
+    windows: int = 0  # performance windows closed
 
 
 def read_messages(path: Path) -> Iterator[bytes]:
@@ -64,18 +71,37 @@ def _lines(path: Path) -> Iterator[bytes]:
                 yield line
 
 
+def is_label_message(value: bytes) -> bool:
+    """A labels-topic message: its (first) event has a ``label`` and no ``features``."""
+    if b'"label"' not in value:  # most lines: no parse needed
+        return False
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return False
+    if isinstance(doc, dict) and isinstance(doc.get("events"), list) and doc["events"]:
+        doc = doc["events"][0]
+    return isinstance(doc, dict) and "label" in doc and "features" not in doc
+
+
 def replay(
     config: Config,
     messages: Iterable[bytes],
     alerts_out: IO[bytes] | None = None,
     dead_out: IO[bytes] | None = None,
+    windows_out: IO[bytes] | None = None,
 ) -> ReplaySummary:
     pipeline = Pipeline.from_config(config)
     state: dict[str, bytes] = {}
+    joins: dict[str, bytes] = {}
     summary = ReplaySummary()
 
-    def run(values: list[bytes]) -> None:
-        result = pipeline.process_messages(values, state)
+    def run(values: list[bytes], labels: bool) -> None:
+        if labels:
+            result = pipeline.process_labels(values, state, joins)
+            summary.labels += len(values)
+        else:
+            result = pipeline.process_messages(values, state, joins=joins)
         summary.messages += len(values)
         summary.events += result.events
         summary.alerts.extend(result.alerts)
@@ -93,11 +119,15 @@ def replay(
         if alerts_out is not None:
             for alert in result.alerts:
                 alerts_out.write(alert.to_json() + b"\n")
+        summary.windows += len(result.performance_windows)
+        if windows_out is not None:
+            for window in result.performance_windows:
+                windows_out.write(window.to_json() + b"\n")
 
-    for take in takes(
-        messages, config.worker.micro_batch_messages, config.worker.micro_batch_bytes
-    ):
-        run(take)
+    for labels, run_of_kind in groupby(messages, key=is_label_message):
+        worker = config.worker
+        for take in takes(run_of_kind, worker.micro_batch_messages, worker.micro_batch_bytes):
+            run(take, labels)
     return summary
 
 

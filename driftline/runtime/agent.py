@@ -40,6 +40,7 @@ class Outputs:
 
     alerts: Any
     retraining: Any
+    performance_windows: Any
     dead_letter: Any
 
 
@@ -181,6 +182,9 @@ class TakeRunner:
             log.info("retraining request %s: %s", request.idempotency_key, request.reason)
             value = request.to_json()
             sent.append(await out.retraining.send(key=request.model_id.encode(), value=value))
+        for window in result.performance_windows:
+            key = window.model_id.encode()
+            sent.append(await out.performance_windows.send(key=key, value=window.to_json()))
         if sent:
             await asyncio.gather(*sent)
 

@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 import pytest
 
-from driftline.events.records import Alert
+from driftline.events.records import Alert, PerformanceWindow
 from kafka import KafkaProducer
 from tests.conftest import WorkerProcess, read_topic, scrape
 from tests.streams import FEATURES, batch_message, classifier_events, write_classifier_profile
@@ -116,15 +116,102 @@ def test_a_performance_drop_fires_once_after_it_on_the_broker(
             for m in read_topic(kafka_bootstrap, worker.topic("alerts"), min_messages=made)
         ]
         dead = read_topic(kafka_bootstrap, worker.topic("dead-letter"), min_messages=2)
+        # a record per closed window: realised per 500 labels, estimated per 500 predictions
+        closed = labels_sent // 500 + 12_000 // 500
+        windows = [
+            PerformanceWindow.from_json(m.value)
+            for m in read_topic(
+                kafka_bootstrap, worker.topic("performance-windows"), min_messages=closed
+            )
+        ]
     finally:
         worker.stop()
     reasons = sorted(dict(m.headers)["reason"].decode() for m in dead)
     assert len(dead) == 2 and reasons == ["schema", "undecodable"], reasons
     assert {dict(m.headers)["source.topic"].decode() for m in dead} == {worker.topic("labels")}
-    firing = [a for a in alerts if a.kind == "performance" and a.status == "firing"]
+    firing = [a for a in alerts if a.kind == "performance" and a.update == 0]
     assert len(firing) == 1, [a.message for a in alerts]
     assert T0 + drop_at <= firing[0].first_event_time < T0 + drop_at + 1_500
     assert [a for a in alerts if a.kind == "drift"] == []  # concept drift: the inputs are stable
+    realised = [w for w in windows if w.source == "realised"]
+    estimated = [w for w in windows if w.source == "estimated"]
+    assert [w.window_end_event for w in realised] == [500 * (i + 1) for i in range(len(realised))]
+    assert len(realised) == labels_sent // 500 and len(estimated) == 24
+    assert {w.model_id for w in windows} == {"clf"}
+    # the concept flipped: realised windows after the drop are worse, the estimate is not
+    late = [w.checks[0].verdict for w in realised if w.first_event_time > T0 + drop_at + 1_500]
+    assert late and set(late) == {"worse"}
+    assert "worse" not in {c.verdict for w in estimated for c in w.checks}
+
+
+def test_replay_of_predictions_and_labels_gives_the_workers_alerts_and_windows(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """The same labelled stream through a real worker and through ``driftline replay`` (one
+    file, the messages in the order the worker read them): the same alerts, the same
+    performance windows. The predictions are read first, then the labels, so the worker's
+    order is the file's."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(31)
+    before = classifier_events(4_000, rng)
+    after = classifier_events(6_000, rng, start=4_000, flip=0.35)
+    preds, labs = before[0] + after[0], before[1] + after[1]
+    labs = [{**e, "timestamp": e["timestamp"] + 60} for e in labs]
+    pred_messages = [batch_message("clf", preds[i : i + 250]) for i in range(0, 10_000, 250)]
+    label_messages = [labels_message(labs[i : i + 250]) for i in range(0, 10_000, 250)]
+    worker = worker_for(tmp_path, kafka_bootstrap)
+    worker.start()
+    try:
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+        for value in pred_messages:
+            producer.send(worker.topic("predictions"), key=b"clf", value=value)
+        producer.flush()
+        worker.wait_processed(10_000)
+        for value in label_messages:
+            producer.send(worker.topic("labels"), key=b"clf", value=value)
+        producer.flush()
+        producer.close()
+        wait_joined(worker, 10_000)
+        made = int(scrape(worker.metrics_port, "driftline_alerts_total"))
+        alerts = [
+            Alert.from_json(m.value)
+            for m in read_topic(kafka_bootstrap, worker.topic("alerts"), min_messages=made)
+        ]
+        windows = [
+            PerformanceWindow.from_json(m.value)
+            for m in read_topic(
+                kafka_bootstrap, worker.topic("performance-windows"), min_messages=40
+            )
+        ]
+    finally:
+        worker.stop()
+    events = tmp_path / "stream.jsonl"
+    events.write_bytes(b"\n".join(pred_messages + label_messages) + b"\n")
+    out, windows_out = tmp_path / "alerts.jsonl", tmp_path / "windows.jsonl"
+    command = [sys.executable, "-m", "driftline.cli.main", "replay", "--config", str(worker.path)]
+    command += ["--events", str(events), "--out", str(out)]
+    command += ["--performance-windows", str(windows_out)]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "80 messages (40 of labels)" in done.stderr and "40 performance windows" in done.stderr
+    replayed = [Alert.from_json(line) for line in out.read_bytes().splitlines()]
+    replayed_windows = [
+        PerformanceWindow.from_json(line) for line in windows_out.read_bytes().splitlines()
+    ]
+
+    def key(a: Alert) -> tuple[Any, ...]:
+        return (a.alert_id, a.status, a.update, a.severity, a.events_seen, a.message)
+
+    performance = [a for a in alerts if a.kind == "performance"]
+    assert performance and sorted(map(key, alerts)) == sorted(map(key, replayed))
+    assert len(windows) == 40 and sorted(windows, key=repr) == sorted(replayed_windows, key=repr)
 
 
 def labels_batch(model: str, rows: list[dict]) -> bytes:
