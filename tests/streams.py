@@ -121,7 +121,11 @@ def write_classifier_profile(path: Path, model_id: str = "clf", seed: int = 200)
 
     from driftline.config import ModelConfig
     from driftline.detectors.performance import ScoreCalibration
-    from driftline.monitoring.performance import baseline_performance, performance_spread
+    from driftline.monitoring.performance import (
+        baseline_performance,
+        estimated_baseline,
+        performance_spread,
+    )
 
     rng = np.random.default_rng(seed)
     cols, score, label = classifier_columns(20_000, rng)
@@ -141,6 +145,7 @@ def write_classifier_profile(path: Path, model_id: str = "clf", seed: int = 200)
     fitted = ScoreCalibration.fit(score, label == 1)
     calibration = {"edges": list(fitted.edges), "rates": list(fitted.rates)}
     spread = performance_spread(config, profile, list(prediction), list(label), scores, fitted)
+    performance |= estimated_baseline(config, profile, list(prediction), scores, fitted)
     profile = replace(
         profile, performance=performance, calibration=calibration, performance_spread=spread
     )

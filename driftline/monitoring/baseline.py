@@ -18,6 +18,7 @@ from driftline.detectors.seasonal import cyclic_features, seasonal_section, slot
 from driftline.monitoring.performance import (
     OutcomeEncoder,
     baseline_performance,
+    estimated_baseline,
     performance_spread,
 )
 
@@ -229,6 +230,8 @@ def profile_from_file(
     spread = performance_spread(
         model, profile, list(prediction), list(label), scores, calibration=fitted
     )
+    if fitted is not None and scores is not None:
+        performance |= estimated_baseline(model, profile, list(prediction), scores, fitted)
     return replace(
         profile, performance=performance, calibration=calibration, performance_spread=spread
     ), notes

@@ -189,6 +189,24 @@ def performance_spread(
     return out
 
 
+def estimated_baseline(
+    config: ModelConfig,
+    profile: ReferenceProfile | None,
+    prediction: Sequence[Any],
+    scores: Sequence[Any],
+    calibration: ScoreCalibration,
+) -> dict[str, float]:
+    """The estimate's own metrics on the reference (``estimated_<metric>``): what estimates
+    are compared with, so that the calibration's bias (binned probabilities rank a little
+    worse than the scores) is not taken for a drop."""
+    encoder = OutcomeEncoder(config, profile)
+    proba = encoder.proba(scores)
+    if proba is None:
+        return {}
+    estimate = cbpe(calibration, proba, encoder.encode(prediction))
+    return {f"estimated_{k}": v for k, v in estimate.items()}
+
+
 def cbpe(
     calibration: ScoreCalibration, score: np.ndarray, predicted: np.ndarray
 ) -> dict[str, float]:
@@ -709,10 +727,11 @@ class PerformanceEstimator:
             tuple(profile.calibration["edges"]), tuple(profile.calibration["rates"])
         )
         w = self.settings.window_labels
+        baseline = profile.performance
         self.bars = {
             metric: WindowBar.of(
                 metric,
-                profile.performance[metric],
+                baseline.get(f"estimated_{metric}", baseline[metric]),
                 profile.performance_spread.get(f"estimated_{metric}"),
                 w,
                 profile.n_rows,
