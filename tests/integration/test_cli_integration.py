@@ -94,8 +94,8 @@ def test_the_demo_prints_the_readmes_example(kafka_bootstrap: str) -> None:
     assert "(the outage began at 12,000); resolved at event" in text
     # Slack got the data-quality firing and resolved messages, the two models' drift alerts
     # (eta's features, the late model's input), the update when the late model's predictions
-    # follow its input, and the performance alerts
-    assert "Slack messages       7" in text
+    # follow its input, and the performance alerts (the late model's estimate among them)
+    assert "Slack messages       8" in text
     assert text.count("[FIRING  ] Drift on late: 1 feature (eta_min)") == 1
     assert text.count("[UPDATE  ] Drift on late (update 1: also _prediction)") == 1
     # performance: the ETA's MAE worse than its baseline after the drift, the late model's
@@ -112,6 +112,8 @@ def test_the_demo_prints_the_readmes_example(kafka_bootstrap: str) -> None:
     assert "labels joined 51,300" in text
     for model in ("eta", "late"):
         assert text.count(f"performance alert on {model} at labelled event") == 1
+    # the estimate sees the late model's input move toward its boundary before labels do
+    assert re.search(r"performance alert on late at event 3\d,\d{3}: estimated_accuracy cbpe", text)
     assert "false alarm" not in text and "missed" not in text
     assert re.search(r"distance_km +30,\d{3} +\d+\n", text), text
     assert "events processed     60,000 (SDK sent 60,000, dropped 0)" in text

@@ -29,7 +29,7 @@ from driftline.cli.demo.scenario import (
     late_score,
 )
 from driftline.cli.demo.slack_sink import SlackSink
-from driftline.config import Config, TopicSettings, config_from_dict
+from driftline.config import Config, ModelConfig, TopicSettings, config_from_dict
 from driftline.detectors.performance import (
     ScoreCalibration,
     classification_metrics,
@@ -37,6 +37,7 @@ from driftline.detectors.performance import (
 )
 from driftline.detectors.profile import ReferenceProfile, build_profile
 from driftline.events.records import Alert
+from driftline.monitoring.performance import estimated_baseline, performance_spread
 from driftline.observability.metrics import scrape_total
 from driftline.runtime.localkafka import PROJECT_ROOT, LocalKafka
 from driftline.runtime.topics import GroupLag, ensure_topics, kafka_client_options
@@ -216,7 +217,7 @@ def demo_profile(scenario: Scenario | None = None) -> ReferenceProfile:
     scenario = scenario or Scenario()
     cols, eta = scenario.training()
     actual = scenario.training_actual(cols, eta)
-    return build_profile(
+    profile = build_profile(
         MODEL,
         MODEL_VERSION,
         cols,
@@ -225,6 +226,9 @@ def demo_profile(scenario: Scenario | None = None) -> ReferenceProfile:
         label=actual,
         performance=regression_metrics(actual, eta),
     )
+    model = ModelConfig.model_validate({"task": "regression", "features": FEATURES})
+    spread = performance_spread(model, profile, list(eta), list(actual))
+    return replace(profile, performance_spread=spread)
 
 
 def late_profile(scenario: Scenario | None = None) -> ReferenceProfile:
@@ -246,7 +250,17 @@ def late_profile(scenario: Scenario | None = None) -> ReferenceProfile:
         performance=classification_metrics(late.astype(int), predicted, ["0", "1"], score),
     )
     fitted = ScoreCalibration.fit(score, late)
-    return replace(profile, calibration={"edges": list(fitted.edges), "rates": list(fitted.rates)})
+    model = ModelConfig.model_validate({"task": "binary", "features": LATE_FEATURES})
+    scores = [{"1": float(s)} for s in score]
+    labels = list(late.astype(int).astype(str))
+    spread = performance_spread(model, profile, list(predicted), labels, scores, fitted)
+    estimated = estimated_baseline(model, profile, list(predicted), scores, fitted)
+    return replace(
+        profile,
+        performance=profile.performance | estimated,
+        performance_spread=spread,
+        calibration={"edges": list(fitted.edges), "rates": list(fitted.rates)},
+    )
 
 
 class DemoTraffic:
@@ -487,8 +501,10 @@ def _report_performance(firing: list[Alert], port: int) -> None:
     )
     for alert in [a for a in firing if a.kind == "performance"]:
         top = alert.features[0]
+        # the estimate's episodes count predictions, the others labelled events
+        counted = "event" if top.detector == "cbpe" else "labelled event"
         print(
-            f"  {alert.severity} performance alert on {alert.model_id} at labelled event "
+            f"  {alert.severity} performance alert on {alert.model_id} at {counted} "
             f"{alert.events_seen:,}: {top.feature} {top.detector}"
         )
     print()
