@@ -485,6 +485,8 @@ _CHECK_TEXT = {  # how a data-quality cause reads after the feature's name
     "constant": "repeating one value",
     "unexpected_field": "(not a declared feature) present",
     "model_version": "changed: events from a new model version",
+    # label outcomes, not events (monitoring/label_loss.py)
+    "expired": "expiring without their prediction (label_ttl_seconds below their delay?)",
 }
 
 
@@ -498,7 +500,8 @@ def firing_message(alert: Alert) -> str:
     if alert.kind == "data_quality":
         line = f"{title}: {top.feature} {_CHECK_TEXT.get(top.detector, top.detector)}"
         if top.rate is not None:
-            line += f" in {top.rate:.0%} of events since event {top.events_seen:,}"
+            unit = "label" if top.detector == "expired" else "event"  # label outcomes counted
+            line += f" in {top.rate:.0%} of {unit}s since {unit} {top.events_seen:,}"
             if top.reference_rate:
                 line += f" (reference {top.reference_rate:.1%})"
         if top.examples:

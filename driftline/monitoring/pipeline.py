@@ -30,7 +30,8 @@ from driftline.events.records import Alert, PerformanceWindow, RetrainingRequest
 from driftline.monitoring import validation
 from driftline.monitoring.alerting import AlertPolicy
 from driftline.monitoring.counting import UNCOUNTED, PipelineMetrics
-from driftline.monitoring.join import JoinCounts, Joined, LabelJoin
+from driftline.monitoring.join import JoinCounts, JoinResult, LabelJoin
+from driftline.monitoring.label_loss import LabelLoss
 from driftline.monitoring.monitor import BatchOutcome, ModelMonitor
 from driftline.monitoring.performance import (
     PerformanceEstimator,
@@ -147,6 +148,16 @@ class Pipeline:
                 self.estimators[model_id] = PerformanceEstimator(
                     model_id, model, profile, config.alerts, self.monitors[model_id].share
                 )
+        self.label_loss = {
+            model_id: LabelLoss(
+                model_id,
+                config.models[model_id].performance.label_ttl_seconds,
+                config.alerts,
+                self.monitors[model_id].share,
+                config.models[model_id].data_quality.tolerance,
+            )
+            for model_id in self.performance
+        }
         self.join = LabelJoin(
             {m: config.models[m].performance.label_ttl_seconds for m in self.performance},
             {m: config.models[m].performance.segments for m in self.performance},
@@ -237,7 +248,8 @@ class Pipeline:
             self._performed(model_id, estimator.process(batch, state), result)
         if joins is not None and self.join.monitors(model_id):
             joined = self.join.add_predictions(batch, joins)
-            self._joined(model_id, joined.pairs, joined.counts, state, result)
+            latest = float(batch.timestamps.max(initial=0.0))
+            self._joined(model_id, joined, latest, batch.versions[-1], state, result)
 
     def _in_columns(self, parts: list[PredictionBatch | ValidRows]) -> list[PredictionBatch]:
         """Consecutive row messages put into columns together, in order."""
@@ -279,7 +291,9 @@ class Pipeline:
                 self.metrics.labels.labels(batch.model_id, "not_monitored").inc(len(batch))
                 continue
             joined = self.join.add_labels(batch, joins)
-            self._joined(batch.model_id, joined.pairs, joined.counts, state, result)
+            latest = float(batch.timestamps.max(initial=0.0))
+            version = joined.pairs[-1].version if joined.pairs else ""
+            self._joined(batch.model_id, joined, latest, version, state, result)
         applied.write()
         return result
 
@@ -310,11 +324,15 @@ class Pipeline:
     def _joined(
         self,
         model_id: str,
-        pairs: list[Joined],
-        counts: JoinCounts,
+        joined: JoinResult,
+        latest: float,
+        version: str,
         state: MutableMapping[str, bytes],
         result: BatchResult,
     ) -> None:
+        """Count the join's outcomes, watch labels expiring, run performance on the pairs
+        (``latest``: the run's latest event time; ``version``: its model version)."""
+        pairs, counts = joined.pairs, joined.counts
         m = self.metrics
         result.joins.add(counts)
         for outcome, n in (
@@ -328,6 +346,10 @@ class Pipeline:
                 m.labels.labels(model_id, outcome).inc(n)
         delays = np.fromiter((p.label_time - p.time for p in pairs), np.float64, len(pairs))
         m.observe_label_delays(model_id, np.maximum(delays, 0.0))
+        loss = self.label_loss[model_id].process(counts, delays, latest, version, state)
+        result.alerts.extend(loss)
+        for alert in loss:
+            m.alerts.labels(model_id, alert.kind, alert.counted_as).inc()
         if pairs:
             self._performed(model_id, self.performance[model_id].process(pairs, state), result)
 

@@ -607,3 +607,36 @@ def test_a_stable_regression_raises_no_mae_alert(tmp_path: Path) -> None:
     bar = windows[0].checks[0]
     # heavy-tailed errors: a window's MAE wanders by more than the old fixed 5%
     assert bar.metric == "mae" and bar.limit is not None and 0.05 < bar.limit < 0.3
+
+
+@pytest.mark.parametrize("delay", [300.0, 1_200.0])
+def test_labels_that_come_after_their_prediction_expired_are_an_alert(
+    tmp_path: Path, delay: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    """TTL 600 s: labels 300 s late all join; labels 1,200 s late come after their predictions
+    expired, wait in vain, expire in turn: one data-quality alert and a throttled log line
+    naming the TTL, not just a counter."""
+    rng = np.random.default_rng(25)
+    preds, labs = classifier_events(8_000, rng)
+    stream = [(e["timestamp"], "p", e) for e in preds]
+    stream += [
+        (e["timestamp"] + delay, "l", {**e, "timestamp": e["timestamp"] + delay}) for e in labs
+    ]
+    stream.sort(key=lambda row: (row[0], row[1]))
+    p = classifier_pipeline(tmp_path, label_ttl_seconds=600.0)
+    with caplog.at_level("WARNING", logger="driftline.monitoring.label_loss"):
+        alerts = run_stream(p, stream, 250)
+    lost = [a for a in alerts if a.kind == "data_quality"]
+    logged = [r.getMessage() for r in caplog.records]
+    if delay < 600:
+        assert lost == [] and logged == []
+        return
+    firing = [a for a in lost if a.status == "firing"]
+    assert len(firing) == 1, [a.message for a in lost]
+    assert firing[0].features[0].feature == "labels" and firing[0].features[0].detector == "expired"
+    assert "labels expiring without their prediction" in firing[0].message
+    assert len(logged) == 1 and "label_ttl_seconds is 600 s" in logged[0]
+    expired = p.metrics.registry.get_sample_value(
+        "driftline_labels_total", {"model": "clf", "outcome": "expired_label"}
+    )
+    assert expired is not None and expired > 5_000
