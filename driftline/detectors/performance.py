@@ -225,18 +225,26 @@ def expected_roc_auc(score: np.ndarray, p_positive: np.ndarray) -> float:
 class WindowBar:
     """How far a window's metric may stray from the baseline before it is news.
 
-    ``spread`` is the metric's per-row spread on the reference (the standard deviation of
-    its value over windows of w rows, times sqrt(w)): a window of ``window`` rows varies by
-    spread / sqrt(window) around the truth, and the baseline itself, from ``reference_rows``,
-    by spread / sqrt(reference_rows). The bar is the one-sided normal quantile of a per-window
-    false-alarm probability ``window / arl`` (one false window per ``arl`` events) times their
-    combined spread, and never less than ``minimum`` (the smallest change worth an alert).
-    Errors (higher is worse) are compared relative to the baseline, as the tolerance is.
+    ``spread`` is the metric's per-row spread on the reference: ``sd``, the standard
+    deviation of its value over windows of w rows times sqrt(w), so a window of ``window``
+    rows varies by sd / sqrt(window) around the truth and the baseline itself, from
+    ``reference_rows``, by sd / sqrt(reference_rows); ``skew``, their skewness times sqrt(w).
+    The bar is the one-sided quantile of a per-window false-alarm probability
+    ``window / arl`` (one false window per ``arl`` events) times their combined spread, and
+    never less than ``minimum`` (the smallest change worth an alert). The quantile is the
+    normal one, widened (never narrowed) by the Cornish-Fisher term of a skew toward worse
+    values: windows of skewed or heavy-tailed values (absolute errors, an AUC near 1) stray
+    further on their bad side than a normal law says. Errors (higher is worse) are compared
+    relative to the baseline, as the tolerance is.
 
-    >>> bar = WindowBar.of("accuracy", 0.9, spread=0.3, window=500, reference_rows=20_000,
+    >>> bar = WindowBar.of("accuracy", 0.9, {"sd": 0.3}, window=500, reference_rows=20_000,
     ...                    arl=100_000)
     >>> round(bar.limit, 4)  # z = 2.576 for 1 window in 200; 0.3 * sqrt(1/500 + 1/20000)
     0.035
+    >>> skewed = WindowBar.of("accuracy", 0.9, {"sd": 0.3, "skew": -4.0}, window=500,
+    ...                       reference_rows=20_000, arl=100_000)
+    >>> round(skewed.limit / bar.limit, 3)  # a long tail toward worse: z + (z^2 - 1) g / 6
+    1.065
     >>> bar.verdict(0.86), bar.verdict(0.89), bar.verdict(0.94)
     ('worse', 'within', 'better')
     """
@@ -250,16 +258,22 @@ class WindowBar:
         cls,
         metric: str,
         baseline: float,
-        spread: float | None,
+        spread: dict[str, float],
         window: int,
         reference_rows: int,
         arl: float,
         minimum: float = 0.0,
     ) -> WindowBar:
-        if spread is None or not math.isfinite(spread):
+        sd = spread.get("sd")
+        if sd is None or not math.isfinite(sd):
             return cls(metric, baseline, max(minimum, FALLBACK_TOLERANCE))
         z = one_sided_z(window / arl)
-        limit = z * spread * math.sqrt(1.0 / window + 1.0 / max(reference_rows, 1))
+        # the window's skewness toward worse values (a long low tail, for scores)
+        toward_worse = spread.get("skew", 0.0) / math.sqrt(window)
+        if HIGHER_IS_BETTER[metric]:
+            toward_worse = -toward_worse
+        z += (z * z - 1.0) * max(toward_worse, 0.0) / 6.0
+        limit = z * sd * math.sqrt(1.0 / window + 1.0 / max(reference_rows, 1))
         if not HIGHER_IS_BETTER[metric]:
             limit = limit / baseline if baseline > 0 else math.inf
         return cls(metric, baseline, max(minimum, limit))

@@ -74,9 +74,10 @@ class ReferenceProfile:
     # binary classifiers with scores: P(positive | score) learnt on the labelled reference
     # data ({"edges": [...], "rates": [...]}, see detectors/performance.ScoreCalibration)
     calibration: dict[str, list[float]] | None = None
-    # each metric's per-row spread over windows of the reference (sd over windows of w rows
-    # times sqrt(w); "estimated_<metric>" for the estimate's): what sets the window bars
-    performance_spread: dict[str, float] = field(default_factory=dict)
+    # each metric's spread over windows of the reference, per row ({"sd": sd over windows of
+    # w rows times sqrt(w), "skew": their skewness times sqrt(w)}; "estimated_<metric>" for the
+    # estimate's): what sets the window bars
+    performance_spread: dict[str, dict[str, float]] = field(default_factory=dict)
     # how the numeric features move together: {"features": [...], "rows": n, "correlation":
     # the upper triangle of their normal scores' correlation matrix, row by row}
     dependence: dict[str, Any] | None = None

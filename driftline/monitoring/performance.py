@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -60,7 +60,7 @@ from driftline.monitoring.monitor import DEFAULT_DETECTORS, as_number, class_nam
 from driftline.monitoring.retraining import RetrainingPlanner, RetrainingState
 
 OTHER = "_other"
-SPREAD_DRAWS = 200  # bootstrap windows of the reference per metric spread
+SPREAD_DRAWS = 1_000  # bootstrap windows of the reference: enough for a skewness
 BAND_Z = 1.96  # the estimate's band: 95% of realised windows, if the calibration holds
 MAX_VERSIONS = 8  # model versions with a slice of their own; later ones share "_other"
 MAX_SEGMENT_VALUES = 20  # values per segment with a slice of their own
@@ -158,10 +158,11 @@ def performance_spread(
     scores: Sequence[Any] | None = None,
     calibration: ScoreCalibration | None = None,
     seed: int = 0,
-) -> dict[str, float]:
-    """Each metric's per-row spread on the reference: the standard deviation of its value over
-    bootstrap windows of ``window_labels`` rows, times sqrt(window_labels) (and the same for
-    the estimate's metrics, as ``estimated_<metric>``, when there is a calibration)."""
+) -> dict[str, dict[str, float]]:
+    """Each metric's per-row spread on the reference: the standard deviation (``sd``) and
+    skewness (``skew``) of its value over bootstrap windows of ``window_labels`` rows, both
+    times sqrt(window_labels), so that they hold for any window size (and the same for the
+    estimate's metrics, as ``estimated_<metric>``, when there is a calibration)."""
     encoder = OutcomeEncoder(config, profile)
     y_true, y_pred = encoder.encode(label), encoder.encode(prediction)
     proba = encoder.proba(scores) if scores is not None else None
@@ -181,11 +182,14 @@ def performance_spread(
         for metric, value in values.items():
             draws.setdefault(metric, []).append(value)
     out = {}
+    root = math.sqrt(window)
     for metric, series in draws.items():
         drawn = np.asarray(series, dtype=np.float64)
         finite = drawn[np.isfinite(drawn)]
-        if finite.size > 1:
-            out[metric] = float(np.std(finite, ddof=1) * math.sqrt(window))
+        sd = float(np.std(finite, ddof=1)) if finite.size > 2 else 0.0
+        if sd > 0:
+            skew = float(np.mean(((finite - finite.mean()) / sd) ** 3))
+            out[metric] = {"sd": sd * root, "skew": skew * root}
     return out
 
 
@@ -226,6 +230,7 @@ class _State:
     labelled: int = 0  # labelled events joined so far: the policy's event count
     window: list[list[Any]] = field(default_factory=list)  # [label, prediction, score]
     window_first_time: float | None = None  # the open window's first label time
+    recent: list[float | None] = field(default_factory=list)  # the last windows' metric
     error_bank: list[Any] = field(default_factory=list)  # the error CUSUMs' RunStates
     river: str | None = None  # a river detector's state (latin-1 of its bytes)
     last: dict[str, float] = field(default_factory=dict)  # metrics of the last full window
@@ -324,16 +329,19 @@ class PerformanceMonitor:
         # (cooldown, per-day cap; state shared with drift) as a drift episode
         self.retraining = RetrainingPlanner(config.retraining, self.policy)
         self.retraining_key = f"{model_id}/_model/retraining"
-        self.bar: WindowBar | None = None
+        self.bars: MetricBars | None = None
         if self.baseline is not None and profile is not None:
-            self.bar = WindowBar.of(
-                self.metric,
-                self.baseline,
-                profile.performance_spread.get(self.metric),
-                settings.window_labels,
-                profile.n_rows,
-                arl,
-                minimum=settings.tolerance,
+            self.bars = MetricBars.of(
+                WindowBar.of(
+                    self.metric,
+                    self.baseline,
+                    profile.performance_spread.get(self.metric, {}),
+                    settings.window_labels,
+                    profile.n_rows,
+                    arl,
+                    minimum=settings.tolerance,
+                ),
+                alerts.resolve_after_windows,
             )
         self.errors: list[RateCheck] = []
         self.river_name: str | None = None
@@ -460,8 +468,9 @@ class PerformanceMonitor:
                 )
             )
             st.last, st.window = run.metrics, []
+            st.recent = [*st.recent, check.value][-(self.bars.windows if self.bars else 1) :]
             signal = window_signal(
-                self.metric, "window", self.bar, check.value, end_count, run.episode.firing
+                self.metric, "window", self.bars, st.recent, end_count, run.episode.firing
             )
             if signal is not None:
                 signals.append(signal)
@@ -626,7 +635,8 @@ class PerformanceMonitor:
         return self.encoder.metrics(y_true, y_pred, proba)
 
     def _check(self, metrics: dict[str, float]) -> MetricCheck:
-        return metric_check(self.metric, metrics.get(self.metric), self.bar)
+        bar = self.bars.fire if self.bars else None
+        return metric_check(self.metric, metrics.get(self.metric), bar)
 
 
 def _plain_column(values: np.ndarray) -> list[Any]:
@@ -677,15 +687,43 @@ def metric_check(
     return MetricCheck(metric, value, bar.baseline, bar.limit, verdict, low, high)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class MetricBars:
+    """A metric's bar for one window, and the one that holds an open episode: the mean of the
+    last ``windows`` windows worse than half the bar of a window that many times as long. A
+    lasting drop too small for one window's bar, found by the error test, stays one episode
+    (the mean of several windows tells it from noise); it resolves once those windows are
+    clean again."""
+
+    fire: WindowBar
+    hold: WindowBar
+    windows: int
+
+    @classmethod
+    def of(cls, fire: WindowBar, windows: int) -> MetricBars:
+        # the bar's spread shrinks with the square root of the windows pooled
+        hold = replace(fire, limit=fire.limit / (2 * math.sqrt(windows)))
+        return cls(fire, hold, windows)
+
+
 def window_signal(
-    subject: str, detector: str, bar: WindowBar | None, value: float | None, at: int, firing: bool
+    subject: str,
+    detector: str,
+    bars: MetricBars | None,
+    recent: list[float | None],
+    at: int,
+    firing: bool,
 ) -> Signal | None:
-    """A window worse than its bar signals. While the episode fires, half the bar keeps it
-    open: a lasting drop that sits near the bar stays one episode, not several."""
-    if bar is None or value is None:
+    """The latest window (``recent[-1]``) worse than its bar signals; while the episode fires,
+    the mean of the last windows worse than the hold bar does."""
+    if bars is None or not recent or recent[-1] is None:
         return None
+    bar, value = bars.fire, recent[-1]
+    if firing:
+        known = [v for v in recent[-bars.windows :] if v is not None]
+        bar, value = bars.hold, sum(known) / len(known)
     excess = bar.excess(value)
-    limit = bar.limit / 2 if firing else bar.limit
+    limit = bar.limit
     if excess <= limit:
         return None
     return Signal(
@@ -729,20 +767,23 @@ class PerformanceEstimator:
         w = self.settings.window_labels
         baseline = profile.performance
         self.bars = {
-            metric: WindowBar.of(
-                metric,
-                baseline.get(f"estimated_{metric}", baseline[metric]),
-                profile.performance_spread.get(f"estimated_{metric}"),
-                w,
-                profile.n_rows,
-                arl,
-                minimum=self.settings.tolerance,
+            metric: MetricBars.of(
+                WindowBar.of(
+                    metric,
+                    baseline.get(f"estimated_{metric}", baseline[metric]),
+                    profile.performance_spread.get(f"estimated_{metric}", {}),
+                    w,
+                    profile.n_rows,
+                    arl,
+                    minimum=self.settings.tolerance,
+                ),
+                alerts.resolve_after_windows,
             )
             for metric in self.WATCHED
             if math.isfinite(profile.performance.get(metric, math.nan))
         }
         # the realised AUC's own spread over windows: the estimate's AUC band
-        self.auc_spread = profile.performance_spread.get("roc_auc")
+        self.auc_spread = profile.performance_spread.get("roc_auc", {}).get("sd")
         self.policy = AlertPolicy(
             alerts.model_copy(update={"window_events": self.settings.window_labels})
         )
@@ -792,7 +833,9 @@ class PerformanceEstimator:
                 windows.append(window)
                 estimate = {k: v for k, v in window.metrics.items() if v is not None}
                 doc["last"], doc["score"], doc["predicted"] = estimate, [], []
-                signals = self._signals(window, end_count, episode.firing)
+                signals = self._signals(
+                    window, doc.setdefault("recent", {}), end_count, episode.firing
+                )
             chunk = Chunk(
                 self.model_id,
                 batch.versions[end - 1],
@@ -834,7 +877,8 @@ class PerformanceEstimator:
             band = None
             if value is not None and math.isfinite(value) and math.isfinite(spreads[metric]):
                 band = (value - BAND_Z * spreads[metric], value + BAND_Z * spreads[metric])
-            checks.append(metric_check(metric, value, self.bars.get(metric), band))
+            bars = self.bars.get(metric)
+            checks.append(metric_check(metric, value, bars.fire if bars else None, band))
         return PerformanceWindow(
             self.model_id,
             version,
@@ -848,14 +892,22 @@ class PerformanceEstimator:
             checks,
         )
 
-    def _signals(self, window: PerformanceWindow, at: int, firing: bool) -> list[Signal]:
-        """A signal per estimated metric worse than its bar (half the bar while the episode
-        fires, as for the realised metric)."""
+    def _signals(
+        self,
+        window: PerformanceWindow,
+        recent: dict[str, list[float | None]],
+        at: int,
+        firing: bool,
+    ) -> list[Signal]:
+        """A signal per estimated metric worse than its bar (its hold bar while the episode
+        fires, as for the realised metric); ``recent``: the last windows' values, updated."""
         signals = []
         for check in window.checks:
             subject = f"estimated_{check.metric}"
-            bar = self.bars.get(check.metric)
-            signal = window_signal(subject, "cbpe", bar, check.value, at, firing)
+            bars = self.bars.get(check.metric)
+            keep = bars.windows if bars else 1
+            values = recent[check.metric] = [*recent.get(check.metric, []), check.value][-keep:]
+            signal = window_signal(subject, "cbpe", bars, values, at, firing)
             if signal is not None:
                 signals.append(signal)
         return signals

@@ -606,7 +606,7 @@ def test_a_stable_regression_raises_no_mae_alert(tmp_path: Path) -> None:
     assert len(windows) == 60
     bar = windows[0].checks[0]
     # heavy-tailed errors: a window's MAE wanders by more than the old fixed 5%
-    assert bar.metric == "mae" and bar.limit is not None and 0.05 < bar.limit < 0.3
+    assert bar.metric == "mae" and bar.limit is not None and 0.05 < bar.limit < 0.4
 
 
 @pytest.mark.parametrize("delay", [300.0, 1_200.0])
