@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 
 from driftline.config import InputError, ModelConfig
-from driftline.detectors.performance import ScoreCalibration
+from driftline.detectors.performance import LossModel, ScoreCalibration
 from driftline.detectors.profile import ReferenceProfile, build_profile, dependence
 from driftline.detectors.seasonal import cyclic_features, seasonal_section, slot_of
 from driftline.monitoring.performance import (
@@ -156,7 +156,8 @@ def profile_from_file(
 
     With prediction and label columns: the label distribution and the baseline performance.
     A binary classifier's score column (P(positive class)) also gives the score calibration
-    the performance estimate needs.
+    the performance estimate needs; a regression's errors give its loss model (the expected
+    error by predicted value).
     """
     spec = outcome_columns or OutcomeColumns()
     data = read_columns(path)
@@ -220,17 +221,21 @@ def profile_from_file(
     scores = None if score is None else [{positive: float(s)} for s in score]
     performance = baseline_performance(model, profile, list(prediction), list(label), scores)
     calibration = None
-    fitted = None
+    fitted: ScoreCalibration | LossModel | None = None
     if model.task == "binary" and score is not None:
         encoder = OutcomeEncoder(model, profile)
         y = encoder.encode(list(label))
         ok = np.isfinite(score) & (y >= 0)
         fitted = ScoreCalibration.fit(score[ok], y[ok] == 1)
         calibration = {"edges": list(fitted.edges), "rates": list(fitted.rates)}
+    elif model.task == "regression":
+        ok = np.isfinite(prediction) & np.isfinite(label)
+        fitted = LossModel.fit(prediction[ok], label[ok])
+        calibration = fitted.to_doc()
     spread = performance_spread(
         model, profile, list(prediction), list(label), scores, calibration=fitted
     )
-    if fitted is not None and scores is not None:
+    if fitted is not None:
         performance |= estimated_baseline(model, profile, list(prediction), scores, fitted)
     return replace(
         profile, performance=performance, calibration=calibration, performance_spread=spread

@@ -33,6 +33,7 @@ from driftline.config import AlertSettings, ModelConfig
 from driftline.detectors.base import Detector
 from driftline.detectors.performance import (
     PRIMARY,
+    LossModel,
     MetricAccumulator,
     ScoreCalibration,
     WindowBar,
@@ -156,7 +157,7 @@ def performance_spread(
     prediction: Sequence[Any],
     label: Sequence[Any],
     scores: Sequence[Any] | None = None,
-    calibration: ScoreCalibration | None = None,
+    calibration: Estimation | None = None,
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
     """Each metric's per-row spread on the reference: the standard deviation (``sd``) and
@@ -176,8 +177,8 @@ def performance_spread(
         rows = rng.integers(0, n, window)
         part = None if proba is None else proba[rows]
         values = encoder.metrics(y_true[rows], y_pred[rows], part)
-        if calibration is not None and part is not None:
-            estimate = cbpe(calibration, part, y_pred[rows])
+        if calibration is not None:
+            estimate = estimate_with(calibration, part, y_pred[rows])
             values |= {f"estimated_{k}": v for k, v in estimate.items()}
         for metric, value in values.items():
             draws.setdefault(metric, []).append(value)
@@ -197,17 +198,15 @@ def estimated_baseline(
     config: ModelConfig,
     profile: ReferenceProfile | None,
     prediction: Sequence[Any],
-    scores: Sequence[Any],
-    calibration: ScoreCalibration,
+    scores: Sequence[Any] | None,
+    calibration: Estimation,
 ) -> dict[str, float]:
     """The estimate's own metrics on the reference (``estimated_<metric>``): what estimates
-    are compared with, so that the calibration's bias (binned probabilities rank a little
+    are compared with, so that the estimation's bias (binned probabilities rank a little
     worse than the scores) is not taken for a drop."""
     encoder = OutcomeEncoder(config, profile)
-    proba = encoder.proba(scores)
-    if proba is None:
-        return {}
-    estimate = cbpe(calibration, proba, encoder.encode(prediction))
+    proba = encoder.proba(scores) if scores is not None else None
+    estimate = estimate_with(calibration, proba, encoder.encode(prediction))
     return {f"estimated_{k}": v for k, v in estimate.items()}
 
 
@@ -743,11 +742,35 @@ def _finite_or_none(metrics: dict[str, float]) -> dict[str, float | None]:
     return {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}
 
 
-class PerformanceEstimator:
-    """CBPE on the prediction stream: expected accuracy and ROC AUC per window of predictions,
-    each with its band, and a signal when either is worse than its baseline past its bar."""
+Estimation = ScoreCalibration | LossModel  # what a task's estimate is learnt as
 
-    WATCHED = ("accuracy", "roc_auc")
+
+def estimation_of(task: str, doc: dict[str, list[float]]) -> Estimation:
+    """The profile's ``calibration`` section as the task's estimation model."""
+    if task == "regression":
+        return LossModel.from_doc(doc)
+    return ScoreCalibration(tuple(doc["edges"]), tuple(doc["rates"]))
+
+
+def estimate_with(
+    estimation: Estimation, proba: np.ndarray | None, predicted: np.ndarray
+) -> dict[str, float]:
+    """The expected metrics of a window: CBPE from a binary classifier's scores (``proba``),
+    direct loss estimation from a regression's predictions."""
+    if isinstance(estimation, LossModel):
+        return estimation.expected(predicted[np.isfinite(predicted)])
+    if proba is None:
+        return {}
+    return cbpe(estimation, proba, predicted)
+
+
+class PerformanceEstimator:
+    """Performance before labels, per window of predictions: CBPE's expected accuracy and ROC
+    AUC for a binary classifier with scores, the expected MAE and RMSE for a regression
+    (direct loss estimation); each with its band, and a signal when one is worse than its
+    baseline past its bar."""
+
+    WATCHED = {"binary": ("accuracy", "roc_auc"), "regression": ("mae", "rmse")}
 
     def __init__(
         self,
@@ -759,11 +782,11 @@ class PerformanceEstimator:
     ) -> None:
         assert profile.calibration is not None
         self.model_id = model_id
+        self.task = config.task
+        self.watched = self.WATCHED[config.task]
         self.settings = config.performance
         self.encoder = OutcomeEncoder(config, profile)
-        self.calibration = ScoreCalibration(
-            tuple(profile.calibration["edges"]), tuple(profile.calibration["rates"])
-        )
+        self.estimation = estimation_of(config.task, profile.calibration)
         w = self.settings.window_labels
         baseline = profile.performance
         self.bars = {
@@ -779,11 +802,12 @@ class PerformanceEstimator:
                 ),
                 alerts.resolve_after_windows,
             )
-            for metric in self.WATCHED
+            for metric in self.watched
             if math.isfinite(profile.performance.get(metric, math.nan))
         }
-        # the realised AUC's own spread over windows: the estimate's AUC band
-        self.auc_spread = profile.performance_spread.get("roc_auc", {}).get("sd")
+        # the realised metric's own spread over windows: the band of an estimate that has no
+        # spread of its own (AUC, RMSE)
+        self.spread = {m: profile.performance_spread.get(m, {}).get("sd") for m in self.watched}
         self.policy = AlertPolicy(
             alerts.model_copy(update={"window_events": self.settings.window_labels})
         )
@@ -825,7 +849,10 @@ class PerformanceEstimator:
             if end_count % w == 0:
                 window = self._window(
                     np.array(doc["score"], dtype=np.float64),
-                    np.array(doc["predicted"], dtype=np.int64),
+                    np.array(
+                        doc["predicted"],
+                        dtype=np.float64 if self.task == "regression" else np.int64,
+                    ),
                     batch.versions[end - 1],
                     end_count,
                     (doc.get("first_time", 0.0), float(batch.timestamps[end - 1])),
@@ -863,16 +890,10 @@ class PerformanceEstimator:
         times: tuple[float, float],
     ) -> PerformanceWindow:
         """One window of predictions: the estimates, their bands, and their checks."""
-        estimate = cbpe(self.calibration, score, predicted)
-        ok = np.isfinite(score) & (predicted >= 0)
-        spreads = {
-            "accuracy": expected_accuracy_spread(
-                self.calibration.probability(score[ok]), predicted[ok] == 1
-            ),
-            "roc_auc": (self.auc_spread or math.nan) / math.sqrt(max(int(ok.sum()), 1)),
-        }
+        estimate = estimate_with(self.estimation, score, predicted)
+        spreads = self._spreads(score, predicted)
         checks = []
-        for metric in self.WATCHED:
+        for metric in self.watched:
             value = estimate.get(metric)
             band = None
             if value is not None and math.isfinite(value) and math.isfinite(spreads[metric]):
@@ -891,6 +912,24 @@ class PerformanceEstimator:
             _finite_or_none(estimate),
             checks,
         )
+
+    def _spreads(self, score: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+        """How far the window's realised metrics may fall from the estimates, if the learnt
+        calibration (or loss model) holds: one standard deviation each."""
+        if isinstance(self.estimation, LossModel):
+            ok = predicted[np.isfinite(predicted)]
+            n = max(ok.size, 1)
+            return {
+                "mae": self.estimation.mae_spread(ok),
+                "rmse": (self.spread["rmse"] or math.nan) / math.sqrt(n),
+            }
+        ok = np.isfinite(score) & (predicted >= 0)
+        return {
+            "accuracy": expected_accuracy_spread(
+                self.estimation.probability(score[ok]), predicted[ok] == 1
+            ),
+            "roc_auc": (self.spread["roc_auc"] or math.nan) / math.sqrt(max(int(ok.sum()), 1)),
+        }
 
     def _signals(
         self,

@@ -140,7 +140,7 @@ class Pipeline:
             for metric, value in (profile.performance if profile else {}).items():
                 self.metrics.performance_baseline.labels(model_id, metric).set(value)
             if (
-                model.task == "binary"
+                model.task in PerformanceEstimator.WATCHED
                 and settings.estimate
                 and profile is not None
                 and profile.calibration

@@ -640,3 +640,69 @@ def test_labels_that_come_after_their_prediction_expired_are_an_alert(
         "driftline_labels_total", {"model": "clf", "outcome": "expired_label"}
     )
     assert expired is not None and expired > 5_000
+
+
+def test_a_regressions_mae_is_estimated_before_labels_and_follows_a_covariate_shift(
+    tmp_path: Path,
+) -> None:
+    """Direct loss estimation: errors grow with the predicted value; when production moves to
+    larger predictions (inside the reference's range: beyond it, the edge bins' errors are
+    all it knows), the expected MAE rises with the realised one, with no label at all."""
+    from dataclasses import replace
+
+    from driftline.config import ModelConfig
+    from driftline.detectors.performance import LossModel, regression_metrics
+    from driftline.detectors.profile import build_profile
+    from driftline.monitoring.performance import estimated_baseline, performance_spread
+
+    rng = np.random.default_rng(26)
+
+    def world(n: int, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
+        pred = rng.uniform(low, high, n)
+        return pred, pred + rng.normal(0, 1, n) * pred / 5
+
+    pred, truth = world(20_000, 1.0, 9.0)
+    features = {"x1": "numeric"}
+    profile = build_profile("reg", "1", {"x1": pred}, features, prediction=pred, label=truth)
+    model = {"task": "regression", "features": features, "performance": {"enabled": True}}
+    config = ModelConfig(**model)
+    fitted = LossModel.fit(pred, truth)
+    profile = replace(
+        profile,
+        performance=regression_metrics(truth, pred)
+        | estimated_baseline(config, profile, list(pred), None, fitted),
+        performance_spread=performance_spread(
+            config, profile, list(pred), list(truth), None, fitted
+        ),
+        calibration=fitted.to_doc(),
+    )
+    path = tmp_path / "reg.json"
+    path.write_bytes(profile.to_json())
+    p = counted(config_from_dict({"models": {"reg": {**model, "reference": str(path)}}}))
+    state: dict[str, bytes] = {}
+    alerts, windows, realised = [], [], []
+    for part, (low, high) in enumerate([(1.0, 9.0)] * 10 + [(6.0, 9.0)] * 10):
+        x, y = world(500, low, high)
+        rows = [
+            {
+                "prediction_id": f"r{part}-{i}",
+                "timestamp": T0 + part * 500 + i,
+                "features": {"x1": float(x[i])},
+                "prediction": float(x[i]),
+            }
+            for i in range(500)
+        ]
+        result = p.process_messages([batch_message("reg", rows)], state, joins={})
+        alerts += result.alerts
+        windows += result.performance_windows
+        realised.append(float(np.mean(np.abs(y - x))))
+    assert len(windows) == 20 and {w.source for w in windows} == {"estimated"}
+    covered = 0
+    for window, mae in zip(windows, realised, strict=True):
+        (check,) = [c for c in window.checks if c.metric == "mae"]
+        assert check.value is not None and abs(check.value - mae) < 0.15
+        covered += check.low <= mae <= check.high
+    assert covered >= 17
+    fired = [a for a in alerts if a.kind == "performance" and a.status == "firing"]
+    assert len(fired) == 1 and fired[0].features[0].detector == "cbpe"
+    assert fired[0].features[0].feature == "estimated_mae" and fired[0].events_seen > 5_000
