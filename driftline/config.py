@@ -419,8 +419,9 @@ class PerformanceSettings(_Strict):
     positive_class: str = Field(default="1", description="binary: the class scores are for")
     estimate: bool = Field(
         default=True,
-        description="estimate performance before labels: accuracy and ROC AUC of a binary "
-        "classifier with scores (CBPE), MAE and RMSE of a regression (direct loss estimation)",
+        description="estimate performance before labels: accuracy and ROC AUC of a classifier "
+        "with scores (CBPE, binary or multiclass), MAE and RMSE of a regression (direct loss "
+        "estimation)",
     )
     # The distributions of the predictions and of the labels against the reference profile's,
     # through the same detectors as the features (subjects "_prediction" and "_label").

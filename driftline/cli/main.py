@@ -326,7 +326,8 @@ def _add_baseline(sub: Commands) -> None:
         "prediction": "the model's output (default: prediction)",
         "label": "the ground truth; with the prediction it gives the baseline performance "
         "(default: label)",
-        "score": "binary classifiers: P(positive class), for the performance estimate "
+        "score": "classifiers' scores, for the performance estimate: binary, the column of "
+        "P(positive class); multiclass, the prefix of a column per class, <prefix>_<class> "
         "(default: score)",
         "timestamp": "when each row happened (epoch seconds or RFC 3339): tells which features "
         "follow a daily or weekly cycle, and builds the seasonal reference when the model has "

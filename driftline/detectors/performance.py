@@ -15,6 +15,7 @@ change, so neither does the estimate; only the labels show it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
@@ -190,6 +191,73 @@ class ScoreCalibration:
             np.asarray(self.edges), np.asarray(score, dtype=np.float64), "right"
         )
         return np.asarray(self.rates)[which]
+
+
+@dataclass(frozen=True)
+class ClassCalibration:
+    """Multiclass CBPE's calibration: P(class | its score) per class, one-vs-rest, each by
+    the binary histogram binning; an event's calibrated probabilities are scaled to sum to 1
+    (as NannyML's multiclass CBPE does), since one-vs-rest fits do not on their own.
+
+    >>> rng = np.random.default_rng(0)
+    >>> logits = rng.normal(0, 2, (20_000, 3))
+    >>> proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    >>> y = (rng.random(20_000)[:, None] > proba.cumsum(axis=1)).sum(axis=1)
+    >>> cal = ClassCalibration.fit(("a", "b", "c"), proba, y)
+    >>> row = cal.probability(np.array([[0.7, 0.2, 0.1]]))[0]
+    >>> [round(float(p), 1) for p in row]
+    [0.7, 0.2, 0.1]
+    """
+
+    classes: tuple[str, ...]
+    calibrations: tuple[ScoreCalibration, ...]  # one per class, in the same order
+
+    @classmethod
+    def fit(
+        cls, classes: Sequence[str], proba: np.ndarray, y: np.ndarray, bins: int = 50
+    ) -> ClassCalibration:
+        """``proba``: a column of scores per class; ``y``: the true class's index."""
+        proba = np.asarray(proba, dtype=np.float64)
+        fitted = [ScoreCalibration.fit(proba[:, c], y == c, bins) for c in range(len(classes))]
+        return cls(tuple(classes), tuple(fitted))
+
+    def probability(self, proba: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities, a row per event and a column per class."""
+        out = np.column_stack(
+            [cal.probability(proba[:, c]) for c, cal in enumerate(self.calibrations)]
+        )
+        return out / out.sum(axis=1, keepdims=True)
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "classes": list(self.classes),
+            "edges": [list(c.edges) for c in self.calibrations],
+            "rates": [list(c.rates) for c in self.calibrations],
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> ClassCalibration:
+        pairs = zip(doc["edges"], doc["rates"], strict=True)
+        return cls(
+            tuple(doc["classes"]), tuple(ScoreCalibration(tuple(e), tuple(r)) for e, r in pairs)
+        )
+
+
+def expected_multiclass(
+    proba: np.ndarray, calibrated: np.ndarray, predicted: np.ndarray
+) -> dict[str, float]:
+    """Multiclass CBPE: the expected accuracy (each event right with the calibrated
+    probability of its predicted class) and macro one-vs-rest ROC AUC (each class's expected
+    curve from its own score and calibrated probability)."""
+    if predicted.size == 0:
+        return {}
+    right = calibrated[np.arange(predicted.size), predicted]
+    aucs = [expected_roc_auc(proba[:, c], calibrated[:, c]) for c in range(proba.shape[1])]
+    finite = [a for a in aucs if math.isfinite(a)]
+    return {
+        "accuracy": float(np.mean(right)),
+        "roc_auc": float(np.mean(finite)) if finite else math.nan,
+    }
 
 
 def expected_accuracy(p_positive: np.ndarray, predicted_positive: np.ndarray) -> float:
@@ -378,11 +446,11 @@ def one_sided_z(alpha: float) -> float:
     return NormalDist().inv_cdf(1.0 - min(max(alpha, 1e-12), 0.5))
 
 
-def expected_accuracy_spread(p_positive: np.ndarray, predicted_positive: np.ndarray) -> float:
+def expected_accuracy_spread(right: np.ndarray) -> float:
     """The standard deviation of the realised accuracy around CBPE's expected accuracy, when
-    the calibrated probabilities hold: each event is right or wrong on its own coin."""
-    p = np.asarray(p_positive, dtype=np.float64)
-    right = np.where(np.asarray(predicted_positive, dtype=bool), p, 1 - p)
+    the calibrated probabilities hold: each event is right or wrong on its own coin, with
+    probability ``right``."""
+    right = np.asarray(right, dtype=np.float64)
     return float(np.sqrt(np.sum(right * (1 - right))) / right.size) if right.size else math.nan
 
 

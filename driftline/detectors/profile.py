@@ -71,9 +71,10 @@ class ReferenceProfile:
     prediction: FeatureProfile | None = None
     label: FeatureProfile | None = None
     performance: dict[str, float] = field(default_factory=dict)
-    # binary classifiers with scores: P(positive | score) learnt on the labelled reference
-    # data ({"edges": [...], "rates": [...]}, see detectors/performance.ScoreCalibration)
-    calibration: dict[str, list[float]] | None = None
+    # what the performance estimate learnt on the labelled reference data: a classifier's
+    # P(class | score) (detectors/performance.ScoreCalibration, ClassCalibration per class),
+    # a regression's expected error by predicted value (LossModel)
+    calibration: dict[str, Any] | None = None
     # each metric's spread over windows of the reference, per row ({"sd": sd over windows of
     # w rows times sqrt(w), "skew": their skewness times sqrt(w)}; "estimated_<metric>" for the
     # estimate's): what sets the window bars
@@ -192,7 +193,7 @@ def build_profile(
     prediction_type: str = "numeric",
     label: np.ndarray | None = None,
     performance: dict[str, float] | None = None,
-    calibration: dict[str, list[float]] | None = None,
+    calibration: dict[str, Any] | None = None,
     dependence_features: Sequence[str] | None = None,
 ) -> ReferenceProfile:
     """Profile each feature (and prediction and label); with ``dependence_features`` (None:

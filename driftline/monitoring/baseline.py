@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -12,13 +13,15 @@ import numpy as np
 import orjson
 
 from driftline.config import InputError, ModelConfig
-from driftline.detectors.performance import LossModel, ScoreCalibration
+from driftline.detectors.performance import ClassCalibration, LossModel, ScoreCalibration
 from driftline.detectors.profile import ReferenceProfile, build_profile, dependence
 from driftline.detectors.seasonal import cyclic_features, seasonal_section, slot_of
 from driftline.monitoring.performance import (
+    Estimation,
     OutcomeEncoder,
     baseline_performance,
     estimated_baseline,
+    estimation_doc,
     performance_spread,
 )
 
@@ -140,7 +143,9 @@ class OutcomeColumns:
 
     prediction: str = "prediction"
     label: str = "label"
-    score: str = "score"  # binary classifiers: P(positive class), for the estimate
+    # binary classifiers: P(positive class); multiclass: the prefix of a column per class
+    # (<score>_<class>); for the estimate
+    score: str = "score"
     timestamp: str = "timestamp"  # when each row happened: cycles, seasonal references
     named: frozenset[str] = field(default_factory=frozenset)  # "prediction", "label", "score"
 
@@ -155,9 +160,9 @@ def profile_from_file(
     """The reference profile of the data in ``path``, and notes on what it lacks.
 
     With prediction and label columns: the label distribution and the baseline performance.
-    A binary classifier's score column (P(positive class)) also gives the score calibration
-    the performance estimate needs; a regression's errors give its loss model (the expected
-    error by predicted value).
+    A classifier's scores (binary: P(positive class) in the score column; multiclass: a column
+    ``<score>_<class>`` per class) also give the score calibration the performance estimate
+    needs; a regression's errors give its loss model (the expected error by predicted value).
     """
     spec = outcome_columns or OutcomeColumns()
     data = read_columns(path)
@@ -200,10 +205,6 @@ def profile_from_file(
     lacks = "no baseline performance, so realised performance is not compared"
     prediction = outcome(column("prediction", "no prediction distribution and " + lacks))
     label = outcome(column("label", "no label distribution and " + lacks))
-    score = None
-    if model.task == "binary" or "score" in spec.named:
-        found = column("score", "no calibration, so performance is not estimated before labels")
-        score = data.numeric(found, "a score is P(positive class)") if found else None
     profile = build_profile(
         model_id,
         model_version,
@@ -215,23 +216,25 @@ def profile_from_file(
         dependence_features=model.joint_features(),
     )
     profile = _with_time(profile, model, model_id, data, spec, arrays, notes)
+    encoder = OutcomeEncoder(model, profile)
+    lacking = "no calibration, so performance is not estimated before labels"
+    score = _class_scores(data, spec, encoder, notes, lacking, column)
     if prediction is None or label is None:
         return profile, notes
-    positive = model.performance.positive_class
-    scores = None if score is None else [{positive: float(s)} for s in score]
+    scores = None if score is None else _score_dicts(score, encoder)
     performance = baseline_performance(model, profile, list(prediction), list(label), scores)
-    calibration = None
-    fitted: ScoreCalibration | LossModel | None = None
+    fitted: Estimation | None = None
+    y = encoder.encode(list(label))
     if model.task == "binary" and score is not None:
-        encoder = OutcomeEncoder(model, profile)
-        y = encoder.encode(list(label))
         ok = np.isfinite(score) & (y >= 0)
         fitted = ScoreCalibration.fit(score[ok], y[ok] == 1)
-        calibration = {"edges": list(fitted.edges), "rates": list(fitted.rates)}
+    elif model.task == "multiclass" and score is not None:
+        ok = np.isfinite(score).all(axis=1) & (y >= 0) & (y < score.shape[1])
+        fitted = ClassCalibration.fit(encoder.classes[:-1], score[ok], y[ok])
     elif model.task == "regression":
         ok = np.isfinite(prediction) & np.isfinite(label)
         fitted = LossModel.fit(prediction[ok], label[ok])
-        calibration = fitted.to_doc()
+    calibration = None if fitted is None else estimation_doc(fitted)
     spread = performance_spread(
         model, profile, list(prediction), list(label), scores, calibration=fitted
     )
@@ -240,6 +243,53 @@ def profile_from_file(
     return replace(
         profile, performance=performance, calibration=calibration, performance_spread=spread
     ), notes
+
+
+def _class_scores(
+    data: DataFile,
+    spec: OutcomeColumns,
+    encoder: OutcomeEncoder,
+    notes: list[str],
+    lacking: str,
+    column: Callable[[str, str], str | None],
+) -> np.ndarray | None:
+    """A classifier's scores: P(positive) per row (binary), or a row of scores per class in
+    the encoder's order (multiclass, from the columns ``<score>_<class>``)."""
+    if encoder.task == "binary":
+        found = column("score", lacking)
+        return data.numeric(found, "a score is P(positive class)") if found else None
+    if encoder.task != "multiclass":
+        if "score" in spec.named:
+            raise InputError(
+                f"--score-column: a regression has no scores (its estimate learns from the "
+                f"predictions and labels of {data.path})"
+            )
+        return None
+    classes = encoder.classes[:-1]
+    names = {c: f"{spec.score}_{c}" for c in classes}
+    absent = [name for name in names.values() if name not in data.columns]
+    if len(absent) == len(names) and "score" not in spec.named:
+        notes.append(
+            f"no score columns {spec.score}_<class> in {data.path}: {lacking} (name their "
+            "prefix with --score-column)"
+        )
+        return None
+    if absent:
+        raise InputError(
+            f"{data.path}: no column {', '.join(absent)}; a multiclass model's scores need a "
+            f"column {spec.score}_<class> for each of its classes ({', '.join(classes)}); its "
+            f"columns: {', '.join(data.columns)}"
+        )
+    why = "a score is the class's probability"
+    return np.column_stack([data.numeric(name, why) for name in names.values()])
+
+
+def _score_dicts(score: np.ndarray, encoder: OutcomeEncoder) -> list[dict[str, float]]:
+    """Scores as events send them: {class: probability}."""
+    if score.ndim == 1:
+        return [{encoder.positive: float(s)} for s in score]
+    classes = encoder.classes[:-1]
+    return [dict(zip(classes, row, strict=True)) for row in score.tolist()]
 
 
 def _with_time(

@@ -1,5 +1,5 @@
 """PerformanceMonitor: labelled events into windowed metrics, sequential error tests and alerts;
-PerformanceEstimator: the expected accuracy and ROC AUC of predictions whose labels are not in.
+PerformanceEstimator: the expected metrics of predictions whose labels are not in yet.
 
 Both keep their state in the pipeline's ``MutableMapping[str, bytes]`` beside the model's
 detectors, and go through the same ``AlertPolicy`` as drift, in episodes of their own
@@ -14,8 +14,11 @@ predictions): one alert per episode, hysteresis, resolve, cooldown.
   CUSUM from the baseline error rate to it plus the tolerance signals within tens of events of
   a real drop, calibrated on the model's false-alarm budget (or river's DDM, EDDM, HDDM, ADWIN
   with their own defaults, when the config names one).
-- **Estimate** (binary with scores, and a calibration in the profile): CBPE over windows of
-  ``window_labels`` predictions, compared with the baseline like the realised metric.
+- **Estimate** (a calibration in the profile): CBPE's expected accuracy and ROC AUC for
+  classifiers with scores (binary, or multiclass with one score per class), the expected MAE
+  and RMSE of a regression (direct loss estimation), over windows of ``window_labels``
+  predictions, each with its band, compared with the estimate's own baseline like the
+  realised metric.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from driftline.config import AlertSettings, ModelConfig
 from driftline.detectors.base import Detector
 from driftline.detectors.performance import (
     PRIMARY,
+    ClassCalibration,
     LossModel,
     MetricAccumulator,
     ScoreCalibration,
@@ -40,6 +44,7 @@ from driftline.detectors.performance import (
     classification_metrics,
     expected_accuracy,
     expected_accuracy_spread,
+    expected_multiclass,
     expected_roc_auc,
     regression_metrics,
 )
@@ -742,35 +747,63 @@ def _finite_or_none(metrics: dict[str, float]) -> dict[str, float | None]:
     return {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}
 
 
-Estimation = ScoreCalibration | LossModel  # what a task's estimate is learnt as
+Estimation = ScoreCalibration | ClassCalibration | LossModel  # a task's estimate, as learnt
 
 
-def estimation_of(task: str, doc: dict[str, list[float]]) -> Estimation:
+def estimation_of(task: str, doc: dict[str, Any]) -> Estimation:
     """The profile's ``calibration`` section as the task's estimation model."""
     if task == "regression":
         return LossModel.from_doc(doc)
+    if task == "multiclass":
+        return ClassCalibration.from_doc(doc)
     return ScoreCalibration(tuple(doc["edges"]), tuple(doc["rates"]))
+
+
+def estimation_doc(estimation: Estimation) -> dict[str, Any]:
+    """The estimation model as the profile's ``calibration`` section."""
+    if isinstance(estimation, ScoreCalibration):
+        return {"edges": list(estimation.edges), "rates": list(estimation.rates)}
+    return estimation.to_doc()
 
 
 def estimate_with(
     estimation: Estimation, proba: np.ndarray | None, predicted: np.ndarray
 ) -> dict[str, float]:
-    """The expected metrics of a window: CBPE from a binary classifier's scores (``proba``),
+    """The expected metrics of a window: CBPE from a classifier's scores (``proba``: P(positive)
+    per event, or a row of class scores whose columns follow the calibration's classes),
     direct loss estimation from a regression's predictions."""
     if isinstance(estimation, LossModel):
         return estimation.expected(predicted[np.isfinite(predicted)])
     if proba is None:
         return {}
+    if isinstance(estimation, ClassCalibration):
+        proba, predicted = _calibrated_rows(estimation, proba, predicted)
+        return expected_multiclass(proba, estimation.probability(proba), predicted)
     return cbpe(estimation, proba, predicted)
+
+
+def _calibrated_rows(
+    calibration: ClassCalibration, proba: np.ndarray, predicted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The events a multiclass estimate can use: all their classes' scores sent, and a
+    predicted class the calibration knows (not one the reference never saw)."""
+    k = len(calibration.classes)
+    scores = proba[:, :k]
+    ok = np.isfinite(scores).all(axis=1) & (predicted >= 0) & (predicted < k)
+    return scores[ok], predicted[ok]
 
 
 class PerformanceEstimator:
     """Performance before labels, per window of predictions: CBPE's expected accuracy and ROC
-    AUC for a binary classifier with scores, the expected MAE and RMSE for a regression
-    (direct loss estimation); each with its band, and a signal when one is worse than its
-    baseline past its bar."""
+    AUC for a classifier with scores (binary or multiclass), the expected MAE and RMSE for a
+    regression (direct loss estimation); each with its band, and a signal when one is worse
+    than its baseline past its bar."""
 
-    WATCHED = {"binary": ("accuracy", "roc_auc"), "regression": ("mae", "rmse")}
+    WATCHED = {
+        "binary": ("accuracy", "roc_auc"),
+        "multiclass": ("accuracy", "roc_auc"),
+        "regression": ("mae", "rmse"),
+    }
 
     def __init__(
         self,
@@ -787,6 +820,14 @@ class PerformanceEstimator:
         self.settings = config.performance
         self.encoder = OutcomeEncoder(config, profile)
         self.estimation = estimation_of(config.task, profile.calibration)
+        if isinstance(self.estimation, ClassCalibration):
+            known = tuple(self.encoder.classes[:-1])
+            if self.estimation.classes != known:
+                raise ValueError(
+                    f"models.{model_id}: the reference profile's calibration is for classes "
+                    f"{list(self.estimation.classes)}, its labels and predictions are "
+                    f"{list(known)}; rebuild it with driftline baseline"
+                )
         w = self.settings.window_labels
         baseline = profile.performance
         self.bars = {
@@ -831,7 +872,8 @@ class PerformanceEstimator:
         episode = EpisodeState.from_bytes(state.get(self.policy_key))
         score = self.encoder.proba(batch.scores)
         if score is None:
-            score = np.full(len(batch), math.nan)
+            width = (len(self.encoder.classes),) if self.task == "multiclass" else ()
+            score = np.full((len(batch), *width), math.nan)
         predicted = self.encoder.encode(batch.predictions)
         before, n, pos = int(doc["n"]), len(batch), 0
         alerts: list[Alert] = []
@@ -923,12 +965,17 @@ class PerformanceEstimator:
                 "mae": self.estimation.mae_spread(ok),
                 "rmse": (self.spread["rmse"] or math.nan) / math.sqrt(n),
             }
-        ok = np.isfinite(score) & (predicted >= 0)
+        if isinstance(self.estimation, ClassCalibration):
+            score, predicted = _calibrated_rows(self.estimation, score, predicted)
+            calibrated = self.estimation.probability(score)
+            right = calibrated[np.arange(predicted.size), predicted]
+        else:
+            ok = np.isfinite(score) & (predicted >= 0)
+            score, p = score[ok], self.estimation.probability(score[ok])
+            right = np.where(predicted[ok] == 1, p, 1 - p)
         return {
-            "accuracy": expected_accuracy_spread(
-                self.estimation.probability(score[ok]), predicted[ok] == 1
-            ),
-            "roc_auc": (self.spread["roc_auc"] or math.nan) / math.sqrt(max(int(ok.sum()), 1)),
+            "accuracy": expected_accuracy_spread(right),
+            "roc_auc": (self.spread["roc_auc"] or math.nan) / math.sqrt(max(len(score), 1)),
         }
 
     def _signals(

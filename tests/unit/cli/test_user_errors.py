@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.unit.cli.test_cli import cli
@@ -99,6 +100,36 @@ def test_a_default_column_that_is_not_there_is_said_not_silent(workdir: Path) ->
     assert out.returncode == 0 and notes(out.stderr) == [], out.stderr
     # what is left on stderr are the warnings that two rows are a small reference
     assert all("reference rows are too few" in line for line in out.stderr.splitlines())
+
+
+def test_a_multiclass_model_needs_a_score_column_per_class(workdir: Path) -> None:
+    (workdir / "c.yaml").write_text(CONFIG.replace("binary", "multiclass"))
+    rows = "a,b,prediction,label,score_x,score_y\n1,x,x,x,0.8,0.1\n2,y,z,y,0.1,0.2\n"
+    (workdir / "train.csv").write_text(rows)
+    assert one_line_error(*baseline("--data", "train.csv")) == (
+        "driftline: train.csv: no column score_z; a multiclass model's scores need a column "
+        "score_<class> for each of its classes (x, y, z); its columns: a, b, prediction, "
+        "label, score_x, score_y"
+    )
+    (workdir / "train.csv").write_text(rows.replace("score_", "p_"))
+    out = cli(*baseline("--data", "train.csv"))
+    assert out.returncode == 0, out.stderr
+    assert notes(out.stderr) == [
+        "driftline: note: no score columns score_<class> in train.csv: no calibration, so "
+        "performance is not estimated before labels (name their prefix with --score-column)"
+    ]
+    assert one_line_error(*baseline("--data", "train.csv", "--score-column", "q")) == (
+        "driftline: train.csv: no column q_x, q_y, q_z; a multiclass model's scores need a "
+        "column q_<class> for each of its classes (x, y, z); its columns: a, b, prediction, "
+        "label, p_x, p_y"
+    )
+    (workdir / "train.csv").write_text(
+        "a,b,prediction,label,p_x,p_y,p_z\n1,x,x,x,0.8,0.1,0.1\n2,y,z,y,0.1,0.2,0.7\n"
+    )
+    out = cli(*baseline("--data", "train.csv", "--score-column", "p"))
+    assert out.returncode == 0 and notes(out.stderr) == [], out.stderr
+    profile = orjson.loads((workdir / "m.json").read_bytes())
+    assert sorted(profile["calibration"]["classes"]) == ["x", "y", "z"]
 
 
 def test_debug_shows_the_traceback(workdir: Path) -> None:

@@ -706,3 +706,79 @@ def test_a_regressions_mae_is_estimated_before_labels_and_follows_a_covariate_sh
     fired = [a for a in alerts if a.kind == "performance" and a.status == "firing"]
     assert len(fired) == 1 and fired[0].features[0].detector == "cbpe"
     assert fired[0].features[0].feature == "estimated_mae" and fired[0].events_seen > 5_000
+
+
+def multiclass_world(
+    rng: np.random.Generator, n: int, spread: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three classes along x (a below -0.2, c above 0.2, b between); the model's scores are
+    overconfident (its logits 1.5 times the true ones): calibration must learn that away."""
+    x = rng.normal(0, spread, n)
+    logits = np.column_stack([-3 * x, np.zeros(n), 3 * x])
+    truth = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    y = (rng.random(n)[:, None] > truth.cumsum(axis=1)).sum(axis=1)
+    scores = np.exp(1.5 * logits) / np.exp(1.5 * logits).sum(axis=1, keepdims=True)
+    return x, scores, y
+
+
+def test_a_multiclass_models_accuracy_and_auc_are_estimated_from_its_class_scores(
+    tmp_path: Path,
+) -> None:
+    """Multiclass CBPE, from ``driftline baseline`` on a file with a score column per class
+    to the worker's windows: when the inputs crowd toward the class boundaries, the estimated
+    accuracy and ROC AUC fall with the realised ones, with no label at all, and each fires."""
+    from driftline.config import ModelConfig
+    from driftline.detectors.performance import classification_metrics
+    from driftline.monitoring.baseline import profile_from_file
+
+    rng = np.random.default_rng(23)
+    classes = ["a", "b", "c"]
+    x, scores, y = multiclass_world(rng, 20_000, 1.5)
+    data = tmp_path / "train.csv"
+    lines = ["x1,prediction,label,score_a,score_b,score_c"]
+    for xi, s, yi in zip(x, scores, y, strict=True):
+        lines.append(f"{xi},{classes[s.argmax()]},{classes[yi]},{s[0]},{s[1]},{s[2]}")
+    data.write_text("\n".join(lines) + "\n")
+    model = {
+        "task": "multiclass",
+        "features": {"x1": "numeric"},
+        "performance": {"enabled": True},
+    }
+    profile, notes = profile_from_file("mc", ModelConfig(**model), data, "1")
+    assert notes == [] and profile.calibration is not None
+    assert sorted(profile.calibration["classes"]) == classes
+    assert {"estimated_accuracy", "estimated_roc_auc"} <= profile.performance.keys()
+    path = tmp_path / "mc.json"
+    path.write_bytes(profile.to_json())
+    p = counted(config_from_dict({"models": {"mc": {**model, "reference": str(path)}}}))
+    state: dict[str, bytes] = {}
+    alerts, windows, realised = [], [], []
+    for part, spread in enumerate([1.5] * 10 + [0.4] * 10):
+        xs, s, ys = multiclass_world(rng, 500, spread)
+        rows = [
+            {
+                "prediction_id": f"m{part}-{i}",
+                "timestamp": T0 + part * 500 + i,
+                "features": {"x1": float(xs[i])},
+                "prediction": classes[int(s[i].argmax())],
+                "scores": dict(zip(classes, map(float, s[i]), strict=True)),
+            }
+            for i in range(500)
+        ]
+        result = p.process_messages([batch_message("mc", rows)], state, joins={})
+        alerts += result.alerts
+        windows += result.performance_windows
+        realised.append(classification_metrics(ys, s.argmax(axis=1), classes, s))
+    assert len(windows) == 20 and {w.source for w in windows} == {"estimated"}
+    for metric in ("accuracy", "roc_auc"):
+        covered = 0
+        for window, truth in zip(windows, realised, strict=True):
+            (check,) = [c for c in window.checks if c.metric == metric]
+            assert check.value is not None and abs(check.value - truth[metric]) < 0.06
+            covered += check.low <= truth[metric] <= check.high
+        assert covered >= 17, metric
+    assert realised[-1]["accuracy"] < realised[0]["accuracy"] - 0.15  # the shift is real
+    fired = [a for a in alerts if a.kind == "performance" and a.update == 0]
+    assert len(fired) == 1 and fired[0].events_seen > 5_000
+    subjects = {f.feature for a in alerts if a.kind == "performance" for f in a.features}
+    assert subjects == {"estimated_accuracy", "estimated_roc_auc"}
