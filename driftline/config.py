@@ -410,7 +410,8 @@ class PerformanceSettings(_Strict):
     # The sequential test on the stream of errors (0/1 per labelled event) that warns before
     # a window completes: "cusum" spends the model's false-alarm budget (a Bernoulli CUSUM
     # from the baseline error rate to it plus the tolerance); river's detectors use their own
-    # defaults, not the budget. Classification only.
+    # defaults, not the budget. A regression's: "cusum" on the share of errors larger than
+    # the reference's 90th percentile, or "adwin" on the absolute errors.
     error_detector: ErrorDetector = Field(
         default="cusum",
         description="the sequential test on the errors (cusum spends the budget; the others "

@@ -66,6 +66,10 @@ from driftline.monitoring.monitor import DEFAULT_DETECTORS, as_number, class_nam
 from driftline.monitoring.retraining import RetrainingPlanner, RetrainingState
 
 OTHER = "_other"
+# A regression's error test counts errors larger than this quantile of the reference's: a
+# 0/1 stream whose rate is known, whatever the tails of the errors themselves.
+LARGE_ERROR_QUANTILE = 0.9
+LARGE_ERROR = "abs_error_p90"  # its value, in the profile's baseline performance
 SPREAD_DRAWS = 1_000  # bootstrap windows of the reference: enough for a skewness
 BAND_Z = 1.96  # the estimate's band: 95% of realised windows, if the calibration holds
 MAX_VERSIONS = 8  # model versions with a slice of their own; later ones share "_other"
@@ -150,10 +154,16 @@ def baseline_performance(
     label: Sequence[Any],
     scores: Sequence[Any] | None = None,
 ) -> dict[str, float]:
-    """The metrics on the reference data: what production is compared with."""
+    """The metrics on the reference data: what production is compared with (and for a
+    regression, what a large error is: the absolute errors' ``LARGE_ERROR_QUANTILE``)."""
     encoder = OutcomeEncoder(config, profile)
     proba = encoder.proba(scores) if scores is not None else None
-    return encoder.metrics(encoder.encode(label), encoder.encode(prediction), proba)
+    y_true, y_pred = encoder.encode(label), encoder.encode(prediction)
+    out = encoder.metrics(y_true, y_pred, proba)
+    if config.task == "regression" and out:
+        error = np.abs(y_pred - y_true)
+        out[LARGE_ERROR] = float(np.quantile(error[np.isfinite(error)], LARGE_ERROR_QUANTILE))
+    return out
 
 
 def performance_spread(
@@ -350,11 +360,17 @@ class PerformanceMonitor:
         self.errors: list[RateCheck] = []
         self.river_name: str | None = None
         accuracy = (profile.performance if profile else {}).get("accuracy")
+        self.large_error: float | None = None
         if config.task == "regression":
-            # absolute errors are no 0/1 stream: ADWIN (river) can watch them; the default
-            # CUSUM would need the reference's error distribution, which profiles do not keep
+            # ADWIN (river) watches the absolute errors; the default CUSUMs the share of large
+            # ones (tolerance applies to the windows: it has no share to become)
+            large = (profile.performance if profile else {}).get(LARGE_ERROR)
             if settings.error_detector == "adwin":
                 self.river_name = "adwin"
+            elif settings.error_detector == "cusum" and large is not None and profile:
+                self.large_error = float(large)
+                rate = 1.0 - LARGE_ERROR_QUANTILE
+                self.errors = error_checks(rate, profile.n_rows, arl, 0.0)
         elif accuracy is not None:
             if settings.error_detector == "cusum":
                 self.errors = error_checks(
@@ -600,6 +616,8 @@ class PerformanceMonitor:
         if self.config.task == "regression":
             rows = np.flatnonzero(np.isfinite(y_true) & np.isfinite(y_pred))
             wrong = np.abs(y_pred - y_true)[rows]  # for ADWIN: the absolute errors
+            if self.large_error is not None:
+                wrong = wrong > self.large_error
         else:
             rows = np.flatnonzero((y_true >= 0) & (y_pred >= 0))
             wrong = (y_true != y_pred)[rows]

@@ -559,27 +559,32 @@ def test_every_window_is_a_record_with_its_bar_and_band(tmp_path: Path) -> None:
     assert covered["accuracy"] >= 42 and covered["roc_auc"] >= 42, covered
 
 
-def test_a_stable_regression_raises_no_mae_alert(tmp_path: Path) -> None:
-    """The bar on MAE comes from its spread over windows of the reference: no fixed 5%."""
+@pytest.mark.parametrize("scale", [1.0, 1.25])
+def test_a_regressions_errors_alert_only_when_they_grow(tmp_path: Path, scale: float) -> None:
+    """The bar on MAE comes from its spread over windows of the reference (no fixed 5%), and
+    the share of errors past the reference's 90th percentile is a rate with no tails: a
+    stable stream of heavy-tailed errors raises nothing; errors a quarter larger from event
+    10,000 on are found by that rate's CUSUM, after the change."""
     from dataclasses import replace
 
     from driftline.config import ModelConfig
-    from driftline.detectors.performance import regression_metrics
     from driftline.detectors.profile import build_profile
-    from driftline.monitoring.performance import performance_spread
+    from driftline.monitoring.performance import baseline_performance, performance_spread
     from tests.streams import columns, events
 
     rng = np.random.default_rng(24)
     cols = columns(20_000, rng)
     truth = cols["x1"] * 2 + rng.standard_t(3, 20_000)  # heavy-tailed errors
-    profile = build_profile("reg", "1", cols, FEATURES, prediction=cols["x1"] * 2, label=truth)
+    pred = cols["x1"] * 2
+    profile = build_profile("reg", "1", cols, FEATURES, prediction=pred, label=truth)
     model = {"task": "regression", "features": dict(FEATURES), "performance": {"enabled": True}}
-    spread = performance_spread(ModelConfig(**model), profile, list(cols["x1"] * 2), list(truth))
+    config = ModelConfig(**model)
     profile = replace(
         profile,
-        performance=regression_metrics(truth, cols["x1"] * 2),
-        performance_spread=spread,
+        performance=baseline_performance(config, profile, list(pred), list(truth)),
+        performance_spread=performance_spread(config, profile, list(pred), list(truth)),
     )
+    assert 2.2 < profile.performance["abs_error_p90"] < 2.5  # |t3|'s 90th percentile: 2.35
     path = tmp_path / "reg.json"
     path.write_bytes(profile.to_json())
     p = counted(config_from_dict({"models": {"reg": {**model, "reference": str(path)}}}))
@@ -589,11 +594,12 @@ def test_a_stable_regression_raises_no_mae_alert(tmp_path: Path) -> None:
     rows = events(30_000, rng)
     for start in range(0, 30_000, 1_000):
         part = rows[start : start + 1_000]
+        noise = scale if start >= 10_000 else 1.0
         labels = [
             {
                 "prediction_id": r["prediction_id"],
                 "timestamp": r["timestamp"] + 30,
-                "label": r["prediction"] + float(rng.standard_t(3)),
+                "label": r["prediction"] + noise * float(rng.standard_t(3)),
             }
             for r in part
         ]
@@ -602,11 +608,16 @@ def test_a_stable_regression_raises_no_mae_alert(tmp_path: Path) -> None:
         result = p.process_labels([message], state, joins)
         alerts += result.alerts
         windows += result.performance_windows
-    assert [a for a in alerts if a.kind == "performance"] == []
     assert len(windows) == 60
     bar = windows[0].checks[0]
     # heavy-tailed errors: a window's MAE wanders by more than the old fixed 5%
     assert bar.metric == "mae" and bar.limit is not None and 0.05 < bar.limit < 0.4
+    fired = [a for a in alerts if a.kind == "performance" and a.update == 0]
+    if scale == 1.0:
+        assert fired == []
+        return
+    assert len(fired) == 1 and fired[0].events_seen > 10_000
+    assert fired[0].features[0].feature == "errors" and fired[0].detector == "cusum"
 
 
 @pytest.mark.parametrize("delay", [300.0, 1_200.0])
