@@ -33,11 +33,14 @@ from driftline.config import Config, ModelConfig, TopicSettings, config_from_dic
 from driftline.detectors.performance import (
     ScoreCalibration,
     classification_metrics,
-    regression_metrics,
 )
 from driftline.detectors.profile import ReferenceProfile, build_profile
 from driftline.events.records import Alert
-from driftline.monitoring.performance import estimated_baseline, performance_spread
+from driftline.monitoring.performance import (
+    baseline_performance,
+    estimated_baseline,
+    performance_spread,
+)
 from driftline.observability.metrics import scrape_total
 from driftline.runtime.localkafka import PROJECT_ROOT, LocalKafka
 from driftline.runtime.topics import GroupLag, ensure_topics, kafka_client_options
@@ -224,11 +227,11 @@ def demo_profile(scenario: Scenario | None = None) -> ReferenceProfile:
         FEATURES,
         prediction=eta,
         label=actual,
-        performance=regression_metrics(actual, eta),
     )
     model = ModelConfig.model_validate({"task": "regression", "features": FEATURES})
+    performance = baseline_performance(model, profile, list(eta), list(actual))
     spread = performance_spread(model, profile, list(eta), list(actual))
-    return replace(profile, performance_spread=spread)
+    return replace(profile, performance=performance, performance_spread=spread)
 
 
 def late_profile(scenario: Scenario | None = None) -> ReferenceProfile:
