@@ -141,7 +141,7 @@ def test_demo_profile_and_produce_feed_the_compose_stacks_worker(
     assert out.returncode == 0, out.stderr
     profile = ReferenceProfile.from_json((tmp_path / "eta.profile.json").read_bytes())
     assert profile.model_id == "eta" and profile.prediction is not None
-    assert set(profile.performance) == {"mae", "rmse", "mape"}
+    assert set(profile.performance) == {"mae", "rmse", "mape", "abs_error_p90"}
     late = ReferenceProfile.from_json((tmp_path / "late.profile.json").read_bytes())
     assert late.calibration and late.performance["accuracy"] > 0.8
     # the compose stack's config, pointed at the test broker and a topic prefix of its own
