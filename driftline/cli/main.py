@@ -113,7 +113,7 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from driftline.monitoring.replay import read_messages, replay
+    from driftline.monitoring.replay import merged_by_time, read_messages, replay
 
     config = _config(args.config, delivers=False)
     unreferenced = [m for m in config.models if config.reference_path(m) is None]
@@ -124,6 +124,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             "to replay data quality (and performance) only"
         )
     messages = read_messages(Path(args.events))
+    if args.labels:
+        messages = merged_by_time(messages, read_messages(Path(args.labels)))
     with contextlib.ExitStack() as files:
         out = (
             sys.stdout.buffer
@@ -362,6 +364,11 @@ def _add_replay(sub: Commands) -> None:
     )
     replay.add_argument("--config", help="YAML config (default: $DRIFTLINE_CONFIG)")
     replay.add_argument("--events", required=True, help="JSON lines, one message per line")
+    replay.add_argument(
+        "--labels",
+        help="labels-topic messages in a file of their own: merged with --events by their "
+        "timestamps (each file in time order)",
+    )
     replay.add_argument("--out", help="alerts as JSON lines (default: standard output)")
     replay.add_argument("--dead-letters", help="write rejected input here as JSON lines")
     replay.add_argument(

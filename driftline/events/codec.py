@@ -582,6 +582,27 @@ def _outcome(row: dict[str, Any], key: str, numeric: bool = False) -> Any:
     return value
 
 
+def message_time(value: bytes) -> float | None:
+    """When a message's first event happened (epoch seconds), None if it does not say."""
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    stamp = doc.get("timestamp")
+    if isinstance(doc.get("events"), list) and doc["events"]:
+        first = doc["events"][0]
+        stamp = first.get("timestamp") if isinstance(first, dict) else None
+    elif isinstance(doc.get("columns"), dict):
+        stamps = doc["columns"].get("timestamp")
+        stamp = stamps[0] if isinstance(stamps, list) and stamps else None
+    try:
+        return _timestamp(stamp)
+    except _RowError:
+        return None
+
+
 def _timestamp(value: Any) -> float:
     """RFC 3339 string or epoch seconds, to epoch seconds."""
     if isinstance(value, NUMBER_TYPES) and not isinstance(value, bool):

@@ -2,7 +2,9 @@
 
 Each line of the events file is one message value as it would be on the predictions topic
 (one event, a row batch or a columnar batch) or on the labels topic (a label event or a row
-batch of them: events with a ``label`` and no ``features``), in the order they arrived. Runs
+batch of them: events with a ``label`` and no ``features``), in the order they arrived; or
+the labels are in a file of their own, and the two files (each in time order) are merged by
+their messages' timestamps, a prediction before a label of the same time. Runs
 of prediction lines go through ``Pipeline.process_messages`` and runs of label lines through
 ``Pipeline.process_labels``, in the worker's micro-batch size; since detectors and the label
 join do not depend on how a stream is cut, the alerts are the ones the worker would have sent
@@ -12,6 +14,7 @@ estimated) can be written out as a record, as the worker publishes them.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ from typing import IO
 import orjson
 
 from driftline.config import Config, InputError
+from driftline.events.codec import message_time
 from driftline.events.records import Alert
 from driftline.monitoring.pipeline import Pipeline
 
@@ -69,6 +73,22 @@ def _lines(path: Path) -> Iterator[bytes]:
             line = line.strip()
             if line:
                 yield line
+
+
+def merged_by_time(predictions: Iterable[bytes], labels: Iterable[bytes]) -> Iterator[bytes]:
+    """Two files' messages, each file in time order, as one stream in time order; on equal
+    times predictions come first. A message without a readable timestamp keeps its place
+    after the one before it in its file (it goes on to the dead letters)."""
+
+    def timed(messages: Iterable[bytes], kind: int) -> Iterator[tuple[float, int, bytes]]:
+        last = float("-inf")
+        for value in messages:
+            stamp = message_time(value)
+            last = last if stamp is None else stamp
+            yield last, kind, value
+
+    merged = heapq.merge(timed(predictions, 0), timed(labels, 1), key=lambda t: t[:2])
+    return (value for _, _, value in merged)
 
 
 def is_label_message(value: bytes) -> bool:

@@ -148,9 +148,10 @@ def test_replay_of_predictions_and_labels_gives_the_workers_alerts_and_windows(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
     """The same labelled stream through a real worker and through ``driftline replay`` (one
-    file, the messages in the order the worker read them): the same alerts, the same
-    performance windows. The predictions are read first, then the labels, so the worker's
-    order is the file's."""
+    file, the messages in the order the worker read them; and two files, merged by time): the
+    same alerts, the same performance windows. The predictions are read first, then the
+    labels, so the worker's order is the one file's; merged by time, each label comes a minute
+    after its prediction, and the join gives the same pairs in the same order."""
     import subprocess
     import sys
 
@@ -187,31 +188,35 @@ def test_replay_of_predictions_and_labels_gives_the_workers_alerts_and_windows(
         ]
     finally:
         worker.stop()
-    events = tmp_path / "stream.jsonl"
-    events.write_bytes(b"\n".join(pred_messages + label_messages) + b"\n")
-    out, windows_out = tmp_path / "alerts.jsonl", tmp_path / "windows.jsonl"
-    command = [sys.executable, "-m", "driftline.cli.main", "replay", "--config", str(worker.path)]
-    command += ["--events", str(events), "--out", str(out)]
-    command += ["--performance-windows", str(windows_out)]
-    done = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "80 messages (40 of labels)" in done.stderr and "40 performance windows" in done.stderr
-    replayed = [Alert.from_json(line) for line in out.read_bytes().splitlines()]
-    replayed_windows = [
-        PerformanceWindow.from_json(line) for line in windows_out.read_bytes().splitlines()
-    ]
 
     def key(a: Alert) -> tuple[Any, ...]:
         return (a.alert_id, a.status, a.update, a.severity, a.events_seen, a.message)
 
     performance = [a for a in alerts if a.kind == "performance"]
-    assert performance and sorted(map(key, alerts)) == sorted(map(key, replayed))
-    assert len(windows) == 40 and sorted(windows, key=repr) == sorted(replayed_windows, key=repr)
+    assert performance and len(windows) == 40
+    # one file in the worker's order; then the labels in a file of their own, merged by time
+    stream, predictions, labels = (tmp_path / f"{n}.jsonl" for n in ("stream", "p", "l"))
+    stream.write_bytes(b"\n".join(pred_messages + label_messages) + b"\n")
+    predictions.write_bytes(b"\n".join(pred_messages) + b"\n")
+    labels.write_bytes(b"\n".join(label_messages) + b"\n")
+    for files in (
+        ["--events", str(stream)],
+        ["--events", str(predictions), "--labels", str(labels)],
+    ):
+        out, windows_out = tmp_path / "alerts.jsonl", tmp_path / "windows.jsonl"
+        command = [sys.executable, "-m", "driftline.cli.main", "replay"]
+        command += ["--config", str(worker.path), *files, "--out", str(out)]
+        command += ["--performance-windows", str(windows_out)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "80 messages (40 of labels)" in done.stderr, done.stderr
+        assert "40 performance windows" in done.stderr
+        replayed = [Alert.from_json(line) for line in out.read_bytes().splitlines()]
+        replayed_windows = [
+            PerformanceWindow.from_json(line) for line in windows_out.read_bytes().splitlines()
+        ]
+        assert sorted(map(key, alerts)) == sorted(map(key, replayed)), files
+        assert sorted(windows, key=repr) == sorted(replayed_windows, key=repr), files
 
 
 def labels_batch(model: str, rows: list[dict]) -> bytes:
