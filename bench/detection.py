@@ -5,16 +5,17 @@ discrete count, and 4 categorical). One feature drifts at a known onset; the oth
 Every detector watches all 20 features; an alarm on a feature that did not drift, or before
 the onset, is a false alarm. Delay is events from the onset to the first alarm on the drifted
 feature. Scenarios: abrupt mean shifts of 0.25, 0.5 and 1 sd, a variance doubling, a
-categorical prior shift, gradual ramps (0 to 1 sd over 2,000 and over 10,000 events) and a long
-stream without drift.
+categorical prior shift, a swap of the two most frequent categories' shares, gradual ramps
+(0 to 1 sd over 2,000 and over 10,000 events) and a long stream without drift.
 
 Compared in the same run: driftline's defaults (normal-score CUSUM bank, categorical CUSUM)
 and two of its window distances at the model's false-alarm budget (one per 10^6 events);
-river's ADWIN and Page-Hinkley with default settings (numeric features only: river has no
-categorical detector); a KS test per 500-event window per feature (chi-square for categorical
-features) at p < 0.05, without and with a Bonferroni correction over the 20 features. The
-yardstick is CUSUM's: ln(10^6) / KL(post-change || pre-change) events; beside it, simulated,
-the median delay of an oracle that knows the onset and the form of the change (the ramp's
+river's ADWIN and Page-Hinkley with default settings (river has no categorical detector:
+ADWIN also watches each category's 0/1 indicator, Page-Hinkley numeric features only); a KS
+test per 500-event window per feature (chi-square for categorical features) at p < 0.05,
+without and with a Bonferroni correction over the 20 features. The yardstick is CUSUM's:
+ln(10^6) / KL(post-change || pre-change) events; beside it, simulated, the median delay of
+an oracle that knows the onset and the form of the change (the ramp's
 too) and signals when its log-likelihood ratio passes the threshold of a feature's share.
 
 Usage: ``.venv/bin/python bench/detection.py`` (``--quick`` for fewer seeds and a shorter
@@ -43,6 +44,8 @@ BATCH = 500
 CATS = np.array(["a", "b", "c", "d", "e"], dtype=object)
 CAT_P = np.array([0.35, 0.25, 0.2, 0.12, 0.08])
 CAT_SHIFTED = np.array([0.25, 0.25, 0.2, 0.15, 0.15])
+CAT_SWAPPED = np.array([0.25, 0.35, 0.2, 0.12, 0.08])  # the two most frequent trade places
+CAT_AFTER = {"categorical shift": CAT_SHIFTED, "category swap": CAT_SWAPPED}
 
 
 def numeric(i: int, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -85,19 +88,22 @@ class Scenario:
             x[self.onset :] += np.minimum(np.arange(k) / 2_000, 1.0) * SD[0]
         elif self.name == "gradual 1 sd over 10,000":
             x[self.onset :] += np.minimum(np.arange(k) / 10_000, 1.0) * SD[0]
-        elif self.name == "categorical shift":
-            x[self.onset :] = rng.choice(CATS, k, p=CAT_SHIFTED)
+        elif self.name in CAT_AFTER:
+            x[self.onset :] = rng.choice(CATS, k, p=CAT_AFTER[self.name])
         return cols
 
 
 def scenarios(no_drift_events: int) -> list[Scenario]:
-    cat_kl = float(np.sum(CAT_SHIFTED * np.log(CAT_SHIFTED / CAT_P)))
+    def cat_kl(after: np.ndarray) -> float:
+        return float(np.sum(after * np.log(after / CAT_P)))
+
     return [
         Scenario("mean +0.25 sd", 12_000, 5_000, "n0", 0.25**2 / 2),
         Scenario("mean +0.5 sd", 10_000, 5_000, "n0", 0.5**2 / 2),
         Scenario("mean +1 sd", 10_000, 5_000, "n0", 1.0**2 / 2),
         Scenario("variance x2", 10_000, 5_000, "n0", 0.5 * (2 - 1 - np.log(2))),
-        Scenario("categorical shift", 10_000, 5_000, "c0", cat_kl),
+        Scenario("categorical shift", 10_000, 5_000, "c0", cat_kl(CAT_SHIFTED)),
+        Scenario("category swap", 10_000, 5_000, "c0", cat_kl(CAT_SWAPPED)),
         Scenario("ramp to 1 sd", 12_000, 5_000, "n0", None),
         Scenario("gradual 1 sd over 10,000", 20_000, 5_000, "n0", None),
         Scenario("no drift", no_drift_events, None, "", None),
@@ -117,11 +123,30 @@ def driftline_factory(numeric_name: str, categorical_name: str, budget: float = 
     return make
 
 
-def river_factory(name: str) -> Factory:
+def river_factory(name: str, categories: bool = False) -> Factory:
+    """river's detector per numeric feature; with ``categories``, per category of a
+    categorical feature too (on its 0/1 indicator: river has no categorical detector)."""
+
     def make(feature: str, profile: Any) -> Any:
-        return detectors.create(name, None, arl=BUDGET) if feature.startswith("n") else None
+        if feature.startswith("n"):
+            return detectors.create(name, None, arl=BUDGET)
+        return CategoryIndicators(name) if categories else None
 
     return make
+
+
+class CategoryIndicators:
+    """One detector per category, each on whether a value is that category."""
+
+    def __init__(self, name: str) -> None:
+        self.watched = {c: detectors.create(name, None, arl=BUDGET) for c in CATS}
+
+    def update(self, x: np.ndarray) -> Any:
+        verdicts = [d.update((x == c).astype(np.float64)) for c, d in self.watched.items()]
+        fired = [v for v in verdicts if v.drift]
+        first = min((v.first_alarm for v in fired), default=-1)
+        alarms = sum(v.alarms for v in fired)
+        return type("V", (), {"alarms": alarms, "first_alarm": first, "drift": bool(fired)})
 
 
 class WindowTest:
@@ -214,7 +239,7 @@ DETECTORS: list[tuple[str, Factory, bool]] = [
     ),
     ("driftline ks window", driftline_factory("ks", "chi_square"), False),
     ("driftline psi window", driftline_factory("psi", "psi"), False),
-    ("river ADWIN (defaults)", river_factory("adwin"), False),
+    ("river ADWIN (defaults)", river_factory("adwin", categories=True), False),
     ("river PageHinkley (defaults)", river_factory("river_page_hinkley"), False),
     # river's KSWIN itself costs about 1 ms per value: 8 million values here would take hours.
     ("driftline kswin_vectorised (river's defaults)", river_factory("kswin_vectorised"), False),
@@ -260,9 +285,10 @@ def oracle_delays(scenario: Scenario, runs: int = 2_000, horizon: int = 3_000) -
     budget, as the defaults get it. Simulated on the feature's normal scores (or categories)."""
     rng = np.random.default_rng(sum(map(ord, scenario.name)))
     h = np.log(BUDGET * N_FEATURES)
-    if scenario.name == "categorical shift":
-        draws = rng.choice(CAT_SHIFTED.size, (runs, horizon), p=CAT_SHIFTED)
-        llr = np.log(CAT_SHIFTED / CAT_P)[draws]
+    if scenario.name in CAT_AFTER:
+        after = CAT_AFTER[scenario.name]
+        draws = rng.choice(after.size, (runs, horizon), p=after)
+        llr = np.log(after / CAT_P)[draws]
     elif scenario.name == "variance x2":
         z = rng.normal(0.0, np.sqrt(2.0), (runs, horizon))
         llr = -np.log(2.0) / 2 + z * z * (1 - 1 / 2.0) / 2
@@ -289,8 +315,9 @@ def oracle_row(plan: list[Scenario]) -> list[str]:
     return cells
 
 
-# river has no categorical detector, nor does KSWIN: their cells for a categorical shift are "-".
-NUMERIC_ONLY = {label for label, _, _ in DETECTORS if "river" in label}
+# river has no categorical detector: ADWIN watches each category's indicator; Page-Hinkley and
+# KSWIN (a KS test on 0/1 values) have no cell for a categorical change.
+NUMERIC_ONLY = {label for label, _, _ in DETECTORS if "river" in label and "ADWIN" not in label}
 
 
 def cost_table() -> list[tuple[str, float, int, int]]:
@@ -660,6 +687,53 @@ def small_reference_table(seeds: range) -> None:
         print(f"| {rows:,} | " + " | ".join(cells) + " |", flush=True)
 
 
+def categorical_table(seeds: range) -> None:
+    """Where the categorical CUSUM's delay goes: its settings one at a time, on the two
+    categorical scenarios (a 20,000-row reference, one feature at a 20-feature model's share
+    of the budget), beside the oracle."""
+    from driftline.detectors.categorical import CategoricalCUSUM
+    from driftline.detectors.profile import categorical_profile
+
+    variants: list[tuple[str, dict[str, Any]]] = [
+        ("default (memory 200, prior 20, reference error allowed for)", {}),
+        ("reference frequencies taken as exact", {"reference_count": None}),
+        ("memory 500", {"memory": 500.0}),
+        ("memory 1,000", {"memory": 1_000.0}),
+        ("prior 5", {"prior": 5.0}),
+        ("memory 100, prior 10", {"memory": 100.0, "prior": 10.0}),
+    ]
+    plan = [s for s in scenarios(0) if s.name in CAT_AFTER]
+    print(
+        f"\nThe categorical CUSUM's settings on the categorical changes at event 5,000 of 10,000 "
+        f"(20,000-row reference, ARL {BUDGET * N_FEATURES:.0e}); median delay (detected/runs) "
+        f"and false alarms before the onset, {len(seeds)} seeds\n"
+    )
+    print("| categorical_cusum | " + " | ".join(s.name for s in plan) + " |")
+    print("|---|" + "---|" * len(plan))
+    print("| oracle | " + " | ".join(oracle_row(plan)[1:]) + " |")
+    for label, params in variants:
+        cells = []
+        for scenario in plan:
+            delays, false = [], 0
+            for seed in seeds:
+                rng = np.random.default_rng([seed, 77])
+                ref = categorical_profile(rng.choice(CATS, 20_000, p=CAT_P))
+                det = CategoricalCUSUM.from_reference(ref, arl=BUDGET * N_FEATURES, **params)
+                x = scenario.generate(seed)[scenario.feature]
+                for start in range(0, x.size, BATCH):
+                    v = det.update(x[start : start + BATCH])
+                    if v.drift:
+                        at = start + v.first_alarm
+                        if at < scenario.onset:
+                            false += 1
+                            continue
+                        delays.append(at - scenario.onset)
+                        break
+            med = f"{np.median(delays):.0f}" if delays else "missed"
+            cells.append(f"{med} ({len(delays)}/{len(seeds)}) · {false}")
+        print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="3 seeds, 30,000-event no-drift")
@@ -668,6 +742,9 @@ def main() -> None:
     parser.add_argument("--joint", action="store_true", help="only the joint drift tables")
     parser.add_argument("--small", action="store_true", help="only the small references table")
     parser.add_argument("--wide", action="store_true", help="only one drifting of 200 features")
+    parser.add_argument(
+        "--categorical", action="store_true", help="only the categorical CUSUM's settings"
+    )
     args = parser.parse_args()
     if args.masking:
         masking_table(range(5))
@@ -680,6 +757,9 @@ def main() -> None:
         return
     if args.wide:
         wide_table(range(3) if args.quick else range(10))
+        return
+    if args.categorical:
+        categorical_table(range(3) if args.quick else range(20))
         return
     seeds = range(3) if args.quick else range(10)
     plan = scenarios(30_000 if args.quick else 100_000)
@@ -734,6 +814,7 @@ def main() -> None:
     joint_table(range(3) if args.quick else range(10))
     small_reference_table(range(20) if args.quick else range(100))
     wide_table(range(3) if args.quick else range(10))
+    categorical_table(range(3) if args.quick else range(20))
 
     print("\nUpdate cost on batches of 500 (one feature), state size, memory of one detector\n")
     print("| detector | values/s | state bytes | object memory (bytes) |")
