@@ -104,6 +104,10 @@ class TopicSettings(_Strict):
         return self.name("performance-windows")
 
     @property
+    def feature_windows(self) -> str:
+        return self.name("feature-windows")
+
+    @property
     def profiles(self) -> str:
         return self.name("profiles")
 
@@ -116,6 +120,14 @@ class WorkerSettings(_Strict):
     app_id: str = Field(
         default="driftline",
         description="the consumer group, and the prefix of Faust's changelog topics",
+    )
+    # One record per window on <prefix>feature-windows: the history reports plot. A window
+    # closes at the end of the batch that reaches a multiple of this count.
+    history_events: int = Field(
+        default=5_000,
+        ge=100,
+        description="predictions per feature-window record (detector shares and data-quality "
+        "flags over time)",
     )
     max_message_bytes: int = Field(
         default=8 * 1024 * 1024,

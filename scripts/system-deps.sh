@@ -3,7 +3,8 @@
 # kcat (an independent Kafka client the tests use), promtool and amtool (the tests check the
 # shipped Prometheus rules and Alertmanager config with them, and prometheus scrapes a worker),
 # docker-compose (its `config` validates docker-compose.yml; no Docker daemon is needed or
-# installed). Installs only what is missing.
+# installed), chromium (the report is opened, checked and photographed in it, headless).
+# Installs only what is missing.
 set -euo pipefail
 need=()
 command -v java >/dev/null 2>&1 || need+=(default-jdk-headless)
@@ -11,6 +12,7 @@ command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 bare=()  # without recommended packages: docker-compose would pull in the Docker daemon
 command -v docker-compose >/dev/null 2>&1 || bare+=(docker-compose)

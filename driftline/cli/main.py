@@ -140,7 +140,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             if args.performance_windows
             else None
         )
-        summary = replay(config, messages, out, dead, windows)
+        history = (
+            files.enter_context(Path(args.feature_windows).open("wb"))
+            if args.feature_windows
+            else None
+        )
+        summary = replay(config, messages, out, dead, windows, history)
     firing = sum(1 for a in summary.alerts if a.status == "firing")
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.dead_letters.items())) or "none"
     labelled = f" ({summary.labels} of labels)" if summary.labels else ""
@@ -150,6 +155,25 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         f"alerts fired, {len(summary.alerts) - firing} resolved{closed}; dead letters: {reasons}",
         file=sys.stderr,
     )
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from driftline.report.build import build_reports
+
+    config = _config(args.config, delivers=False)
+    written = build_reports(
+        config,
+        Path(args.out_dir),
+        alerts=Path(args.alerts) if args.alerts else None,
+        windows=Path(args.performance_windows) if args.performance_windows else None,
+        events=Path(args.events) if args.events else None,
+        history=Path(args.feature_windows) if args.feature_windows else None,
+        recent=args.recent,
+        models=args.model or None,
+    )
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 
@@ -226,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_demo,
         _add_baseline,
         _add_replay,
+        _add_report,
         _add_dashboards,
         _add_docs,
         _add_kafka,
@@ -372,6 +397,11 @@ def _add_replay(sub: Commands) -> None:
     replay.add_argument("--out", help="alerts as JSON lines (default: standard output)")
     replay.add_argument("--dead-letters", help="write rejected input here as JSON lines")
     replay.add_argument(
+        "--feature-windows",
+        help="write every feature window (detector shares, data-quality flags) here as JSON "
+        "lines (as on the feature-windows topic)",
+    )
+    replay.add_argument(
         "--performance-windows",
         help="write every closed performance window here as JSON lines (as on the "
         "performance-windows topic)",
@@ -382,6 +412,41 @@ def _add_replay(sub: Commands) -> None:
         help="replay models that have no reference profile (no drift detection for them)",
     )
     replay.set_defaults(func=_cmd_replay)
+
+
+def _add_report(sub: Commands) -> None:
+    report = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report per model",
+        description="Write one HTML file per model that opens offline: its alert episodes "
+        "ranked, each feature's reference distribution beside the recent events', the "
+        "predictions against the reference's, the performance windows with their bars and "
+        "bands, and the config and reference profile. Reads what driftline replay writes (or "
+        "what the worker publishes, saved from its topics): --alerts, --performance-windows, "
+        "and the events themselves (--events).",
+    )
+    report.add_argument("--config", help="YAML config (default: $DRIFTLINE_CONFIG)")
+    report.add_argument("--alerts", help="alert records, JSON lines (replay's --out)")
+    report.add_argument("--performance-windows", help="performance-window records, JSON lines")
+    report.add_argument(
+        "--feature-windows", help="feature-window records, JSON lines: each feature's history"
+    )
+    report.add_argument(
+        "--events", help="predictions-topic messages, JSON lines: the recent distributions"
+    )
+    report.add_argument(
+        "--recent",
+        type=int,
+        default=5_000,
+        help="how many of the last events make 'recent' (default: %(default)s)",
+    )
+    report.add_argument(
+        "--model", action="append", help="only this model (repeat for more; default: all)"
+    )
+    report.add_argument(
+        "--out-dir", default="report", help="where to write <model>.html (default: %(default)s)"
+    )
+    report.set_defaults(func=_cmd_report)
 
 
 def _add_dashboards(sub: Commands) -> None:

@@ -252,6 +252,7 @@ SCHEMAS = {
     "alert": (),
     "retraining-request": (),
     "performance-window": (),
+    "feature-window": (),
 }
 
 

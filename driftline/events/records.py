@@ -1,5 +1,5 @@
-"""Records driftline publishes: Alert, RetrainingRequest and PerformanceWindow (JSON on Kafka,
-versioned).
+"""Records driftline publishes: Alert, RetrainingRequest, PerformanceWindow and FeatureWindow
+(JSON on Kafka, versioned).
 
 The JSON Schemas in ``driftline/events/schemas`` describe the same fields for producers and
 consumers in other languages; a test checks these classes against them.
@@ -27,6 +27,7 @@ def compact_json(value: Any) -> bytes:
 ALERT_SCHEMA = "driftline.alert/v1"
 RETRAINING_SCHEMA = "driftline.retraining-request/v1"
 PERFORMANCE_WINDOW_SCHEMA = "driftline.performance-window/v1"
+FEATURE_WINDOW_SCHEMA = "driftline.feature-window/v1"
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,52 @@ class PerformanceWindow:
     def from_json(cls, data: bytes | str) -> PerformanceWindow:
         doc: dict[str, Any] = orjson.loads(data)
         doc["checks"] = [MetricCheck(**c) for c in doc.get("checks", [])]
+        return cls(**doc)
+
+
+@dataclass(frozen=True)
+class SubjectWindow:
+    """One watched subject (a feature, ``_prediction``, a feature pair) over a window."""
+
+    detector: str
+    share: float  # the highest statistic / threshold at a batch end in the window
+    drifting: bool  # in a firing drift episode at the window's end
+
+
+@dataclass(frozen=True)
+class QualityWindow:
+    """One data-quality check of one feature over a window."""
+
+    feature: str
+    check: str
+    flagged: int  # events it flagged in the window
+    failing: bool  # in a firing data-quality episode at the window's end
+
+
+@dataclass(frozen=True)
+class FeatureWindow:
+    """A model's drift detectors and data-quality checks over a window of ``events``
+    predictions: the history that reports and status pages plot."""
+
+    model_id: str
+    model_version: str  # of the window's last event
+    reference_version: str
+    window_end_event: int  # the model's predictions counted at the window's end
+    events: int
+    first_event_time: float
+    last_event_time: float
+    subjects: dict[str, SubjectWindow]
+    quality: list[QualityWindow]
+    schema: str = FEATURE_WINDOW_SCHEMA
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> FeatureWindow:
+        doc: dict[str, Any] = orjson.loads(data)
+        doc["subjects"] = {k: SubjectWindow(**v) for k, v in doc.get("subjects", {}).items()}
+        doc["quality"] = [QualityWindow(**q) for q in doc.get("quality", [])]
         return cls(**doc)
 
 

@@ -26,10 +26,11 @@ from driftline.events.codec import (
     PredictionBatch,
     ValidRows,
 )
-from driftline.events.records import Alert, PerformanceWindow, RetrainingRequest
+from driftline.events.records import Alert, FeatureWindow, PerformanceWindow, RetrainingRequest
 from driftline.monitoring import validation
 from driftline.monitoring.alerting import AlertPolicy
 from driftline.monitoring.counting import UNCOUNTED, PipelineMetrics
+from driftline.monitoring.history import FeatureHistory
 from driftline.monitoring.join import JoinCounts, JoinResult, LabelJoin
 from driftline.monitoring.label_loss import LabelLoss
 from driftline.monitoring.monitor import BatchOutcome, ModelMonitor
@@ -78,6 +79,7 @@ class BatchResult:
     retraining_requests: list[RetrainingRequest] = field(default_factory=list)
     performance: list[PerformanceOutcome] = field(default_factory=list)
     joins: JoinCounts = field(default_factory=JoinCounts)
+    feature_windows: list[FeatureWindow] = field(default_factory=list)
 
     @property
     def events(self) -> int:
@@ -117,6 +119,12 @@ class Pipeline:
                 self.metrics.predictions.labels(model_id, name)
                 self.metrics.reference_prediction_share.labels(model_id, name).set(share)
         self._performance(config, profiles)
+        self.histories = {
+            model_id: FeatureHistory(
+                model_id, config.worker.history_events, profile.version if profile else ""
+            )
+            for model_id, profile in ((m, profiles.get(m)) for m in config.models)
+        }
         self._merge_events = config.worker.merge_events
         self.decoder = BatchDecoder(
             {m: mon.schema for m, mon in self.monitors.items()},
@@ -238,8 +246,12 @@ class Pipeline:
         joins: MutableMapping[str, bytes] | None,
     ) -> None:
         batch = PredictionBatch.merge(self._in_columns(parts))
-        outcome = self.monitors[model_id].process(batch, state)
+        monitor = self.monitors[model_id]
+        outcome = monitor.process(batch, state)
         result.outcomes.append(outcome)
+        closed = self.histories[model_id].add(batch, outcome, monitor.events_seen(state), state)
+        if closed is not None:
+            result.feature_windows.append(closed)
         result.alerts.extend(outcome.alerts)
         result.retraining_requests.extend(outcome.retraining_requests)
         self._record(batch, outcome)

@@ -110,6 +110,7 @@ def replay(
     alerts_out: IO[bytes] | None = None,
     dead_out: IO[bytes] | None = None,
     windows_out: IO[bytes] | None = None,
+    history_out: IO[bytes] | None = None,
 ) -> ReplaySummary:
     pipeline = Pipeline.from_config(config)
     state: dict[str, bytes] = {}
@@ -140,6 +141,9 @@ def replay(
             for alert in result.alerts:
                 alerts_out.write(alert.to_json() + b"\n")
         summary.windows += len(result.performance_windows)
+        if history_out is not None:
+            for history in result.feature_windows:
+                history_out.write(history.to_json() + b"\n")
         if windows_out is not None:
             for window in result.performance_windows:
                 windows_out.write(window.to_json() + b"\n")

@@ -41,6 +41,7 @@ class Outputs:
     alerts: Any
     retraining: Any
     performance_windows: Any
+    feature_windows: Any
     dead_letter: Any
 
 
@@ -185,6 +186,9 @@ class TakeRunner:
         for window in result.performance_windows:
             key = window.model_id.encode()
             sent.append(await out.performance_windows.send(key=key, value=window.to_json()))
+        for history in result.feature_windows:
+            key = history.model_id.encode()
+            sent.append(await out.feature_windows.send(key=key, value=history.to_json()))
         if sent:
             await asyncio.gather(*sent)
 

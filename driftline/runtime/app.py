@@ -51,6 +51,7 @@ def create_app(
         alerts=app.topic(config.topics.alerts, **raw),
         retraining=app.topic(config.topics.retraining_requests, **raw),
         performance_windows=app.topic(config.topics.performance_windows, **raw),
+        feature_windows=app.topic(config.topics.feature_windows, **raw),
         dead_letter=app.topic(config.topics.dead_letter, **raw),
     )
     # Faust picks json for the str keys and raw for the bytes values

@@ -75,6 +75,7 @@ def ensure_topics(config: Config, timeout: float = 30.0) -> dict[str, int]:
         topics.alerts: topics.partitions,
         topics.retraining_requests: topics.partitions,
         topics.performance_windows: topics.partitions,
+        topics.feature_windows: topics.partitions,
         topics.dead_letter: topics.partitions,
         topics.deliveries: 1,  # small, compacted, read whole by every worker at start
     }

@@ -1,0 +1,86 @@
+"""Read the records and events a report is made of, and write one file per model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from driftline.config import Config, InputError
+from driftline.events.records import Alert, FeatureWindow, PerformanceWindow
+from driftline.monitoring import validation
+from driftline.monitoring.pipeline import Pipeline
+from driftline.monitoring.replay import read_messages
+from driftline.report.page import ModelReport, recent_events, render
+
+
+def read_records(path: Path, kind: str) -> list[bytes]:
+    """The non-blank lines of a JSON-lines file of records."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file ({kind})")
+    return [line for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def build_reports(
+    config: Config,
+    out_dir: Path,
+    alerts: Path | None = None,
+    windows: Path | None = None,
+    events: Path | None = None,
+    history: Path | None = None,
+    recent: int = 5_000,
+    models: list[str] | None = None,
+) -> list[Path]:
+    """One report per model (``models``, or all configured), written to ``out_dir``."""
+    chosen = models or list(config.models)
+    unknown = [m for m in chosen if m not in config.models]
+    if unknown:
+        raise InputError(
+            f"--model {unknown[0]}: not in the config (its models: {', '.join(config.models)})"
+        )
+    alert_records: list[Alert] = []
+    for number, line in enumerate(read_records(alerts, "alerts") if alerts else [], 1):
+        try:
+            alert_records.append(Alert.from_json(line))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InputError(f"{alerts}, line {number}: not an alert record ({exc})") from None
+    window_records: list[PerformanceWindow] = []
+    for number, line in enumerate(read_records(windows, "windows") if windows else [], 1):
+        try:
+            window_records.append(PerformanceWindow.from_json(line))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InputError(
+                f"{windows}, line {number}: not a performance-window record ({exc})"
+            ) from None
+    history_records: list[FeatureWindow] = []
+    for number, line in enumerate(read_records(history, "feature windows") if history else [], 1):
+        try:
+            history_records.append(FeatureWindow.from_json(line))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InputError(
+                f"{history}, line {number}: not a feature-window record ({exc})"
+            ) from None
+    profiles = validation.load_profiles(config)
+    pipeline = Pipeline(config, profiles)  # for its decoder: the worker's reading of events
+    tails = recent_events(config, pipeline.decoder, read_messages(events), recent) if events else {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for model_id in chosen:
+        model = config.models[model_id]
+        report = ModelReport(
+            model_id,
+            model,
+            profiles.get(model_id),
+            [a for a in alert_records if a.model_id == model_id],
+            [w for w in window_records if w.model_id == model_id],
+            tails.get(model_id),
+            model.false_alarm_budget,
+            [h for h in history_records if h.model_id == model_id],
+        )
+        path = out_dir / f"{_file_name(model_id)}.html"
+        path.write_text(render(report), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def _file_name(model_id: str) -> str:
+    """A model id as a file name: letters, digits, dot, dash and underscore kept."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in model_id) or "model"

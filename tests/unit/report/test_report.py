@@ -1,0 +1,167 @@
+"""``driftline report``, opened in headless Chromium: every model and feature there, charts
+drawn, the alert records' numbers shown, nothing loaded from the network, no markup from
+the events."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from driftline.events.records import Alert, FeatureWindow
+from tests.browser import (
+    Dom,
+    dump_dom,
+    looks_drawn,
+    page_requests,
+    recording_proxy,
+    screenshot,
+)
+from tests.streams import batch_message, classifier_events, write_classifier_profile
+from tests.unit.cli.test_cli import cli
+
+HOSTILE = {
+    "category": "<img src=x onerror=alert(1)>",
+    "field": "<svg onload=alert(2)>",
+    "version": "</td><script>alert(3)</script>",
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A classifier whose x1 shifts and whose colours turn hostile at event 6,000, replayed
+    with its labels, and its report."""
+    d = tmp_path_factory.mktemp("report")
+    write_classifier_profile(d / "clf.json")
+    (d / "c.yaml").write_text(
+        "worker: {history_events: 500}\nmodels:\n  clf:\n    task: binary\n"
+        f"    reference: {d / 'clf.json'}\n"
+        "    features: {x1: numeric, x2: numeric, color: categorical}\n"
+        "    performance: {enabled: true}\n"
+    )
+    rng = np.random.default_rng(5)
+    before = classifier_events(6_000, rng)
+    after = classifier_events(6_000, rng, start=6_000, flip=0.3)
+    predictions, labels = before[0] + after[0], before[1] + after[1]
+    for event in predictions[6_000:]:
+        event["features"]["x1"] += 1.0
+        event["features"][HOSTILE["field"]] = 1
+        if event["features"]["color"] == "red":
+            event["features"]["color"] = HOSTILE["category"]
+    lines = []
+    for start in range(0, 12_000, 250):
+        version = "1" if start < 6_000 else HOSTILE["version"]
+        lines.append(batch_message("clf", predictions[start : start + 250], version))
+        lines.append(orjson.dumps({"model_id": "clf", "events": labels[start : start + 250]}))
+    (d / "events.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    files = ["--out", "alerts.jsonl", "--feature-windows", "history.jsonl"]
+    files += ["--performance-windows", "windows.jsonl"]
+    replay = cli("replay", "--config", str(d / "c.yaml"), "--events", str(d / "events.jsonl"),
+                 *[str(d / f) if f.endswith(".jsonl") else f for f in files])  # fmt: skip
+    assert replay.returncode == 0, replay.stderr
+    report = cli(
+        "report",
+        "--config", str(d / "c.yaml"),
+        "--alerts", str(d / "alerts.jsonl"),
+        "--feature-windows", str(d / "history.jsonl"),
+        "--performance-windows", str(d / "windows.jsonl"),
+        "--events", str(d / "events.jsonl"),
+        "--out-dir", str(d / "out"),
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.strip() == f"wrote {d / 'out' / 'clf.html'}"
+    return d
+
+
+def alerts(d: Path) -> list[Alert]:
+    return [Alert.from_json(line) for line in (d / "alerts.jsonl").read_bytes().splitlines()]
+
+
+def test_every_feature_has_its_distributions_and_history_drawn(built: Path, tmp_path: Path) -> None:
+    dom = Dom(dump_dom((built / "out" / "clf.html").as_uri(), tmp_path / "profile"))
+    assert dom.find("h1")[0].text == "driftline report: clf"
+    blocks = {e.attrs["data-feature"] for e in dom.elements if "data-feature" in e.attrs}
+    assert blocks == {"x1", "x2", "color", "_prediction"}
+    for feature in ("x1", "x2", "color", "_prediction"):
+        bars = [
+            e
+            for e in dom.find("rect")
+            if feature in e.parents and "bar" in e.attrs.get("class", "")
+        ]
+        kinds = Counter(e.attrs.get("class") for e in bars)
+        assert kinds["bar reference"] >= 3 and kinds["bar recent"] == kinds["bar reference"]
+        assert sum(float(e.attrs["height"]) for e in bars) > 100  # drawn, not flat
+    history = [FeatureWindow.from_json(x) for x in (built / "history.jsonl").read_bytes().split()]
+    assert len(history) == 24
+    for feature in ("x1", "x2", "color"):
+        (line,) = [
+            e
+            for e in dom.find("polyline")
+            if feature in e.parents and e.text == "statistic / threshold"
+        ]
+        assert len(line.attrs["points"].split()) == len(history)
+    # the drift episode is shaded on the features it names, and only on them
+    shaded = {
+        p for e in dom.find("rect") if "episode" in e.attrs.get("class", "") for p in e.parents
+    }
+    assert shaded == {"x1", "color"}
+
+
+def test_the_summary_shows_the_alert_records_numbers(built: Path, tmp_path: Path) -> None:
+    dom = Dom(dump_dom((built / "out" / "clf.html").as_uri(), tmp_path / "profile"))
+    rows = [e for e in dom.find("tr") if "data-alert-id" in e.attrs]
+    firsts: dict[str, Alert] = {}
+    for alert in alerts(built):
+        firsts.setdefault(alert.alert_id, alert)
+    assert len(firsts) == 3 and [r.attrs["data-alert-id"] for r in rows] == [
+        a.alert_id for a in sorted(firsts.values(), key=lambda a: -a.events_seen)
+    ]  # all open and critical: the latest first
+    for row in rows:
+        alert = firsts[row.attrs["data-alert-id"]]
+        assert f"{alert.events_seen:,}" in row.text and alert.alert_id in row.text
+        assert alert.severity in row.text and alert.kind in row.text
+
+
+def test_the_report_loads_nothing_and_opens_with_the_network_off(
+    built: Path, tmp_path: Path
+) -> None:
+    page = built / "out" / "clf.html"
+    # the check can fail: a page that loads an image is seen by the proxy
+    loader = tmp_path / "loads.html"
+    loader.write_text('<html><body><img src="http://192.0.2.7/pixel.png"></body></html>')
+    with recording_proxy() as (port, seen):
+        dump_dom(loader.as_uri(), tmp_path / "control", proxy=port)
+        assert "GET http://192.0.2.7/pixel.png" in page_requests(seen)
+    with recording_proxy() as (port, seen):
+        online = dump_dom(page.as_uri(), tmp_path / "a", proxy=port)
+    assert page_requests(seen) == []
+    offline = dump_dom(page.as_uri(), tmp_path / "b", offline=True)
+    assert offline == online and "driftline report: clf" in offline
+    shot = screenshot(page.as_uri(), tmp_path / "report.png", tmp_path / "c", offline=True)
+    assert looks_drawn(shot)
+    assert page.stat().st_size < 200_000
+
+
+def test_nothing_the_events_carry_becomes_markup(built: Path, tmp_path: Path) -> None:
+    html = dump_dom((built / "out" / "clf.html").as_uri(), tmp_path / "profile")
+    dom = Dom(html)
+    assert not dom.find("script") and not dom.find("img") and not dom.find("iframe")
+    handlers = [(e.tag, k) for e in dom.elements for k in e.attrs if k.startswith("on")]
+    assert handlers == []
+    text = "".join(e.text for e in dom.find("body"))
+    # each reaches the page, as text
+    assert [name for name, value in HOSTILE.items() if value in text] == list(HOSTILE)
+
+
+def test_the_recent_events_are_read_from_the_end_of_the_file(tmp_path: Path) -> None:
+    from driftline.report.page import lines_from_end
+
+    lines = [b"{}", b'{"a": 1}', b"", b'{"long": "' + b"x" * 40 + b'"}', b"  ", b'{"z": 2}']
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    expected = [line.strip() for line in reversed(lines) if line.strip()]
+    for chunk in (1, 3, 7, 1 << 20):
+        assert list(lines_from_end(path, chunk)) == expected
