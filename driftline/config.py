@@ -306,6 +306,11 @@ class NotificationSettings(_Strict):
         default_factory=DeliverySettings, description="retries and timeouts of every receiver"
     )
     grafana_url: str | None = Field(default=None, description="base URL for dashboard links")
+    status_url: str | None = Field(
+        default=None,
+        description="base URL of driftline status: alerts link to their model's page there "
+        "when no grafana_url is set",
+    )
 
 
 class DetectorOverride(_Strict):

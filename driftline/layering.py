@@ -41,7 +41,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "monitoring": frozenset({"config", "detectors", "events"}),
     "observability": frozenset({"config", "detectors", "events", "monitoring"}),
     "report": frozenset({"config", "detectors", "events", "monitoring"}),
-    "runtime": frozenset({"config", "detectors", "events", "monitoring", "observability"}),
+    "runtime": frozenset(
+        {"config", "detectors", "events", "monitoring", "observability", "report"}
+    ),
     "sdk": frozenset(),
     "cli": frozenset(PACKAGES),
 }

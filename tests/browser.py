@@ -49,8 +49,8 @@ def chromium() -> str:
 
 def _run(args: list[str], profile: Path, offline: bool, proxy: int | None) -> str:
     command = [chromium(), *FLAGS, f"--user-data-dir={profile}"]
-    if proxy is not None:  # every request, loopback too, goes through the recording proxy
-        command += [f"--proxy-server=http://127.0.0.1:{proxy}", "--proxy-bypass-list=<-loopback>"]
+    if proxy is not None:  # every request beyond loopback goes to the recording proxy
+        command += [f"--proxy-server=http://127.0.0.1:{proxy}"]
     command += args
     if offline:  # a network namespace of its own: no interface up, not even loopback
         command = ["unshare", "--net", *command]

@@ -177,6 +177,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from driftline.runtime.status import serve
+
+    config = _config(args.config, delivers=False)
+    server, status = serve(config, args.host, args.port)
+    port = server.server_address[1]
+    print(
+        f"driftline status: http://{args.host}:{port}/ (reading {config.topics.alerts} and the "
+        "window topics; Ctrl-C stops it)",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        status.stopping.set()
+        server.server_close()
+    return 0
+
+
 def _cmd_dashboards(args: argparse.Namespace) -> int:
     from driftline.observability import dashboards
 
@@ -251,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_baseline,
         _add_replay,
         _add_report,
+        _add_status,
         _add_dashboards,
         _add_docs,
         _add_kafka,
@@ -447,6 +469,25 @@ def _add_report(sub: Commands) -> None:
         "--out-dir", default="report", help="where to write <model>.html (default: %(default)s)"
     )
     report.set_defaults(func=_cmd_report)
+
+
+def _add_status(sub: Commands) -> None:
+    status = sub.add_parser(
+        "status",
+        help="serve the fleet's live status page",
+        description="Serve a read-only page of every configured model's state (healthy, "
+        "drifting, broken, degraded), since when and why, its top features' history, the "
+        "latest alerts and the workers' consumer lag, fed from the alerts and window topics "
+        "that every worker writes; /model/<id> shows one model like the report.",
+    )
+    status.add_argument("--config", help="YAML config (default: $DRIFTLINE_CONFIG)")
+    status.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)"
+    )
+    status.add_argument(
+        "--port", type=int, default=8900, help="the port (0: any free one; default: %(default)s)"
+    )
+    status.set_defaults(func=_cmd_status)
 
 
 def _add_dashboards(sub: Commands) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import orjson
@@ -83,7 +83,9 @@ class Notifier:
     def body(self, receiver: ReceiverSettings, record: Alert | RetrainingRequest) -> bytes:
         if receiver.type == "slack":
             if isinstance(record, Alert):
-                return orjson.dumps(slack_message(record, self.settings.grafana_url))
+                return orjson.dumps(
+                    slack_message(record, self.settings.grafana_url, self.settings.status_url)
+                )
             return orjson.dumps(slack_retraining_message(record))
         return record.to_json()  # the generic webhook gets the record as on the topic
 
@@ -242,9 +244,18 @@ def _evidence_line(f: FeatureEvidence) -> str:
     )
 
 
-def slack_message(alert: Alert, grafana_url: str | None = None) -> dict[str, Any]:
+def status_link(status_url: str, alert: Alert) -> str:
+    """The alert's model on the status page, the alert marked."""
+    base = status_url.rstrip("/")
+    return f"{base}/model/{quote(alert.model_id, safe='')}?{urlencode({'alert': alert.alert_id})}"
+
+
+def slack_message(
+    alert: Alert, grafana_url: str | None = None, status_url: str | None = None
+) -> dict[str, Any]:
     """A Slack incoming-webhook message in Block Kit: title, severity, model, top features,
-    time window, the dedup id and a dashboard link; ``text`` is the notification fallback."""
+    time window, the dedup id and a dashboard link (Grafana's, or else the status page's);
+    ``text`` is the notification fallback."""
     firing = alert.status == "firing"
     icon = (":rotating_light:" if alert.severity == "critical" else ":warning:") if firing else ""
     kind = alert.kind.replace("_", " ")
@@ -294,15 +305,20 @@ def slack_message(alert: Alert, grafana_url: str | None = None) -> dict[str, Any
             ],
         },
     ]
+    link = None
     if grafana_url:
+        link = ("Open dashboard", dashboard_link(grafana_url, alert))
+    elif status_url:
+        link = ("Open status page", status_link(status_url, alert))
+    if link is not None:
         blocks.append(
             {
                 "type": "actions",
                 "elements": [
                     {
                         "type": "button",
-                        "text": {"type": "plain_text", "text": "Open dashboard"},
-                        "url": dashboard_link(grafana_url, alert),
+                        "text": {"type": "plain_text", "text": link[0]},
+                        "url": link[1],
                     }
                 ],
             }

@@ -136,6 +136,12 @@ def time_chart(
             f'<polyline class="series" points="{path}" fill="none" stroke="{colour}" '
             f'stroke-width="1.6"{dash}><title>{escape(s.name)}</title></polyline>'
         )
+        if s.points:  # the latest value, visible even when it is the only one
+            x, y = s.points[-1]
+            body.append(
+                f'<circle class="latest" cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" '
+                f'fill="{colour}"><title>{escape(s.name)} {_number(y)}</title></circle>'
+            )
     body.append(
         f'<text x="{LEFT}" y="{HEIGHT - 4}" font-size="10">{escape(x_label)} '
         f"{x0:,.0f}</text>"
@@ -169,3 +175,36 @@ def _legend(items: Sequence[tuple[str, str]]) -> str:
         )
         x += 24 + 6 * len(name)
     return "".join(out)
+
+
+def sparkline(points: Sequence[tuple[float, float]], title: str, rule: float = 1.0) -> str:
+    """A small line with no axes: a feature's recent statistic / threshold, the threshold a
+    dashed rule, the latest value a dot."""
+    w, h, pad = 180, 40, 3
+    ys = [y for _, y in points] + [rule, 0.0]
+    xs = [x for x, _ in points] or [0.0]
+    x0, x1, y1 = min(xs), max(xs), max(ys) * 1.05
+
+    def px(x: float) -> float:
+        return pad + (x - x0) / ((x1 - x0) or 1.0) * (w - 2 * pad)
+
+    def py(y: float) -> float:
+        return pad + (y1 - y) / (y1 or 1.0) * (h - 2 * pad)
+
+    body = [
+        f'<line class="rule" x1="{pad}" x2="{w - pad}" y1="{py(rule):.1f}" y2="{py(rule):.1f}" '
+        'stroke="#999" stroke-dasharray="3 2"/>'
+    ]
+    if points:
+        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in points)
+        colour = RECENT_COLOUR if points[-1][1] >= rule else LINE_COLOURS[0]
+        body.append(
+            f'<polyline class="series" points="{path}" fill="none" stroke="{colour}" '
+            f'stroke-width="1.5"><title>{escape(title)}</title></polyline>'
+            f'<circle class="latest" cx="{px(points[-1][0]):.1f}" cy="{py(points[-1][1]):.1f}" '
+            f'r="2.5" fill="{colour}"/>'
+        )
+    return (
+        f'<svg class="sparkline" role="img" aria-label="{escape(title)}" viewBox="0 0 {w} {h}" '
+        f'width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg">' + "".join(body) + "</svg>"
+    )

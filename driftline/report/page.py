@@ -195,7 +195,7 @@ text-align:left;vertical-align:top}th{background:#f4f4f4}.num{text-align:right}
 .critical{color:#b52b27;font-weight:600}.warning{color:#a86200;font-weight:600}
 .open{font-weight:600}.feature{display:inline-block;margin:8px 12px 8px 0;vertical-align:top}
 .feature h3{font-size:15px;margin:4px 0}.muted{color:#777}pre{background:#f7f7f7;padding:8px;
-overflow:auto;font-size:12px}
+overflow:auto;font-size:12px}tr.linked td{background:#fff4c2}
 """
 
 

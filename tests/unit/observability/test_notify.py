@@ -136,6 +136,17 @@ def test_slack_message_is_block_kit_with_the_evidence() -> None:
     assert "<!channel>" not in mrkdwn and "&lt;!channel&gt; &amp; co" in mrkdwn
 
 
+def test_without_grafana_slack_links_the_alert_on_the_status_page() -> None:
+    alert = make_alert(model_id="eta/eu west")
+    message = slack_message(alert, None, "http://127.0.0.1:8900/")
+    check_block_kit(message)
+    button = message["blocks"][-1]["elements"][0]
+    assert button["text"]["text"] == "Open status page"
+    assert button["url"] == f"http://127.0.0.1:8900/model/eta%2Feu%20west?alert={alert.alert_id}"
+    both = slack_message(alert, "http://grafana.example:3000", "http://127.0.0.1:8900")
+    assert both["blocks"][-1]["elements"][0]["text"]["text"] == "Open dashboard"
+
+
 def test_slack_message_for_data_quality_shows_rates_and_examples() -> None:
     evidence = FeatureEvidence(
         "color", "unseen_category", 19.7, 17.1, 3_033, 9, 9.0, 0.22, 0.0, ["ultra<violet>"]
