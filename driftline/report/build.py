@@ -9,7 +9,7 @@ from driftline.events.records import Alert, FeatureWindow, PerformanceWindow
 from driftline.monitoring import validation
 from driftline.monitoring.pipeline import Pipeline
 from driftline.monitoring.replay import read_messages
-from driftline.report.page import ModelReport, recent_events, render
+from driftline.report.page import ModelReport, lines_from_end, recent_events, render
 
 
 def read_records(path: Path, kind: str) -> list[bytes]:
@@ -60,7 +60,10 @@ def build_reports(
             ) from None
     profiles = validation.load_profiles(config)
     pipeline = Pipeline(config, profiles)  # for its decoder: the worker's reading of events
-    tails = recent_events(config, pipeline.decoder, read_messages(events), recent) if events else {}
+    tails = {}
+    if events is not None:
+        read_messages(events)  # replay's checks: a file of topic messages
+        tails = recent_events(config, pipeline.decoder, lines_from_end(events), recent)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for model_id in chosen:
@@ -75,12 +78,12 @@ def build_reports(
             model.false_alarm_budget,
             [h for h in history_records if h.model_id == model_id],
         )
-        path = out_dir / f"{_file_name(model_id)}.html"
+        path = out_dir / f"{file_name(model_id)}.html"
         path.write_text(render(report), encoding="utf-8")
         written.append(path)
     return written
 
 
-def _file_name(model_id: str) -> str:
+def file_name(model_id: str) -> str:
     """A model id as a file name: letters, digits, dot, dash and underscore kept."""
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in model_id) or "model"

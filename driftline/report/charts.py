@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from html import escape
 
 WIDTH, HEIGHT = 520, 180
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 36
+LEFT, RIGHT, TOP, BOTTOM = 48, 12, 22, 36
 REFERENCE_COLOUR, RECENT_COLOUR = "#8a9bb0", "#d9534f"
 LINE_COLOURS = ("#1f6fb2", "#e08a1e", "#3c9a5f", "#8e5ab8")
 
@@ -170,8 +170,8 @@ def _legend(items: Sequence[tuple[str, str]]) -> str:
     out, x = [], LEFT + 8
     for name, colour in items:
         out.append(
-            f'<rect x="{x}" y="{TOP}" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{x + 14}" y="{TOP + 9}" font-size="10">{escape(name)}</text>'
+            f'<rect x="{x}" y="3" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{x + 14}" y="12" font-size="10">{escape(name)}</text>'
         )
         x += 24 + 6 * len(name)
     return "".join(out)

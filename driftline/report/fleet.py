@@ -9,7 +9,9 @@ Memory is bounded: the last ``HISTORY`` feature and performance windows per mode
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
 from urllib.parse import quote
@@ -77,9 +79,15 @@ class Fleet:
         return "healthy", None
 
 
-def render_fleet(fleet: Fleet, lag: dict[str, int] | None, refresh: int = 10) -> str:
+def render_fleet(
+    fleet: Fleet,
+    lag: dict[str, int] | None,
+    refresh: int | None = 10,
+    link: Callable[[str], str] | None = None,
+) -> str:
     """The fleet page: a row per model, worst first, with its top features' recent history;
-    the latest alerts; the workers' lag."""
+    the latest alerts; the workers' lag. ``refresh``: seconds between reloads (None: a
+    snapshot); ``link``: where a model's name leads (default: its page on the server)."""
     rank = {name: i for i, (name, _) in enumerate(STATES)}
     order = sorted(fleet.models, key=lambda m: (rank.get(fleet.health(m)[0], 9), m))
     rows = []
@@ -89,13 +97,14 @@ def render_fleet(fleet: Fleet, lag: dict[str, int] | None, refresh: int = 10) ->
         if episode is not None:
             since = f"{_time(episode.first.created_at)} (event {episode.first.events_seen:,})"
             why = episode.last.message
-        link = f"model/{quote(model_id, safe='')}"
+        href = link(model_id) if link else f"model/{quote(model_id, safe='')}"
         rows.append(
             f'<tr data-model="{escape(model_id)}" data-state="{state}">'
-            f'<td><a href="{escape(link)}">{escape(model_id)}</a></td>'
+            f'<td><a href="{escape(href)}">{escape(model_id)}</a></td>'
             f'<td class="{state}">{state}</td><td>{escape(since)}</td>'
             f"<td>{escape(why)}</td><td>{_sparks(fleet.models[model_id])}</td></tr>"
         )
+    when = f"refreshes every {refresh} s" if refresh else f"as it stood at {_time(time.time())}"
     latest = [
         f'<tr data-alert-id="{escape(a.alert_id)}"><td>{_time(a.created_at)}</td>'
         f"<td>{escape(a.model_id)}</td><td>{escape(a.kind)}</td><td>{escape(a.status)}"
@@ -111,7 +120,7 @@ def render_fleet(fleet: Fleet, lag: dict[str, int] | None, refresh: int = 10) ->
     return (
         _head("driftline status", refresh)
         + "<h1>driftline status</h1>"
-        + f'<p class="muted">{fleet.records:,} records read; refreshes every {refresh} s</p>'
+        + f'<p class="muted">{fleet.records:,} records read; {when}</p>'
         + "<h2>Models</h2><table><tr><th>model</th><th>state</th><th>since</th><th>why</th>"
         + "<th>top features (statistic / threshold)</th></tr>"
         + "".join(rows)
@@ -178,11 +187,12 @@ def _sparks(state: ModelState) -> str:
     return "".join(out)
 
 
-def _head(title: str, refresh: int) -> str:
+def _head(title: str, refresh: int | None) -> str:
+    reload = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="refresh" content="{refresh}">'
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        + reload
+        + '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'; img-src data:\">"
         f"<title>{escape(title)}</title><style>{STYLE}{FLEET_STYLE}</style></head><body>"
     )

@@ -311,13 +311,11 @@ def _history(report: ModelReport, name: str, named: list[Episode]) -> str:
     # the checks that failed on this feature at some point: the others flag a few events
     # now and then by design (a run of equal values, a value near the range's edge)
     failed = {q.check for w in report.history for q in w.quality if q.feature == name and q.failing}
-    flags: dict[str, list[tuple[float, float]]] = {}
-    for w in report.history:
-        for q in w.quality:
-            if q.feature == name and q.check in failed:
-                flags.setdefault(q.check, []).append(
-                    (float(w.window_end_event), q.flagged / max(w.events, 1))
-                )
+    flags: dict[str, list[tuple[float, float]]] = {check: [] for check in sorted(failed)}
+    for w in report.history:  # every window: one with no flag is a zero, not a gap
+        flagged = {q.check: q.flagged for q in w.quality if q.feature == name}
+        for check, points in flags.items():
+            points.append((float(w.window_end_event), flagged.get(check, 0) / max(w.events, 1)))
     if flags:
         series = [Series(f"{check} (share flagged)", _thinned(p)) for check, p in flags.items()]
         out += time_chart(series, f"{name}: data-quality flags per window", from_zero=True)

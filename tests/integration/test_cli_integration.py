@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from driftline.cli.demo.scenario import FEATURES
+from tests.browser import Dom, dump_dom
 from tests.conftest import free_port
 from tests.unit.cli.test_cli import cli
 
@@ -123,6 +125,20 @@ def test_the_demo_prints_the_readmes_example(kafka_bootstrap: str) -> None:
     # a quiet worker: nothing at ERROR level, no stack dumps on start or stop
     log = (root / ".driftline" / "demo" / "worker.log").read_text()
     assert "[ERROR]" not in log and "Traceback" not in log and "TRACEBACK" not in log, log
+    # the report and the status page as it stood, opened in a browser
+    pages = root / ".driftline" / "demo" / "report"
+    assert "report            .driftline/demo/report/: eta.html, late.html, status.html" in text
+    assert re.search(r"status page       http://127\.0\.0\.1:\d+/ while the demo ran", text)
+    status = Dom(dump_dom((pages / "status.html").as_uri(), root / ".driftline" / "chromium-s"))
+    rows = {e.attrs["data-model"]: e.attrs["data-state"] for e in status.find("tr") if
+            "data-model" in e.attrs}  # fmt: skip
+    assert rows == {"eta": "drifting", "late": "drifting"}
+    drift = re.search(r"critical drift alert (\w+) at event", text)
+    assert drift
+    report = Dom(dump_dom((pages / "eta.html").as_uri(), root / ".driftline" / "chromium-r"))
+    assert drift[1] in {e.attrs.get("data-alert-id") for e in report.find("tr")}
+    shown = {e.attrs["data-feature"] for e in report.elements if "data-feature" in e.attrs}
+    assert shown - {"_prediction"} == set(FEATURES)
 
 
 @pytest.mark.kafka

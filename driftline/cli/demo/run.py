@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from kafka.structs import TopicPartition
 
+from driftline.cli.demo.pages import EventsFile, LiveStatus, status_port, write_pages
 from driftline.cli.demo.scenario import (
     DRIFTING,
     FEATURES,
@@ -151,6 +152,7 @@ def _run_with_broker(
     started: float,
 ) -> int:
     print("Building the reference profiles from the models' validation data ...")
+    port = status_port()
     profile_path = workdir / "eta.profile.json"
     profile_path.write_bytes(demo_profile(scenario).to_json())
     late_path = workdir / "late.profile.json"
@@ -162,6 +164,8 @@ def _run_with_broker(
             "app_id": f"driftline-demo-{run_id}",
             "metrics_port": metrics_port,
             "data_dir": str(workdir / "worker"),
+            # a point of each feature's history per 1,000 predictions (the report's charts)
+            "history_events": 1_000,
         },
         "models": {
             MODEL: {
@@ -191,7 +195,8 @@ def _run_with_broker(
         "notifications": {
             "receivers": {"demo-slack": {"type": "slack", "url_env": SLACK_URL_ENV}},
             "routes": [{"receivers": ["demo-slack"]}],
-            "grafana_url": "http://127.0.0.1:3000",
+            # no Grafana here: Slack messages link to the demo's status page
+            "status_url": f"http://127.0.0.1:{port}/",
         },
     }
     with SlackSink(_show_slack) as slack:
@@ -200,18 +205,24 @@ def _run_with_broker(
         config_path.write_text(yaml.safe_dump(raw_config, sort_keys=False))
         config = config_from_dict(raw_config, source=str(config_path), env=env)
         ensure_topics(config)
-        return _run_worker(
-            scenario,
-            config,
-            config_path,
-            env,
-            bootstrap,
-            workdir,
-            metrics_port,
-            rate,
-            started,
-            slack,
-        )
+        status = LiveStatus(config, port)
+        print(f"Status page: {status.url} (while the demo runs)")
+        try:
+            return _run_worker(
+                scenario,
+                config,
+                config_path,
+                env,
+                bootstrap,
+                workdir,
+                metrics_port,
+                rate,
+                started,
+                slack,
+                status,
+            )
+        finally:
+            status.stop()
 
 
 def demo_profile(scenario: Scenario | None = None) -> ReferenceProfile:
@@ -269,8 +280,15 @@ def late_profile(scenario: Scenario | None = None) -> ReferenceProfile:
 class DemoTraffic:
     """Both models' predictions, and their labels ``LABEL_LAG`` predictions later."""
 
-    def __init__(self, topics: TopicSettings, kafka_options: dict[str, Any]) -> None:
-        """``kafka_options``: kafka-python client options (servers, and security if any)."""
+    def __init__(
+        self,
+        topics: TopicSettings,
+        kafka_options: dict[str, Any],
+        record: EventsFile | None = None,
+    ) -> None:
+        """``kafka_options``: kafka-python client options (servers, and security if any);
+        ``record``: a file that keeps a copy of the predictions sent."""
+        self.record = record
         options: dict[str, Any] = {**kafka_options, "batch_size": 500}
         self.eta = PredictionLogger(MODEL, MODEL_VERSION, topic=topics.predictions, **options)
         self.late = PredictionLogger(LATE_MODEL, "1", topic=topics.predictions, **options)
@@ -285,6 +303,23 @@ class DemoTraffic:
         self.eta.log(pid, event["features"], eta, timestamp=now)
         score = float(late_score(eta))
         self.late.log(pid, {"eta_min": eta}, int(score >= 0.5), timestamp=now, scores={"1": score})
+        if self.record is not None:
+            common = {"prediction_id": pid, "timestamp": now}
+            self.record.add(
+                MODEL,
+                MODEL_VERSION,
+                {**common, "features": event["features"], "prediction": eta},
+            )
+            self.record.add(
+                LATE_MODEL,
+                "1",
+                {
+                    **common,
+                    "features": {"eta_min": eta},
+                    "prediction": int(score >= 0.5),
+                    "scores": {"1": score},
+                },
+            )
         self.sent.append((pid, event["actual"]))
         if len(self.sent) > LABEL_LAG:
             done, actual = self.sent.pop(0)
@@ -346,8 +381,8 @@ def _run_worker(
     rate: float,
     started: float,
     slack: SlackSink,
+    status: LiveStatus,
 ) -> int:
-
     print(f"Starting a driftline worker (config {config_path}) ...")
     worker_log = (workdir / "worker.log").open("w")
     worker = subprocess.Popen(
@@ -364,7 +399,17 @@ def _run_worker(
     watcher.start()
     try:
         return _produce_and_report(
-            scenario, config, bootstrap, worker, alerts, metrics_port, rate, started, slack
+            scenario,
+            config,
+            bootstrap,
+            worker,
+            alerts,
+            metrics_port,
+            rate,
+            started,
+            slack,
+            status,
+            workdir,
         )
     finally:
         stop.set()
@@ -386,6 +431,8 @@ def _produce_and_report(
     rate: float,
     started: float,
     slack: SlackSink,
+    status: LiveStatus,
+    workdir: Path,
 ) -> int:
     topics = config.topics
     events = scenario.events()
@@ -402,12 +449,14 @@ def _produce_and_report(
     bad.flush()
     bad.close()
 
-    traffic = DemoTraffic(topics, {"bootstrap_servers": bootstrap})
+    events_file = EventsFile(workdir / "events.jsonl")
+    traffic = DemoTraffic(topics, {"bootstrap_servers": bootstrap}, events_file)
     t0 = time.monotonic()
     step = 500
     for start in range(0, len(events), step):
         for i, event in enumerate(events[start : start + step], start):
             traffic.send(f"p-{i}", event)
+        events_file.flush()
         if worker.poll() is not None:
             _say(f"The worker exited (code {worker.returncode}); see .driftline/demo/worker.log")
             return 1
@@ -423,6 +472,7 @@ def _produce_and_report(
             f"phase {phase:<8}  alerts {len(alerts.alerts)}"
         )
     traffic.close()
+    events_file.close()
     produced_in = time.monotonic() - t0
     timeout = 60.0 + 2 * produced_in  # a slower machine produces slower too
     missing = _wait_until_done(config, worker, alerts, slack, timeout)
@@ -436,8 +486,24 @@ def _produce_and_report(
     if missing:
         print(f"\n\nThe worker did not finish in {timeout:.0f} s: {'; '.join(missing)}.")
         print("The summary below is incomplete; the worker's log is .driftline/demo/worker.log.")
+    pages = write_pages(config, workdir, events_file.path, status.page)
+    folder = pages[0].parent
+    shown = folder.relative_to(PROJECT_ROOT) if folder.is_relative_to(PROJECT_ROOT) else folder
+    where = [
+        f"  report            {shown}/: {', '.join(p.name for p in pages)} (they load nothing)",
+        f"  status page       {status.url} while the demo ran (status.html: as it stood)",
+    ]
     _report(
-        scenario, alerts, processed, dead, topics, metrics_port, started, traffic.eta, delivered
+        scenario,
+        alerts,
+        processed,
+        dead,
+        topics,
+        metrics_port,
+        started,
+        traffic.eta,
+        delivered,
+        where,
     )
     return 1 if missing else 0
 
@@ -523,6 +589,7 @@ def _report(
     started: float,
     logger: PredictionLogger,
     delivered: list[str],
+    where: list[str],
 ) -> None:
     with alerts.lock:  # in a fixed order, not the order they arrived in
         firing = sorted(
@@ -580,4 +647,5 @@ def _report(
     print(f"  dead letters      {topics.dead_letter}")
     print(f"  metrics           http://127.0.0.1:{metrics_port}/metrics while a worker runs")
     print("  worker log        .driftline/demo/worker.log; config and profile beside it")
+    print("\n".join(where))
     print("  your own model    driftline baseline, then driftline worker --config your.yaml")

@@ -94,6 +94,13 @@ def test_every_feature_has_its_distributions_and_history_drawn(built: Path, tmp_
         kinds = Counter(e.attrs.get("class") for e in bars)
         assert kinds["bar reference"] >= 3 and kinds["bar recent"] == kinds["bar reference"]
         assert sum(float(e.attrs["height"]) for e in bars) > 100  # drawn, not flat
+    # the recent bars are the last events': x1 moved up a standard deviation at event 6,000
+    top = [
+        e for e in dom.find("rect") if "x1" in e.parents and "recent" in e.attrs.get("class", "")
+    ]
+    assert (
+        top[-1].text.endswith("%") and float(top[-1].text.split()[-1][:-1]) > 18
+    )  # reference: 10%
     history = [FeatureWindow.from_json(x) for x in (built / "history.jsonl").read_bytes().split()]
     assert len(history) == 24
     for feature in ("x1", "x2", "color"):
