@@ -159,19 +159,38 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    import tempfile
+
     from driftline.report.build import build_reports
 
     config = _config(args.config, delivers=False)
-    written = build_reports(
-        config,
-        Path(args.out_dir),
-        alerts=Path(args.alerts) if args.alerts else None,
-        windows=Path(args.performance_windows) if args.performance_windows else None,
-        events=Path(args.events) if args.events else None,
-        history=Path(args.feature_windows) if args.feature_windows else None,
-        recent=args.recent,
-        models=args.model or None,
-    )
+    files = {
+        "alerts": args.alerts,
+        "windows": args.performance_windows,
+        "history": args.feature_windows,
+    }
+    with tempfile.TemporaryDirectory() as saved:
+        if args.from_kafka:  # the records the workers published, read from their topics
+            from driftline.runtime.topics import dump_topic
+
+            topics = config.topics
+            for name, topic in (
+                ("alerts", topics.alerts),
+                ("windows", topics.performance_windows),
+                ("history", topics.feature_windows),
+            ):
+                files[name] = str(Path(saved) / f"{name}.jsonl")
+                dump_topic(config.kafka, topic, Path(files[name]))
+        written = build_reports(
+            config,
+            Path(args.out_dir),
+            alerts=Path(files["alerts"]) if files["alerts"] else None,
+            windows=Path(files["windows"]) if files["windows"] else None,
+            events=Path(args.events) if args.events else None,
+            history=Path(files["history"]) if files["history"] else None,
+            recent=args.recent,
+            models=args.model or None,
+        )
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -448,6 +467,11 @@ def _add_report(sub: Commands) -> None:
         "and the events themselves (--events).",
     )
     report.add_argument("--config", help="YAML config (default: $DRIFTLINE_CONFIG)")
+    report.add_argument(
+        "--from-kafka",
+        action="store_true",
+        help="read the alerts and window records from the workers' topics (instead of files)",
+    )
     report.add_argument("--alerts", help="alert records, JSON lines (replay's --out)")
     report.add_argument("--performance-windows", help="performance-window records, JSON lines")
     report.add_argument(

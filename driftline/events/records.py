@@ -201,6 +201,19 @@ class QualityWindow:
 
 
 @dataclass(frozen=True)
+class LabelsWindow:
+    """The label join over a window: how labels fared, and how late the joined ones came."""
+
+    joined: int
+    waiting: int  # labels that came before their prediction (stored to wait for it)
+    expired_labels: int  # labels whose prediction never came within the TTL
+    expired_predictions: int  # predictions whose label never came within the TTL
+    duplicates: int
+    delay_p50: float | None  # seconds from prediction to label, of the labels joined
+    delay_p90: float | None
+
+
+@dataclass(frozen=True)
 class FeatureWindow:
     """A model's drift detectors and data-quality checks over a window of ``events``
     predictions: the history that reports and status pages plot."""
@@ -214,6 +227,7 @@ class FeatureWindow:
     last_event_time: float
     subjects: dict[str, SubjectWindow]
     quality: list[QualityWindow]
+    labels: LabelsWindow | None = None  # with performance on: the label join meanwhile
     schema: str = FEATURE_WINDOW_SCHEMA
 
     def to_json(self) -> bytes:
@@ -224,6 +238,8 @@ class FeatureWindow:
         doc: dict[str, Any] = orjson.loads(data)
         doc["subjects"] = {k: SubjectWindow(**v) for k, v in doc.get("subjects", {}).items()}
         doc["quality"] = [QualityWindow(**q) for q in doc.get("quality", [])]
+        if doc.get("labels") is not None:
+            doc["labels"] = LabelsWindow(**doc["labels"])
         return cls(**doc)
 
 

@@ -121,7 +121,10 @@ class Pipeline:
         self._performance(config, profiles)
         self.histories = {
             model_id: FeatureHistory(
-                model_id, config.worker.history_events, profile.version if profile else ""
+                model_id,
+                config.worker.history_events,
+                profile.version if profile else "",
+                labels=config.models[model_id].performance.enabled,
             )
             for model_id, profile in ((m, profiles.get(m)) for m in config.models)
         }
@@ -358,6 +361,7 @@ class Pipeline:
                 m.labels.labels(model_id, outcome).inc(n)
         delays = np.fromiter((p.label_time - p.time for p in pairs), np.float64, len(pairs))
         m.observe_label_delays(model_id, np.maximum(delays, 0.0))
+        self.histories[model_id].add_labels(counts, delays, state)
         loss = self.label_loss[model_id].process(counts, delays, latest, version, state)
         result.alerts.extend(loss)
         for alert in loss:

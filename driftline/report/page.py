@@ -171,6 +171,7 @@ def render(report: ModelReport) -> str:
         _features(report, found),
         _predictions(report),
         _performance(report),
+        _labels(report),
         _config(report),
         "</body></html>",
     ]
@@ -433,6 +434,42 @@ def _performance(report: ModelReport) -> str:
     head = ("source", "window end", "metric", "value", "baseline", "bar", "verdict")
     out.append(_table(head, rows))
     return "".join(out)
+
+
+def _labels(report: ModelReport) -> str:
+    """The label join per feature window: how late labels came, and what became of them."""
+    windows = [w for w in report.history if w.labels is not None]
+    if not windows:
+        return ""
+    delays = [
+        Series(
+            name, [(float(w.window_end_event), v) for w in windows if (v := pick(w)) is not None]
+        )
+        for name, pick in (
+            ("median delay (s)", lambda w: w.labels.delay_p50 if w.labels else None),
+            ("90th percentile (s)", lambda w: w.labels.delay_p90 if w.labels else None),
+        )
+    ]
+    outcomes = ("joined", "waiting", "expired_labels", "expired_predictions", "duplicates")
+    counts = [
+        Series(name, [(float(w.window_end_event), float(getattr(w.labels, name))) for w in windows])
+        for name in outcomes
+    ]
+    totals = [
+        (name, f"{sum(getattr(w.labels, name) for w in windows if w.labels):,}")
+        for name in outcomes
+    ]
+    return (
+        "<h2>Labels</h2>"
+        '<div class="feature" data-chart="label-delay"><h3>label delay</h3>'
+        + time_chart(
+            [d for d in delays if d.points], "label delay", x_label="prediction", from_zero=True
+        )
+        + '</div><div class="feature" data-chart="label-outcomes"><h3>label join outcomes</h3>'
+        + time_chart(counts, "label join outcomes per window", x_label="prediction", from_zero=True)
+        + "</div>"
+        + _table(("outcome", "labels in these windows"), totals)
+    )
 
 
 def _config(report: ModelReport) -> str:

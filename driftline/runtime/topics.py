@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from pathlib import Path
 from typing import Any
 
 from kafka.admin import NewTopic
@@ -208,3 +209,33 @@ class GroupLag:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def dump_topic(kafka: KafkaSettings, topic: str, path: Path) -> int:
+    """Every committed record of ``topic`` into ``path``, a value per line (the records
+    driftline publishes are one-line JSON); how many."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        **kafka_client_options(kafka),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    try:
+        parts = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        count = 0
+        with path.open("wb") as out:
+            while any(consumer.position(tp) < end for tp, end in ends.items()):
+                for records in consumer.poll(timeout_ms=500).values():
+                    for record in records:
+                        out.write((record.value or b"") + b"\n")
+                        count += 1
+        return count
+    finally:
+        consumer.close()

@@ -112,6 +112,19 @@ def test_the_status_page_shows_the_fleet_from_the_topics(
         assert row.attrs.get("class") == "linked"
         features = {e.attrs["data-feature"] for e in linked.elements if "data-feature" in e.attrs}
         assert {"x1", "x2", "color"} <= features
+        # the report from the same topics
+        out = tmp_path / "report"
+        made_report = subprocess.run(
+            [sys.executable, "-m", "driftline", "report", "--config", str(worker.path),
+             "--from-kafka", "--out-dir", str(out)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert made_report.returncode == 0, made_report.stderr
+        report = Dom(dump_dom((out / "clf.html").as_uri(), tmp_path / "r"))
+        ids = {e.attrs["data-alert-id"] for e in report.find("tr") if "data-alert-id" in e.attrs}
+        assert ids == {r.alert_id for r in records if r.model_id == "clf"}
+        shaded = [e for e in report.find("rect") if "episode" in e.attrs.get("class", "")]
+        assert shaded  # the feature windows came from the topic too
     finally:
         if status is not None:
             status.terminate()

@@ -15,7 +15,7 @@ from driftline.config import Config
 from driftline.report.build import build_reports, file_name
 from driftline.report.fleet import render_fleet
 from driftline.runtime.status import StatusPage, serve
-from driftline.runtime.topics import kafka_client_options
+from driftline.runtime.topics import dump_topic
 
 STATUS_PORT = 8900  # the status page's usual port; any free one if it is taken
 
@@ -70,33 +70,6 @@ class LiveStatus:
         self.server.server_close()
 
 
-def save_topic(config: Config, topic: str, path: Path) -> int:
-    """Every committed record of ``topic`` into ``path`` (JSON lines); how many."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        **kafka_client_options(config.kafka),
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        ends = consumer.end_offsets(parts)
-        count = 0
-        with path.open("wb") as out:
-            while any(consumer.position(tp) < end for tp, end in ends.items()):
-                for records in consumer.poll(timeout_ms=500).values():
-                    for record in records:
-                        out.write((record.value or b"") + b"\n")
-                        count += 1
-        return count
-    finally:
-        consumer.close()
-
-
 def write_pages(config: Config, workdir: Path, events: Path, status: StatusPage) -> list[Path]:
     """The reports of the run and the status page as it stood at the end."""
     topics = config.topics
@@ -107,7 +80,7 @@ def write_pages(config: Config, workdir: Path, events: Path, status: StatusPage)
         ("performance-windows", topics.performance_windows),
     ):
         files[name] = workdir / f"{name}.jsonl"
-        save_topic(config, topic, files[name])
+        dump_topic(config.kafka, topic, files[name])
     reports = build_reports(
         config,
         workdir / "report",

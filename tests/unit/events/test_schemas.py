@@ -73,3 +73,27 @@ def test_retraining_requests_we_publish_validate(tmp_path: Path) -> None:
     for request in requests:
         jsonschema.validate(orjson.loads(request.to_json()), schema("retraining-request"))
         assert RetrainingRequest.from_json(request.to_json()) == request
+
+
+def test_feature_windows_we_publish_validate(tmp_path: Path) -> None:
+    from driftline.events.records import FeatureWindow
+    from tests.streams import classifier_events
+    from tests.unit.monitoring.test_performance import classifier_pipeline, label_message
+
+    p = classifier_pipeline(tmp_path)
+    predictions, labels = classifier_events(12_000, np.random.default_rng(4))
+    state: dict[str, bytes] = {}
+    joins: dict[str, bytes] = {}
+    history: list[FeatureWindow] = []
+    for start in range(0, 12_000, 1_000):  # each thousand predictions, then their labels
+        part = predictions[start : start + 1_000]
+        history += p.process_messages(
+            [batch_message("clf", part)], state, joins=joins
+        ).feature_windows
+        p.process_labels([label_message(labels[start : start + 1_000])], state, joins)
+    assert [w.window_end_event for w in history] == [5_000, 10_000]
+    assert [w.labels.joined for w in history if w.labels] == [4_000, 5_000]
+    for window in history:
+        doc = orjson.loads(window.to_json())
+        jsonschema.validate(doc, schema("feature-window"))
+        assert FeatureWindow.from_json(window.to_json()) == window

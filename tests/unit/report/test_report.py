@@ -110,6 +110,12 @@ def test_every_feature_has_its_distributions_and_history_drawn(built: Path, tmp_
             if feature in e.parents and e.text == "statistic / threshold"
         ]
         assert len(line.attrs["points"].split()) == len(history)
+    # the label join per window: the page's totals are the records'
+    joined = sum(w.labels.joined for w in history if w.labels is not None)
+    (row,) = [e for e in dom.find("tr") if e.text.startswith("joined")]
+    assert joined > 10_000 and row.text == f"joined{joined:,}"
+    for chart in ("label-delay", "label-outcomes"):
+        assert [e for e in dom.find("div") if e.attrs.get("data-chart") == chart]
     # the drift episode is shaded on the features it names, and only on them
     shaded = {
         p for e in dom.find("rect") if "episode" in e.attrs.get("class", "") for p in e.parents
