@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from driftline.config import Config, InputError
 from driftline.events.records import Alert, FeatureWindow, PerformanceWindow
@@ -11,12 +13,25 @@ from driftline.monitoring.pipeline import Pipeline
 from driftline.monitoring.replay import read_messages
 from driftline.report.page import ModelReport, lines_from_end, recent_events, render
 
+R = TypeVar("R")
 
-def read_records(path: Path, kind: str) -> list[bytes]:
-    """The non-blank lines of a JSON-lines file of records."""
+
+def read_records(path: Path | None, parse: Callable[[bytes], R], what: str) -> list[R]:
+    """The records of a JSON-lines file (none without a path); an InputError names the first
+    line that is not ``what``."""
+    if path is None:
+        return []
     if not path.is_file():
-        raise InputError(f"{path}: no such file ({kind})")
-    return [line for line in path.read_bytes().splitlines() if line.strip()]
+        raise InputError(f"{path}: no such file")
+    out = []
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(parse(line))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InputError(f"{path}, line {number}: not {what} ({exc})") from None
+    return out
 
 
 def build_reports(
@@ -36,28 +51,11 @@ def build_reports(
         raise InputError(
             f"--model {unknown[0]}: not in the config (its models: {', '.join(config.models)})"
         )
-    alert_records: list[Alert] = []
-    for number, line in enumerate(read_records(alerts, "alerts") if alerts else [], 1):
-        try:
-            alert_records.append(Alert.from_json(line))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise InputError(f"{alerts}, line {number}: not an alert record ({exc})") from None
-    window_records: list[PerformanceWindow] = []
-    for number, line in enumerate(read_records(windows, "windows") if windows else [], 1):
-        try:
-            window_records.append(PerformanceWindow.from_json(line))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise InputError(
-                f"{windows}, line {number}: not a performance-window record ({exc})"
-            ) from None
-    history_records: list[FeatureWindow] = []
-    for number, line in enumerate(read_records(history, "feature windows") if history else [], 1):
-        try:
-            history_records.append(FeatureWindow.from_json(line))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise InputError(
-                f"{history}, line {number}: not a feature-window record ({exc})"
-            ) from None
+    alert_records = read_records(alerts, Alert.from_json, "an alert record")
+    window_records = read_records(
+        windows, PerformanceWindow.from_json, "a performance-window record"
+    )
+    history_records = read_records(history, FeatureWindow.from_json, "a feature-window record")
     profiles = validation.load_profiles(config)
     pipeline = Pipeline(config, profiles)  # for its decoder: the worker's reading of events
     tails = {}

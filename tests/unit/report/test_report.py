@@ -138,6 +138,26 @@ def test_the_summary_shows_the_alert_records_numbers(built: Path, tmp_path: Path
         assert alert.severity in row.text and alert.kind in row.text
 
 
+def test_the_performance_table_shows_the_window_records(built: Path, tmp_path: Path) -> None:
+    from driftline.events.records import PerformanceWindow
+
+    dom = Dom(dump_dom((built / "out" / "clf.html").as_uri(), tmp_path / "profile"))
+    windows = [
+        PerformanceWindow.from_json(line)
+        for line in (built / "windows.jsonl").read_bytes().splitlines()
+    ]
+    rows = {e.text for e in dom.find("tr")}
+    last = windows[-1]
+    for check in last.checks:
+        assert check.value is not None and check.limit is not None
+        shown = f"{last.source}{last.window_end_event:,}{check.metric}{check.value:.4g}"
+        assert any(row.startswith(shown) and row.endswith(check.verdict) for row in rows), shown
+    # one line per watched metric, as many points as windows of its source
+    lines = [e for e in dom.find("polyline") if e.text in ("realised", "estimated")]
+    counts = {s: sum(w.source == s for w in windows) for s in ("realised", "estimated")}
+    assert {len(e.attrs["points"].split()) for e in lines} == set(counts.values())
+
+
 def test_the_report_loads_nothing_and_opens_with_the_network_off(
     built: Path, tmp_path: Path
 ) -> None:
