@@ -3,9 +3,11 @@
 For a change that should not move the worker's speed (a restructuring): each round times
 getmany on the topic, then the worker of each side (``git archive REV`` unpacked in a scratch
 directory, run from there, so the other side's code is what the worker imports). Columnar
-500-event messages, the throughput bench's model. Usage:
+500-event messages, the throughput bench's model. With ``--labels``: a binary classifier with
+performance monitoring on instead, its predictions timed, then their labels (the throughput
+bench's ``--labels`` run, each side in turn). Usage:
 
-    .venv/bin/python bench/ab_worker.py REV [--events N] [--rounds R]
+    .venv/bin/python bench/ab_worker.py REV [--events N] [--rounds R] [--labels]
 """
 
 from __future__ import annotations
@@ -22,13 +24,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import orjson  # noqa: E402
+
 from bench.throughput import (  # noqa: E402
+    LABEL_EVENTS,
     bare_consumer,
+    joined,
     messages,
     prepared_worker,
+    produce,
+    timed_counter,
     timed_worker,
     workspace,
 )
+from tests.streams import FEATURES, batch_message, classifier_events, write_classifier_profile  # noqa: E402
 
 
 def checkout(rev: str, into: Path) -> Path:
@@ -45,7 +54,11 @@ def main() -> None:
     parser.add_argument("rev", help="the other side: a commit, tag or branch")
     parser.add_argument("--events", type=int, default=900_000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--labels", action="store_true", help="the label path instead")
     args = parser.parse_args()
+    if args.labels:
+        labels_ab(args.rev, args.rounds)
+        return
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as other_dir, workspace(rng) as (bootstrap, tmp, model):
         sides = [(args.rev, checkout(args.rev, Path(other_dir))), ("now", ROOT)]
@@ -69,6 +82,52 @@ def main() -> None:
                 print(
                     f"| {name} | {r} | {run.rate:,.0f} | {limit.rate:,.0f} | "
                     f"{run.rate / limit.rate:.2f} | {run.cpu_per_million:.1f} |",
+                    flush=True,
+                )
+
+
+def labels_ab(rev: str, rounds: int) -> None:
+    """Predictions, then their labels, through a worker with performance on, each side."""
+    n = LABEL_EVENTS
+    rng = np.random.default_rng(1)
+    preds, labels = classifier_events(n, rng)
+    later = [{**e, "timestamp": e["timestamp"] + 600} for e in labels]
+    p_msgs = [batch_message("clf", preds[i : i + 500]) for i in range(0, n, 500)]
+    l_msgs = [
+        orjson.dumps({"model_id": "clf", "events": later[i : i + 500]}) for i in range(0, n, 500)
+    ]
+    with tempfile.TemporaryDirectory() as other_dir, workspace(rng) as (bootstrap, tmp, _):
+        sides = [(rev, checkout(rev, Path(other_dir))), ("now", ROOT)]
+        profile = write_classifier_profile(tmp / "clf.json")
+        model = {
+            "task": "binary",
+            "features": dict(FEATURES),
+            "reference": str(profile),
+            "performance": {"enabled": True, "label_ttl_seconds": 2 * n},
+        }
+        print(f"binary classifier, performance on, {n:,} predictions then their labels")
+        print("| code | round | predictions ev/s | labels ev/s | CPU s per M predictions |")
+        print("|---|---|---|---|---|")
+        for r in range(rounds):
+            for name, tree in sides:
+                run_dir = tmp / f"{name}-{r}"
+                run_dir.mkdir()
+                worker = prepared_worker(
+                    run_dir, bootstrap, model, p_msgs, model_id="clf", partitions=1
+                )
+                here = os.getcwd()
+                os.chdir(tree)  # the worker process imports driftline from its cwd
+                try:
+                    worker.start()
+                    predictions = timed_counter(worker, n, worker.processed)
+                    produce(bootstrap, worker.topic("labels"), b"clf", l_msgs)
+                    done = timed_counter(worker, n, joined(worker))
+                finally:
+                    worker.stop()
+                    os.chdir(here)
+                print(
+                    f"| {name} | {r} | {predictions.rate:,.0f} | {done.rate:,.0f} | "
+                    f"{predictions.cpu_per_million:.1f} |",
                     flush=True,
                 )
 
