@@ -24,11 +24,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import orjson  # noqa: E402
-
 from bench.throughput import (  # noqa: E402
     LABEL_EVENTS,
     bare_consumer,
+    classifier_messages,
     joined,
     messages,
     prepared_worker,
@@ -37,7 +36,7 @@ from bench.throughput import (  # noqa: E402
     timed_worker,
     workspace,
 )
-from tests.streams import FEATURES, batch_message, classifier_events, write_classifier_profile  # noqa: E402
+from tests.streams import FEATURES, write_classifier_profile  # noqa: E402
 
 
 def checkout(rev: str, into: Path) -> Path:
@@ -90,12 +89,7 @@ def labels_ab(rev: str, rounds: int) -> None:
     """Predictions, then their labels, through a worker with performance on, each side."""
     n = LABEL_EVENTS
     rng = np.random.default_rng(1)
-    preds, labels = classifier_events(n, rng)
-    later = [{**e, "timestamp": e["timestamp"] + 600} for e in labels]
-    p_msgs = [batch_message("clf", preds[i : i + 500]) for i in range(0, n, 500)]
-    l_msgs = [
-        orjson.dumps({"model_id": "clf", "events": later[i : i + 500]}) for i in range(0, n, 500)
-    ]
+    p_msgs, l_msgs = classifier_messages(n, rng)
     with tempfile.TemporaryDirectory() as other_dir, workspace(rng) as (bootstrap, tmp, _):
         sides = [(rev, checkout(rev, Path(other_dir))), ("now", ROOT)]
         profile = write_classifier_profile(tmp / "clf.json")

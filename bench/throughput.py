@@ -388,18 +388,25 @@ def main() -> None:
 LABEL_EVENTS = 200_000
 
 
-def label_path(quick: bool) -> None:
-    """A binary classifier's predictions (500 per message, with scores) through a worker with
-    performance monitoring off, then on; with it on, the labels of those predictions follow,
-    produced once the predictions are processed, so that each rate is timed on its own."""
-    n = 20_000 if quick else LABEL_EVENTS
-    rng = np.random.default_rng(1)
+def classifier_messages(n: int, rng: np.random.Generator) -> tuple[list[bytes], list[bytes]]:
+    """A binary classifier's ``n`` predictions and their labels (600 s later), 500 per
+    message."""
     preds, labels = classifier_events(n, rng)
     later = [{**e, "timestamp": e["timestamp"] + 600} for e in labels]
     p_msgs = [batch_message("clf", preds[i : i + 500]) for i in range(0, n, 500)]
     l_msgs = [
         orjson.dumps({"model_id": "clf", "events": later[i : i + 500]}) for i in range(0, n, 500)
     ]
+    return p_msgs, l_msgs
+
+
+def label_path(quick: bool) -> None:
+    """A binary classifier's predictions (500 per message, with scores) through a worker with
+    performance monitoring off, then on; with it on, the labels of those predictions follow,
+    produced once the predictions are processed, so that each rate is timed on its own."""
+    n = 20_000 if quick else LABEL_EVENTS
+    rng = np.random.default_rng(1)
+    p_msgs, l_msgs = classifier_messages(n, rng)
     rows = []
     with workspace(rng) as (bootstrap, tmp, _):
         profile = write_classifier_profile(tmp / "clf.json")
