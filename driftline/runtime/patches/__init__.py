@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from driftline.runtime.patches import (
     changelog_ends,
+    commit_after_end,
     commit_before_rebalance,
     hand_over,
     leave_on_stop,
@@ -29,6 +30,7 @@ PATCHES = (
     hand_over,
     undecodable_batches,
     leave_on_stop,
+    commit_after_end,
 )
 
 
