@@ -112,6 +112,14 @@ class TopicSettings(_Strict):
         return self.name("profiles")
 
     @property
+    def retraining_samples(self) -> str:
+        return self.name("retraining-samples")
+
+    @property
+    def retraining_status(self) -> str:
+        return self.name("retraining-status")
+
+    @property
     def deliveries(self) -> str:
         return self.name("deliveries")
 
@@ -128,6 +136,12 @@ class WorkerSettings(_Strict):
         ge=100,
         description="predictions per feature-window record (detector shares and data-quality "
         "flags over time)",
+    )
+    profiles_from_kafka: bool = Field(
+        default=True,
+        description="also read reference profiles from the compacted profiles topic (one per "
+        "model version), at start and while running: a published profile takes effect "
+        "without a restart",
     )
     max_message_bytes: int = Field(
         default=8 * 1024 * 1024,
@@ -243,8 +257,30 @@ class RetrainingPolicy(_Strict):
         default=6 * 3600.0, ge=0, description="event time after a request before the next one"
     )
     max_per_day: int = Field(default=2, ge=0, description="requests per UTC day at most")
+    sample_events: int = Field(
+        default=5_000,
+        ge=0,
+        description="recent events (with their labels) sampled per model and handed to the "
+        "retraining job with each request; 0 turns sampling off",
+    )
     endpoint: str | None = Field(
         default=None, description="a webhook receiver that is also POSTed each request"
+    )
+
+
+class VersionSettings(_Strict):
+    """How a model's versions are told apart: each live version is monitored on its own."""
+
+    max_live: int = Field(
+        default=3,
+        ge=1,
+        description="versions of the model monitored at once; events of others are only counted",
+    )
+    retire_after_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="a version without events this long (event time) while the model's other "
+        "versions have them is retired: its open episodes resolve and its state is dropped",
     )
 
 
@@ -263,10 +299,10 @@ class RouteSettings(_Strict):
         description="receivers (names under notifications.receivers) the matching alerts go to",
     )
     models: list[str] | None = Field(default=None, description="all models when absent")
-    severities: list[Literal["warning", "critical"]] | None = Field(
+    severities: list[Literal["info", "warning", "critical"]] | None = Field(
         default=None, description="all severities when absent"
     )
-    kinds: list[Literal["drift", "data_quality", "performance"]] | None = Field(
+    kinds: list[Literal["drift", "data_quality", "performance", "comparison"]] | None = Field(
         default=None, description="all kinds when absent"
     )
 
@@ -370,7 +406,9 @@ class DataQualitySettings(_Strict):
         ge=2,
         description="equal values in a row that make a feature constant (at least)",
     )
-    model_version: bool = Field(default=True, description="report model version changes")
+    model_version: bool = Field(
+        default=True, description="report a model version that has no reference profile of its own"
+    )
     ignore_fields: list[str] = Field(
         default_factory=list, description="undeclared fields the events are known to carry"
     )
@@ -383,6 +421,30 @@ ErrorDetector = Literal["cusum", "ddm", "eddm", "hddm_a", "hddm_w", "adwin"]
 PerformanceMetric = Literal[
     "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "mae", "rmse", "mape"
 ]
+
+
+class ComparisonSettings(_Strict):
+    """Versions on the same traffic (shadow predictions with the same prediction_id) compared
+    on the same labels: the first version to arrive is the champion."""
+
+    window_labels: int | None = Field(
+        default=None,
+        ge=20,
+        description="labels both versions share per comparison window (default: the "
+        "performance window)",
+    )
+    margin: float = Field(
+        default=0.0,
+        ge=0,
+        description="how much better the challenger must be: accuracy points (classifiers), "
+        "relative MAE reduction (regression)",
+    )
+    confidence: float = Field(
+        default=0.95,
+        gt=0.5,
+        lt=1,
+        description="of the intervals, and of the decision over every window so far",
+    )
 
 
 class PerformanceSettings(_Strict):
@@ -449,6 +511,10 @@ class PerformanceSettings(_Strict):
     label_drift: bool = Field(
         default=True, description="watch the labels' distribution like a feature (_label)"
     )
+    comparison: ComparisonSettings = Field(
+        default_factory=ComparisonSettings,
+        description="champion and challenger on the same labels",
+    )
 
 
 class JointDriftSettings(_Strict):
@@ -509,6 +575,9 @@ class ModelConfig(_Strict):
     )
     retraining: RetrainingPolicy = Field(
         default_factory=RetrainingPolicy, description="when trouble becomes a retraining request"
+    )
+    versions: VersionSettings = Field(
+        default_factory=VersionSettings, description="each live version monitored on its own"
     )
     data_quality: DataQualitySettings = Field(
         default_factory=DataQualitySettings,

@@ -189,3 +189,11 @@ def counted(config: Any) -> Any:
     from driftline.observability.metrics import WorkerMetrics
 
     return Pipeline.from_config(config, WorkerMetrics(config))
+
+
+def scope_of(profile: Path, model_id: str = "m1", version: str = "1") -> str:
+    """The state-key prefix of a model version monitored against the profile file ``profile``
+    (monitoring/versions.py)."""
+    from driftline.detectors.profile import ReferenceProfile
+
+    return f"{model_id}/@{version}:{ReferenceProfile.from_json(profile.read_bytes()).version[:12]}"

@@ -8,9 +8,13 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from driftline.config import Config, ConfigError, InputError, load_config
 from driftline.observability.redact import redact_secrets_in_logs
+
+if TYPE_CHECKING:
+    from driftline.detectors.profile import ReferenceProfile
 
 DESCRIPTION = """\
 driftline watches the predictions (and labels) your models publish on Kafka, runs online
@@ -145,7 +149,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             if args.feature_windows
             else None
         )
-        summary = replay(config, messages, out, dead, windows, history)
+        profiles = [_read_profile(Path(p)) for p in args.profile or ()]
+        summary = replay(config, messages, out, dead, windows, history, profiles)
     firing = sum(1 for a in summary.alerts if a.status == "firing")
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.dead_letters.items())) or "none"
     labelled = f" ({summary.labels} of labels)" if summary.labels else ""
@@ -156,6 +161,17 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _read_profile(path: Path) -> ReferenceProfile:
+    from driftline.detectors.profile import ReferenceProfile
+
+    try:
+        return ReferenceProfile.from_json(path.read_bytes())
+    except FileNotFoundError:
+        raise ConfigError(f"--profile: file {path} not found") from None
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"--profile: {path} is not a valid driftline profile: {exc}") from None
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -169,9 +185,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
         "windows": args.performance_windows,
         "history": args.feature_windows,
     }
+    published = []
     with tempfile.TemporaryDirectory() as saved:
         if args.from_kafka:  # the records the workers published, read from their topics
+            from driftline.runtime.profiles import published_profiles
             from driftline.runtime.topics import dump_topic
+
+            published = published_profiles(config)  # a new version's profile is there
 
             topics = config.topics
             for name, topic in (
@@ -190,6 +210,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             history=Path(files["history"]) if files["history"] else None,
             recent=args.recent,
             models=args.model or None,
+            published=published,
         )
     for path in written:
         print(f"wrote {path}")
@@ -214,6 +235,32 @@ def _cmd_status(args: argparse.Namespace) -> int:
     finally:
         status.stopping.set()
         server.server_close()
+    return 0
+
+
+def _cmd_retrain(args: argparse.Namespace) -> int:
+    import shlex
+
+    from driftline.runtime.retrainer import Retrainer
+
+    config = _config(args.config, delivers=False)
+    command = shlex.split(args.command)
+    if not command:
+        raise ConfigError("--command: give the command that trains the new version")
+    retrainer = Retrainer(config, command, Path(args.work_dir))
+    print(
+        f"driftline retrain: running {args.command!r} for each request on "
+        f"{config.topics.retraining_requests} (Ctrl-C stops it)",
+        flush=True,
+    )
+    try:
+        handled = retrainer.run(once=args.once)
+    except KeyboardInterrupt:
+        handled = 0
+    finally:
+        retrainer.close()
+    if args.once:
+        print(f"handled {handled} request")
     return 0
 
 
@@ -292,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_replay,
         _add_report,
         _add_status,
+        _add_retrain,
         _add_dashboards,
         _add_docs,
         _add_kafka,
@@ -435,6 +483,12 @@ def _add_replay(sub: Commands) -> None:
         help="labels-topic messages in a file of their own: merged with --events by their "
         "timestamps (each file in time order)",
     )
+    replay.add_argument(
+        "--profile",
+        action="append",
+        help="another model version's profile (as published to the profiles topic); repeat "
+        "for more",
+    )
     replay.add_argument("--out", help="alerts as JSON lines (default: standard output)")
     replay.add_argument("--dead-letters", help="write rejected input here as JSON lines")
     replay.add_argument(
@@ -470,7 +524,8 @@ def _add_report(sub: Commands) -> None:
     report.add_argument(
         "--from-kafka",
         action="store_true",
-        help="read the alerts and window records from the workers' topics (instead of files)",
+        help="read the alerts and window records from the workers' topics (instead of files), "
+        "and the profiles topic for a new version's profile",
     )
     report.add_argument("--alerts", help="alert records, JSON lines (replay's --out)")
     report.add_argument("--performance-windows", help="performance-window records, JSON lines")
@@ -512,6 +567,28 @@ def _add_status(sub: Commands) -> None:
         "--port", type=int, default=8900, help="the port (0: any free one; default: %(default)s)"
     )
     status.set_defaults(func=_cmd_status)
+
+
+def _add_retrain(sub: Commands) -> None:
+    retrain = sub.add_parser(
+        "retrain",
+        help="an example retraining consumer: run a command for each retraining request",
+        description="For each retraining request: publish accepted, write the request's sample "
+        "of recent events (with labels) to <work-dir>/<key>/sample.jsonl, publish running, run "
+        "--command with DRIFTLINE_REQUEST, DRIFTLINE_SAMPLE, DRIFTLINE_MODEL, "
+        "DRIFTLINE_MODEL_VERSION and DRIFTLINE_OUTPUT set; the command writes "
+        "$DRIFTLINE_OUTPUT/version and $DRIFTLINE_OUTPUT/reference.jsonl, whose profile is "
+        "built and published for that version; then publish succeeded (or failed, with why).",
+    )
+    retrain.add_argument("--config", help="YAML config (default: $DRIFTLINE_CONFIG)")
+    retrain.add_argument("--command", required=True, help="the training command (shell words)")
+    retrain.add_argument(
+        "--work-dir",
+        default=".driftline/retrain",
+        help="where each request's files go (default: %(default)s)",
+    )
+    retrain.add_argument("--once", action="store_true", help="stop after one request")
+    retrain.set_defaults(func=_cmd_retrain)
 
 
 def _add_dashboards(sub: Commands) -> None:

@@ -251,7 +251,9 @@ SCHEMAS = {
     "label": ("event",),
     "alert": (),
     "retraining-request": (),
+    "retraining-status": (),
     "performance-window": (),
+    "comparison-window": (),
     "feature-window": (),
 }
 

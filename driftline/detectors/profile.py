@@ -87,7 +87,7 @@ class ReferenceProfile:
     # features whose training data follows the clock: {name: "daily" | "weekly"}
     cyclic: dict[str, str] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property  # a profile never changes (frozen): hashed once
     def version(self) -> str:
         """A content hash: two profiles with the same numbers have the same version."""
         body = orjson.dumps(self._body(), option=orjson.OPT_SORT_KEYS)

@@ -22,7 +22,7 @@ chunks, so that feeding a stream whole or in pieces gives the same alarms at the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -176,50 +176,6 @@ class RateCheck:
         if first < 0:
             peak = state.s
         return CheckResult(alarms, first, peak, self.threshold, flagged_at, examples)
-
-
-class VersionCheck:
-    """Signals when events come from another model version than the stream's settled one.
-
-    The first version seen is the settled one. After a signal the check settles on the most
-    frequent new version: a completed rollout makes one episode that resolves, while mixed
-    traffic (a canary) keeps signalling, and so keeps its episode open, until one version is
-    left.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> check, state = VersionCheck(arl=1e8), RunState()
-    >>> check.update(state, np.array(["1"] * 500, dtype=object)).alarms
-    0
-    >>> r = check.update(state, np.array(["1"] * 100 + ["2"] * 400, dtype=object))
-    >>> r.alarms, r.first, r.examples, state.last
-    (1, 104, ('2',), '2')
-    """
-
-    def __init__(self, arl: float, tolerance: float = 0.05) -> None:
-        self.rate = RateCheck(0.0, 0, arl, tolerance)
-        self.reference_rate = 0.0
-        self.threshold = self.rate.threshold
-
-    def update(self, state: RunState, versions: np.ndarray) -> CheckResult:
-        if versions.size and state.last is None:
-            state.last = _plain(versions[0])
-        pos, alarms, first = 0, 0, None
-        while pos < versions.size:
-            rest = versions[pos:]
-            result = self.rate.update(state, rest != state.last, rest, stop_at_signal=True)
-            if not result.alarms:
-                break
-            alarms += 1
-            if first is None:
-                first = replace(result, first=pos + result.first)
-            state.last = result.examples[0]  # the new version: settle on it
-            pos += result.consumed
-        if first is None:
-            return CheckResult(0, -1, state.s, self.threshold, -1)
-        # No rate: once settled on the new version its events are no longer flagged.
-        return replace(first, alarms=alarms, consumed=-1, flagged_at=-1)
 
 
 class ConstantCheck:

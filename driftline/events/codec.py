@@ -129,6 +129,35 @@ class PredictionBatch:
             self._codes[(name, categories[name])] = codes
             self._missing[name] = np.zeros(len(codes), dtype=bool)
 
+    def rows(self, index: np.ndarray) -> PredictionBatch:
+        """The batch of rows ``index`` (ascending), in order: one model version's rows."""
+        if len(index) == len(self):
+            return self
+        position = np.full(len(self), -1)
+        position[index] = np.arange(len(index))
+        type_errors = {}
+        for name, where in self.type_errors.items():
+            kept = position[where]
+            if (kept >= 0).any():
+                type_errors[name] = kept[kept >= 0]
+        picked = index.tolist()
+        return PredictionBatch(
+            _missing={k: v[index] for k, v in self._missing.items()},
+            _codes={k: v[index] for k, v in self._codes.items()},
+            model_id=self.model_id,
+            model_version=self.versions[picked[0]],
+            prediction_ids=[self.prediction_ids[i] for i in picked],
+            timestamps=self.timestamps[index],
+            versions=[self.versions[i] for i in picked],
+            numeric={k: v[index] for k, v in self.numeric.items()},
+            categorical={k: v[index] for k, v in self.categorical.items()},
+            predictions=[self.predictions[i] for i in picked],
+            scores=[self.scores[i] for i in picked],
+            segments=[self.segments[i] for i in picked],
+            type_errors=type_errors,
+            unknown_fields={k: v[index] for k, v in self.unknown_fields.items()},
+        )
+
     @classmethod
     def merge(cls, batches: Sequence[PredictionBatch]) -> PredictionBatch:
         """One batch from several of the same model, in order (for micro-batching)."""

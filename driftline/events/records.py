@@ -28,6 +28,8 @@ ALERT_SCHEMA = "driftline.alert/v1"
 RETRAINING_SCHEMA = "driftline.retraining-request/v1"
 PERFORMANCE_WINDOW_SCHEMA = "driftline.performance-window/v1"
 FEATURE_WINDOW_SCHEMA = "driftline.feature-window/v1"
+RETRAINING_STATUS_SCHEMA = "driftline.retraining-status/v1"
+COMPARISON_WINDOW_SCHEMA = "driftline.comparison-window/v1"
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,8 @@ class FeatureEvidence:
 
 
 AlertStatus = Literal["firing", "resolved"]
-Severity = Literal["warning", "critical"]
-AlertKind = Literal["drift", "data_quality", "performance"]
+Severity = Literal["info", "warning", "critical"]  # info: a finding, not a problem
+AlertKind = Literal["drift", "data_quality", "performance", "comparison"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,9 @@ class RetrainingRequest:
     first_event_time: float
     last_event_time: float
     created_at: float
+    # where the job finds a sample of the model's recent events with their labels (None:
+    # sampling is off, or nothing was sampled yet)
+    sample: SamplePointer | None = None
     schema: str = RETRAINING_SCHEMA
 
     def to_json(self) -> bytes:
@@ -136,7 +141,57 @@ class RetrainingRequest:
 
     @classmethod
     def from_json(cls, data: bytes | str) -> RetrainingRequest:
-        return cls(**orjson.loads(data))
+        doc = orjson.loads(data)
+        if doc.get("sample") is not None:
+            doc["sample"] = SamplePointer(**doc["sample"])
+        return cls(**doc)
+
+
+@dataclass(frozen=True)
+class SamplePointer:
+    """A retraining request's sample: ``events`` rows (``labelled`` of them with a label), as
+    JSON lines in the file ``path``, or in ``messages`` messages of the Kafka ``topic`` from
+    ``offset`` of ``partition`` on (each a JSON array of rows)."""
+
+    events: int
+    labelled: int
+    path: str | None = None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    messages: int | None = None
+
+
+RetrainingState = Literal["accepted", "running", "succeeded", "failed"]
+
+
+@dataclass(frozen=True)
+class RetrainingStatus:
+    """What became of a retraining request, from the retraining pipeline (Kafka key: model_id).
+
+    ``succeeded`` names the new version and closes the episode that asked; ``failed`` says why,
+    and the episode stays open (the policy may ask again after its cooldown)."""
+
+    idempotency_key: str  # the request's
+    model_id: str
+    status: RetrainingState
+    model_version: str = ""  # the version the request was about
+    new_version: str = ""  # succeeded: the version trained
+    detail: str = ""  # failed: why; otherwise anything worth a line
+    created_at: float = 0.0
+    schema: str = RETRAINING_STATUS_SCHEMA
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> RetrainingStatus:
+        doc = orjson.loads(data)
+        if doc.get("schema") != RETRAINING_STATUS_SCHEMA:
+            raise ValueError(f"schema {doc.get('schema')!r}, not {RETRAINING_STATUS_SCHEMA}")
+        if doc.get("status") not in ("accepted", "running", "succeeded", "failed"):
+            raise ValueError(f"status {doc.get('status')!r}: accepted, running, succeeded, failed")
+        return cls(**doc)
 
 
 @dataclass(frozen=True)
@@ -179,6 +234,54 @@ class PerformanceWindow:
         doc: dict[str, Any] = orjson.loads(data)
         doc["checks"] = [MetricCheck(**c) for c in doc.get("checks", [])]
         return cls(**doc)
+
+
+@dataclass(frozen=True)
+class ComparisonWindow:
+    """A champion and a challenger (two versions on the same traffic) on the same labels: the
+    window's metric of each, and the difference with its confidence interval, in the window
+    and over every label they shared so far (on the performance-windows topic; key model_id).
+
+    ``difference`` is positive when the challenger is better: accuracy gained for a classifier,
+    the MAE's relative reduction for a regression. ``total_lower`` is the one-sided bound the
+    decision uses (``challenger_better``: above ``margin``)."""
+
+    model_id: str
+    champion: str  # the version that came first
+    challenger: str
+    metric: Literal["accuracy", "mae"]
+    window_end_label: int  # labels the two shared so far
+    labels: int  # in this window
+    first_label_time: float
+    last_label_time: float
+    champion_value: float
+    challenger_value: float
+    difference: float
+    lower: float  # the window's interval at ``confidence``
+    upper: float
+    total_difference: float
+    total_lower: float
+    confidence: float
+    margin: float
+    challenger_better: bool
+    schema: str = COMPARISON_WINDOW_SCHEMA
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> ComparisonWindow:
+        doc = orjson.loads(data)
+        if doc.get("schema") != COMPARISON_WINDOW_SCHEMA:
+            raise ValueError(f"schema {doc.get('schema')!r}, not {COMPARISON_WINDOW_SCHEMA}")
+        return cls(**doc)
+
+
+def performance_topic_record(data: bytes | str) -> PerformanceWindow | ComparisonWindow:
+    """A record of the performance-windows topic, by its schema."""
+    if orjson.loads(data).get("schema") == COMPARISON_WINDOW_SCHEMA:
+        return ComparisonWindow.from_json(data)
+    return PerformanceWindow.from_json(data)
 
 
 @dataclass(frozen=True)

@@ -425,6 +425,20 @@ class AlertPolicy:
         )
         return self._alert("resolved", state, chunk, ranked, chunk.start, message)
 
+    def close(self, state: EpisodeState, chunk: Chunk, reason: str) -> Alert | None:
+        """The open episode's resolved record, for ``reason`` (its version retired, its
+        reference replaced): no later chunk will come to resolve it. None when none is open."""
+        ranked = self.ranked(state)
+        if not state.firing or not ranked:
+            return None
+        state.firing = False
+        state.update_at = state.group_end = state.pending_at = -1
+        # as after a resolve: a version retrained but still serving until its successor is
+        # rolled out would otherwise fire again at once
+        state.cooldown_until = float(chunk.times[-1]) + self.settings.cooldown_seconds
+        message = f"{_KIND_TITLE[chunk.kind]} on {chunk.model_id} resolved: {reason}"
+        return self._alert("resolved", state, chunk, ranked, chunk.start, message)
+
     def _alert(
         self,
         status: AlertStatus,
@@ -476,7 +490,12 @@ class AlertPolicy:
         )
 
 
-_KIND_TITLE = {"drift": "Drift", "data_quality": "Data quality", "performance": "Performance"}
+_KIND_TITLE = {
+    "drift": "Drift",
+    "data_quality": "Data quality",
+    "performance": "Performance",
+    "comparison": "Champion and challenger",
+}
 _CHECK_TEXT = {  # how a data-quality cause reads after the feature's name
     "missing": "missing",
     "type_error": "of the wrong type",

@@ -20,6 +20,9 @@ class PipelineMetrics(Protocol):
     batch_seconds: Any
     dead_letters: Any
     replayed: Any
+    unmonitored: Any
+    live_versions: Any
+    retraining_status: Any
     type_errors: Any
     predictions: Any
     reference_prediction_share: Any
@@ -56,6 +59,9 @@ class _Series:
         pass
 
     def observe(self, value: float) -> None:
+        pass
+
+    def remove(self, *_: Any) -> None:
         pass
 
 

@@ -29,13 +29,16 @@ OUTCOMES = ("joined", "waiting_labels", "expired_labels", "expired_predictions",
 
 
 class FeatureHistory:
-    def __init__(self, model_id: str, every: int, reference_version: str, labels: bool) -> None:
-        """``labels``: the model joins labels (performance on): windows say how that went."""
+    def __init__(
+        self, model_id: str, every: int, reference_version: str, labels: bool, scope: str = ""
+    ) -> None:
+        """``labels``: the model joins labels (performance on): windows say how that went;
+        ``scope``: the prefix of the state key (one per monitored version)."""
         self.model_id = model_id
         self.every = every
         self.reference_version = reference_version
         self.labels = labels
-        self.key = f"{model_id}/_history"
+        self.key = f"{scope or model_id}/_history"
 
     def add_labels(
         self, counts: JoinCounts, delays: np.ndarray, state: MutableMapping[str, bytes]

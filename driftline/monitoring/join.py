@@ -20,6 +20,11 @@ partition that moved here). Time is event time: a bucket expires, chunks and all
 watermark has passed its end by the TTL, so a replay of the same messages expires the same
 entries. Waiting predictions that expire were never labelled (normal: many never are);
 waiting labels that expire had no prediction.
+
+Versions on the same traffic (a shadow challenger answering the same requests with the same
+``prediction_id``) each leave a prediction waiting under that id, and one label meets them
+all: a pair per version. A second prediction of the same id and version is a duplicate. A
+label that came before its predictions meets the first of them only.
 """
 
 from __future__ import annotations
@@ -89,6 +94,29 @@ class _Waiting:
     predictions: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     # id -> (bucket, [time, label])
     labels: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    # id -> the entries of other versions for an id in ``predictions``, in arrival order
+    shadows: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)
+
+    def holds_version(self, pid: str, version: str) -> bool:
+        """Whether a prediction of ``version`` waits under ``pid`` (which waits)."""
+        held = [self.predictions[pid], *self.shadows.get(pid, ())]
+        return any(orjson.loads(raw)[1] == version for _, raw in held)
+
+    def drop(self, pid: str, bucket: int) -> int:
+        """Drop the predictions of ``pid`` that wait in ``bucket``; how many."""
+        dropped = 0
+        shadows = self.shadows.pop(pid, [])
+        kept = [entry for entry in shadows if entry[0] != bucket]
+        dropped += len(shadows) - len(kept)
+        held = self.predictions.get(pid)
+        if held is not None and held[0] == bucket:
+            del self.predictions[pid]
+            dropped += 1
+            if kept:  # the next version's prediction takes the expired one's place
+                self.predictions[pid] = kept.pop(0)
+        if kept:
+            self.shadows[pid] = kept
+        return dropped
 
     def bucket(self, ts: float, bucket_seconds: float) -> int:
         """The bucket of an event time; late events go to the oldest live one, never a gone one."""
@@ -161,11 +189,14 @@ class LabelJoin:
                     )
                     result.counts.joined += 1
                     continue
-            if pid in waiting_predictions:
-                result.counts.duplicates += 1
-                continue
             entry = [times[i], versions[i], predictions[i], scores[i], segments[i]]
-            waiting_predictions[pid] = (buckets[i], compact_json(entry))
+            if pid in waiting_predictions:
+                if waiting.holds_version(pid, versions[i]):
+                    result.counts.duplicates += 1
+                    continue
+                waiting.shadows.setdefault(pid, []).append((buckets[i], compact_json(entry)))
+            else:
+                waiting_predictions[pid] = (buckets[i], compact_json(entry))
             entry.insert(0, pid)
             added.setdefault(buckets[i], []).append(entry)
         for bucket, entries in added.items():
@@ -184,15 +215,20 @@ class LabelJoin:
             changes.joined,
             orjson.loads,
         )
+        shadows = waiting.shadows
         for pid, ts, label in zip(
             batch.prediction_ids, batch.timestamps.tolist(), batch.labels, strict=True
         ):
             found = pop(pid, None)
             if found is not None:
-                bucket, raw = found
-                p_time, version, prediction, score, segment = loads(raw)
-                joined.append((bucket, pid))
-                pairs.append(Joined(pid, p_time, version, prediction, score, label, ts, segment))
+                result.counts.joined += 1
+                held = [found, *shadows.pop(pid, ())] if shadows else [found]
+                for bucket, raw in held:
+                    p_time, version, prediction, score, segment = loads(raw)
+                    joined.append((bucket, pid))
+                    pairs.append(
+                        Joined(pid, p_time, version, prediction, score, label, ts, segment)
+                    )
                 continue
             if pid in waiting.labels:
                 result.counts.duplicates += 1
@@ -201,8 +237,7 @@ class LabelJoin:
             waiting.labels[pid] = (bucket, compact_json([ts, label]))
             changes.add(bucket, "l", [pid, ts, label])
             result.counts.waiting_labels += 1
-        result.counts.joined += len(changes.joined)
-        for bucket, pid in changes.joined:
+        for bucket, pid in dict.fromkeys(changes.joined):
             changes.by_bucket.setdefault(bucket, {}).setdefault("dp", []).append(pid)
         self._write(model, waiting, changes, batch.timestamps, store, result.counts)
         return result
@@ -222,7 +257,8 @@ class LabelJoin:
     def waiting(self, model_id: str, store: MutableMapping[str, bytes]) -> int:
         """Predictions and labels waiting for their other half."""
         waiting = self._waiting(model_id, store)
-        return len(waiting.predictions) + len(waiting.labels)
+        shadows = sum(len(entries) for entries in waiting.shadows.values())
+        return len(waiting.predictions) + shadows + len(waiting.labels)
 
     def _waiting(self, model: str, store: MutableMapping[str, bytes]) -> _Waiting:
         key = (id(store), model)
@@ -297,21 +333,26 @@ def _rebuilt(model: str, mark: bytes | None, store: MutableMapping[str, bytes]) 
     watermark, oldest, chunks = orjson.loads(mark)
     waiting.watermark, waiting.oldest = watermark, oldest
     waiting.chunks = {int(bucket): int(n) for bucket, n in chunks}
-    for bucket, n in waiting.chunks.items():
-        # per bucket: a joined id's removal is written to the bucket it waited in, after it
-        predictions: dict[str, tuple[int, bytes]] = {}
+    for bucket, n in sorted(waiting.chunks.items()):
+        # per bucket: a joined id's removal is written to each bucket it waited in, after it
+        predictions: dict[str, list[bytes]] = {}  # id -> its versions' entries, in order
         labels: dict[str, tuple[int, bytes]] = {}
         for i in range(n):
             chunk = orjson.loads(store[f"c/{model}/{bucket}/{i}"])
             for pid, *entry in chunk.get("p", ()):
-                predictions[pid] = (bucket, compact_json(entry))
+                predictions.setdefault(pid, []).append(compact_json(entry))
             for pid, *entry in chunk.get("l", ()):
                 labels[pid] = (bucket, compact_json(entry))
             for pid in chunk.get("dp", ()):
                 predictions.pop(pid, None)
             for pid in chunk.get("dl", ()):
                 labels.pop(pid, None)
-        waiting.predictions.update(predictions)
+        for pid, entries in predictions.items():
+            for raw in entries:
+                if pid in waiting.predictions:
+                    waiting.shadows.setdefault(pid, []).append((bucket, raw))
+                else:
+                    waiting.predictions[pid] = (bucket, raw)
         waiting.labels.update(labels)
     return waiting
 
@@ -326,11 +367,8 @@ def _expire(
     for i in range(waiting.chunks.pop(bucket)):
         key = f"c/{model}/{bucket}/{i}"
         chunk = orjson.loads(store[key])
-        for pid, *_ in chunk.get("p", ()):
-            held = waiting.predictions.get(pid)
-            if held is not None and held[0] == bucket:
-                del waiting.predictions[pid]
-                counts.expired_predictions += 1
+        for pid in dict.fromkeys(pid for pid, *_ in chunk.get("p", ())):
+            counts.expired_predictions += waiting.drop(pid, bucket)
         for pid, *_ in chunk.get("l", ()):
             held = waiting.labels.get(pid)
             if held is not None and held[0] == bucket:

@@ -112,8 +112,12 @@ class ModelMonitor:
         config: ModelConfig,
         profile: ReferenceProfile | None,
         policy: AlertPolicy,
+        scope: str = "",
     ) -> None:
+        """``scope``: the prefix of this monitor's state keys (one per monitored version,
+        starting with ``model_id/``); the model id when empty."""
         self.model_id = model_id
+        self.scope = scope or model_id
         self.config = config
         self.profile = profile
         self.policy = policy
@@ -139,6 +143,7 @@ class ModelMonitor:
             config,
             profile,
             len(self.specs) + self._quality_checks + self._performance_checks,
+            scope=self.scope,
         )
         self._live: dict[str, tuple[bytes, Detector]] = {}
         self._episode_cache: dict[str, tuple[bytes | None, EpisodeState]] = {}
@@ -232,18 +237,18 @@ class ModelMonitor:
         return self.profile.features[feature]
 
     def key(self, feature: str, part: str) -> str:
-        return f"{self.model_id}/{feature}/{part}"
+        return f"{self.scope}/{feature}/{part}"
 
     @property
     def policy_key(self) -> str:
-        return f"{self.model_id}/_policy/drift"
+        return f"{self.scope}/_policy/drift"
 
     @property
     def quality_policy_key(self) -> str:
-        return f"{self.model_id}/_policy/data_quality"
+        return f"{self.scope}/_policy/data_quality"
 
     @property
-    def retraining_key(self) -> str:
+    def retraining_key(self) -> str:  # the model's, whatever the version: limits are per model
         return f"{self.model_id}/_model/retraining"
 
     def _detector(

@@ -316,9 +316,12 @@ class PerformanceMonitor:
         profile: ReferenceProfile | None,
         alerts: AlertSettings,
         arl: float,
+        scope: str = "",
     ) -> None:
+        """``scope``: the prefix of the state keys (one per monitored version)."""
         settings = config.performance
         self.model_id = model_id
+        scope = scope or model_id
         self.config = config
         self.settings = settings
         self.profile = profile
@@ -330,14 +333,14 @@ class PerformanceMonitor:
         self.policy = AlertPolicy(
             alerts.model_copy(update={"window_events": settings.window_labels})
         )
-        self.state_key = f"{model_id}/_perf/state"
-        self.policy_key = f"{model_id}/_policy/performance"
+        self.state_key = f"{scope}/_perf/state"
+        self.policy_key = f"{scope}/_policy/performance"
         self.reference_version = profile.version if profile else ""
         self.label_detector: tuple[str, str] | None = None  # (detector, kind)
         if settings.label_drift and profile is not None and profile.label is not None:
             kind = "numeric" if config.task == "regression" else "categorical"
             self.label_detector = (DEFAULT_DETECTORS[kind], kind)
-        self.label_key = f"{model_id}/_label/state"
+        self.label_key = f"{scope}/_label/state"
         self.arl = arl
         # a lasting critical performance drop asks for retraining, within the same limits
         # (cooldown, per-day cap; state shared with drift) as a drift episode
@@ -830,9 +833,11 @@ class PerformanceEstimator:
         profile: ReferenceProfile,
         alerts: AlertSettings,
         arl: float,
+        scope: str = "",
     ) -> None:
         assert profile.calibration is not None
         self.model_id = model_id
+        self.scope = scope or model_id
         self.task = config.task
         self.watched = self.WATCHED[config.task]
         self.settings = config.performance
@@ -870,8 +875,8 @@ class PerformanceEstimator:
         self.policy = AlertPolicy(
             alerts.model_copy(update={"window_events": self.settings.window_labels})
         )
-        self.state_key = f"{model_id}/_perf/estimate"
-        self.policy_key = f"{model_id}/_policy/performance_estimate"
+        self.state_key = f"{self.scope}/_perf/estimate"
+        self.policy_key = f"{self.scope}/_policy/performance_estimate"
         self.reference_version = profile.version
 
     def process(

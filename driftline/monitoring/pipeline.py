@@ -11,8 +11,8 @@ import gc
 import logging
 import time
 from collections.abc import Callable, MutableMapping, Sequence
-from dataclasses import dataclass, field
-from typing import ParamSpec, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -24,14 +24,24 @@ from driftline.events.codec import (
     Decoded,
     LabelBatch,
     PredictionBatch,
+    Reason,
     ValidRows,
 )
-from driftline.events.records import Alert, FeatureWindow, PerformanceWindow, RetrainingRequest
+from driftline.events.records import (
+    RETRAINING_STATUS_SCHEMA,
+    Alert,
+    ComparisonWindow,
+    FeatureWindow,
+    PerformanceWindow,
+    RetrainingRequest,
+    RetrainingStatus,
+)
 from driftline.monitoring import validation
 from driftline.monitoring.alerting import AlertPolicy
+from driftline.monitoring.comparison import VersionComparison
 from driftline.monitoring.counting import UNCOUNTED, PipelineMetrics
 from driftline.monitoring.history import FeatureHistory
-from driftline.monitoring.join import JoinCounts, JoinResult, LabelJoin
+from driftline.monitoring.join import JoinCounts, Joined, JoinResult, LabelJoin
 from driftline.monitoring.label_loss import LabelLoss
 from driftline.monitoring.monitor import BatchOutcome, ModelMonitor
 from driftline.monitoring.performance import (
@@ -40,6 +50,9 @@ from driftline.monitoring.performance import (
     PerformanceOutcome,
 )
 from driftline.monitoring.prediction_buckets import PredictionBuckets
+from driftline.monitoring.retraining import RequestBook
+from driftline.monitoring.sample import RecentSample
+from driftline.monitoring.versions import ModelVersions, ProfileBook, Slot, with_standing_in
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +93,9 @@ class BatchResult:
     performance: list[PerformanceOutcome] = field(default_factory=list)
     joins: JoinCounts = field(default_factory=JoinCounts)
     feature_windows: list[FeatureWindow] = field(default_factory=list)
+    # a retraining request's sample of recent events, by its idempotency key
+    samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    comparison_windows: list[ComparisonWindow] = field(default_factory=list)
 
     @property
     def events(self) -> int:
@@ -100,10 +116,20 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.metrics = metrics
-        policy = AlertPolicy(config.alerts)
+        self.policy = AlertPolicy(config.alerts)
         validation.check(config, profiles)
+        # each model as its config and reference file describe it: its events' schema and
+        # its share of the budget (the live versions' monitors are built alike)
         self.monitors = {
-            model_id: ModelMonitor(model_id, model, profiles.get(model_id), policy)
+            model_id: ModelMonitor(model_id, model, profiles.get(model_id), self.policy)
+            for model_id, model in config.models.items()
+        }
+        self.book = ProfileBook()
+        for model_id, profile in profiles.items():
+            if profile is not None:
+                self.book.add(profile, model_id)
+        self.versions = {
+            model_id: ModelVersions(model_id, model, self.book, self._slot_factory(model_id))
             for model_id, model in config.models.items()
         }
         for model_id, monitor in self.monitors.items():  # every series from the start
@@ -119,14 +145,12 @@ class Pipeline:
                 self.metrics.predictions.labels(model_id, name)
                 self.metrics.reference_prediction_share.labels(model_id, name).set(share)
         self._performance(config, profiles)
-        self.histories = {
-            model_id: FeatureHistory(
-                model_id,
-                config.worker.history_events,
-                profile.version if profile else "",
-                labels=config.models[model_id].performance.enabled,
+        self.samples = {
+            model_id: RecentSample(
+                model.retraining.sample_events, seed=i, labels=model.performance.enabled
             )
-            for model_id, profile in ((m, profiles.get(m)) for m in config.models)
+            for i, (model_id, model) in enumerate(config.models.items())
+            if model.retraining.enabled and model.retraining.sample_events
         }
         self._merge_events = config.worker.merge_events
         self.decoder = BatchDecoder(
@@ -135,30 +159,56 @@ class Pipeline:
             max_batch_events=config.worker.max_batch_events,
         )
 
-    def _performance(self, config: Config, profiles: dict[str, ReferenceProfile | None]) -> None:
-        """The label join and performance monitors of the models with performance enabled."""
-        self.performance: dict[str, PerformanceMonitor] = {}
-        self.estimators: dict[str, PerformanceEstimator] = {}
-        for model_id, model in config.models.items():
-            settings = model.performance
-            if not settings.enabled:
-                continue
-            profile = profiles.get(model_id)
-            monitor = PerformanceMonitor(
-                model_id, model, profile, config.alerts, self.monitors[model_id].share
+    def _slot_factory(self, model_id: str) -> Callable[[str, ReferenceProfile | None, str], Slot]:
+        """How a version of ``model_id`` gets its monitors, on ``profile``, keyed by ``scope``."""
+        model = self.config.models[model_id]
+        settings = model.performance
+
+        def make(version: str, profile: ReferenceProfile | None, scope: str) -> Slot:
+            monitor = ModelMonitor(model_id, model, profile, self.policy, scope=scope)
+            history = FeatureHistory(
+                model_id,
+                self.config.worker.history_events,
+                profile.version if profile else "",
+                labels=settings.enabled,
+                scope=scope,
             )
-            self.performance[model_id] = monitor
-            for metric, value in (profile.performance if profile else {}).items():
-                self.metrics.performance_baseline.labels(model_id, metric).set(value)
+            own = profile is not None and profile.model_version == version
+            slot = Slot(version, profile, own, scope, monitor, history)
+            if not settings.enabled:
+                return slot
+            alerts, share = self.config.alerts, monitor.share
+            slot.performance = PerformanceMonitor(
+                model_id, model, profile, alerts, share, scope=scope
+            )
             if (
                 model.task in PerformanceEstimator.WATCHED
                 and settings.estimate
                 and profile is not None
                 and profile.calibration
             ):
-                self.estimators[model_id] = PerformanceEstimator(
-                    model_id, model, profile, config.alerts, self.monitors[model_id].share
+                slot.estimator = PerformanceEstimator(
+                    model_id, model, profile, alerts, share, scope=scope
                 )
+            return slot
+
+        return make
+
+    def add_profile(self, profile: ReferenceProfile) -> bool:
+        """Use ``profile`` for its model version from the next event on (read from the
+        profiles topic while running); whether it changed anything."""
+        if profile.model_id not in self.versions:
+            return False
+        return self.book.add(profile)
+
+    def _performance(self, config: Config, profiles: dict[str, ReferenceProfile | None]) -> None:
+        """The label join of the models with performance enabled (their monitors are per
+        version: ``_slot_factory``)."""
+        self.performance = {m for m, model in config.models.items() if model.performance.enabled}
+        for model_id in self.performance:
+            profile = profiles.get(model_id)
+            for metric, value in (profile.performance if profile else {}).items():
+                self.metrics.performance_baseline.labels(model_id, metric).set(value)
         self.label_loss = {
             model_id: LabelLoss(
                 model_id,
@@ -166,6 +216,16 @@ class Pipeline:
                 config.alerts,
                 self.monitors[model_id].share,
                 config.models[model_id].data_quality.tolerance,
+            )
+            for model_id in self.performance
+        }
+        self._versions_shown: dict[str, frozenset[str]] = {}  # in the live-versions gauge
+        self.comparisons = {
+            model_id: VersionComparison(
+                model_id,
+                config.models[model_id].task,
+                config.models[model_id].performance.comparison,
+                config.models[model_id].performance.window_labels,
             )
             for model_id in self.performance
         }
@@ -233,6 +293,7 @@ class Pipeline:
             self._run(model_id, batches, state, result, joins)
         for label, n in messages.items():
             self.metrics.series(self.metrics.batches, label).inc(n)
+        self._sampled(result, state)
         applied.write()  # after the detector states: same changelog partition, so in order
         for model_id in {o.model_id for o in result.outcomes}:
             self.metrics.series(self.metrics.batch_seconds, model_id).observe(
@@ -249,22 +310,54 @@ class Pipeline:
         joins: MutableMapping[str, bytes] | None,
     ) -> None:
         batch = PredictionBatch.merge(self._in_columns(parts))
-        monitor = self.monitors[model_id]
-        outcome = monitor.process(batch, state)
-        result.outcomes.append(outcome)
-        closed = self.histories[model_id].add(batch, outcome, monitor.events_seen(state), state)
-        if closed is not None:
-            result.feature_windows.append(closed)
-        result.alerts.extend(outcome.alerts)
-        result.retraining_requests.extend(outcome.retraining_requests)
-        self._record(batch, outcome)
-        estimator = self.estimators.get(model_id)
-        if estimator is not None:
-            self._performed(model_id, estimator.process(batch, state), result)
+        routed = self.versions[model_id].route(batch, state)
+        sample = self.samples.get(model_id)
+        if sample is not None:
+            sample.add(batch)
+        result.alerts.extend(routed.alerts)
+        for alert in routed.alerts:
+            self.metrics.alerts.labels(model_id, alert.kind, alert.counted_as).inc()
+        if routed.unmonitored:
+            self.metrics.series(self.metrics.unmonitored, model_id).inc(routed.unmonitored)
+        for slot, part in routed.parts:  # the newest version last: its values stay in gauges
+            outcome = slot.monitor.process(part, state)
+            if not slot.own:
+                alerts = [with_standing_in(a, slot) for a in outcome.alerts]
+                outcome = replace(outcome, alerts=alerts)
+            result.outcomes.append(outcome)
+            closed = slot.history.add(part, outcome, slot.monitor.events_seen(state), state)
+            if closed is not None:
+                result.feature_windows.append(closed)
+            result.alerts.extend(outcome.alerts)
+            result.retraining_requests.extend(outcome.retraining_requests)
+            self._record(part, outcome)
+            if slot.estimator is not None:
+                self._performed(model_id, slot.estimator.process(part, state), result, slot)
+        monitored = len(batch) - routed.unmonitored
+        if monitored:  # the model's events over all its versions (each counts its own too)
+            key = f"{model_id}/_model/events"
+            state[key] = str(int(state.get(key) or 0) + monitored).encode()
+        latest = float(batch.timestamps.max(initial=0.0))
         if joins is not None and self.join.monitors(model_id):
             joined = self.join.add_predictions(batch, joins)
-            latest = float(batch.timestamps.max(initial=0.0))
             self._joined(model_id, joined, latest, batch.versions[-1], state, result)
+        retired = self.versions[model_id].retire(state, latest)  # after all their rows
+        result.alerts.extend(retired)
+        for alert in retired:
+            self.metrics.alerts.labels(model_id, alert.kind, alert.counted_as).inc()
+        self._export_versions(model_id)
+
+    def _export_versions(self, model_id: str) -> None:
+        """The live-versions gauge: a series per version monitored now, gone once retired."""
+        live = self.versions[model_id].last_live
+        shown = self._versions_shown.get(model_id, frozenset())
+        if live == shown:
+            return
+        for version in live - shown:
+            self.metrics.live_versions.labels(model_id, version).set(1)
+        for version in shown - live:
+            self.metrics.live_versions.remove(model_id, version)
+        self._versions_shown[model_id] = live
 
     def _in_columns(self, parts: list[PredictionBatch | ValidRows]) -> list[PredictionBatch]:
         """Consecutive row messages put into columns together, in order."""
@@ -309,8 +402,74 @@ class Pipeline:
             latest = float(batch.timestamps.max(initial=0.0))
             version = joined.pairs[-1].version if joined.pairs else ""
             self._joined(batch.model_id, joined, latest, version, state, result)
+        self._sampled(result, state)
         applied.write()
         return result
+
+    def _sampled(self, result: BatchResult, state: MutableMapping[str, bytes]) -> None:
+        """Each retraining request of the run gets its model's sample, and is remembered
+        until its status comes back (``process_status``)."""
+        for request in result.retraining_requests:
+            RequestBook(request.model_id).add(request, state)
+            sample = self.samples.get(request.model_id)
+            if sample is not None and len(sample):
+                result.samples[request.idempotency_key] = sample.rows()
+
+    @_collector_paused
+    def process_status(
+        self,
+        values: Sequence[bytes | None],
+        state: MutableMapping[str, bytes],
+        sources: Sequence[Source] | None = None,
+    ) -> BatchResult:
+        """Retraining status records: ``succeeded`` resolves the episodes its request was
+        made for, naming the new version; ``failed`` lets them ask again. A record that is
+        not a status, or names no configured model, is a dead letter."""
+        result = BatchResult()
+        applied = AppliedOffsets(state)
+        for index, value in enumerate(values):
+            try:
+                status = RetrainingStatus.from_json(value or b"")
+            except (ValueError, TypeError) as exc:
+                detail = f"not a {RETRAINING_STATUS_SCHEMA} record: {exc}"
+                result.dead_letters.append((index, DeadLetter(Reason.SCHEMA, detail, value or b"")))
+                continue
+            model_id = status.model_id
+            if model_id not in self.versions:
+                detail = f"model {model_id!r} is not configured"
+                dead = DeadLetter(Reason.UNKNOWN_MODEL, detail, value or b"")
+                result.dead_letters.append((index, dead))
+                continue
+            if self._replayed(model_id, sources, index, applied):
+                continue
+            self.metrics.retraining_status.labels(model_id, status.status).inc()
+            alerts = self._retraining_outcome(status, state)
+            result.alerts.extend(alerts)
+            for alert in alerts:
+                self.metrics.alerts.labels(model_id, alert.kind, alert.counted_as).inc()
+        applied.write()
+        return result
+
+    def _retraining_outcome(
+        self, status: RetrainingStatus, state: MutableMapping[str, bytes]
+    ) -> list[Alert]:
+        book = RequestBook(status.model_id)
+        if status.status not in ("succeeded", "failed"):
+            return []  # accepted, running: counted
+        request = book.pop(status.idempotency_key, state)
+        if request is None:
+            log.info("retraining status %s for request %s, which is not awaited (closed, or "
+                     "not this deployment's)", status.status, status.idempotency_key)  # fmt: skip
+            return []
+        versions = self.versions[status.model_id]
+        if status.status == "failed":
+            versions.ask_again(request["version"], request["alert_ids"], state)
+            return []
+        reason = (
+            f"retrained as version {status.new_version or '(unnamed)'} "
+            f"(retraining request {status.idempotency_key})"
+        )
+        return versions.close_episodes(request["version"], request["alert_ids"], reason, state)
 
     def _replayed(
         self,
@@ -361,15 +520,38 @@ class Pipeline:
                 m.labels.labels(model_id, outcome).inc(n)
         delays = np.fromiter((p.label_time - p.time for p in pairs), np.float64, len(pairs))
         m.observe_label_delays(model_id, np.maximum(delays, 0.0))
-        self.histories[model_id].add_labels(counts, delays, state)
+        versions = self.versions[model_id]
+        newest = versions.newest(state)
+        if newest is not None:
+            newest.history.add_labels(counts, delays, state)
         loss = self.label_loss[model_id].process(counts, delays, latest, version, state)
         result.alerts.extend(loss)
         for alert in loss:
             m.alerts.labels(model_id, alert.kind, alert.counted_as).inc()
-        if pairs:
-            self._performed(model_id, self.performance[model_id].process(pairs, state), result)
+        sample = self.samples.get(model_id)
+        if sample is not None and pairs:
+            sample.add_labels(pairs)
+        for pair_version, version_pairs in by_version_of(pairs).items():
+            slot = versions.slot(pair_version, state)
+            if slot is None or slot.performance is None:  # a version not monitored (now)
+                continue
+            performed = slot.performance.process(version_pairs, state)
+            self._performed(model_id, performed, result, slot)
+        live = versions.live(state) if pairs else {}
+        if len(live) > 1:  # shadow versions' pairs, compared on the same labels
+            first_seen = {v: entry.first for v, entry in live.items()}
+            events = int(state.get(f"{model_id}/_model/events") or 0)
+            compared = self.comparisons[model_id].process(pairs, first_seen, state, events)
+            result.comparison_windows.extend(compared.windows)
+            result.alerts.extend(compared.alerts)
+            for alert in compared.alerts:
+                m.alerts.labels(model_id, alert.kind, alert.counted_as).inc()
 
-    def _performed(self, model_id: str, outcome: PerformanceOutcome, result: BatchResult) -> None:
+    def _performed(
+        self, model_id: str, outcome: PerformanceOutcome, result: BatchResult, slot: Slot
+    ) -> None:
+        if not slot.own:
+            outcome.alerts[:] = [with_standing_in(a, slot) for a in outcome.alerts]
         result.performance.append(outcome)
         result.alerts.extend(outcome.alerts)
         result.retraining_requests.extend(outcome.retraining_requests)
@@ -411,6 +593,14 @@ class Pipeline:
 
 
 Source = tuple[str, int, int]  # topic, partition, offset of a message
+
+
+def by_version_of(pairs: list[Joined]) -> dict[str, list[Joined]]:
+    """Joined predictions by model version, each in order."""
+    out: dict[str, list[Joined]] = {}
+    for pair in pairs:
+        out.setdefault(pair.version, []).append(pair)
+    return out
 
 
 class AppliedOffsets:

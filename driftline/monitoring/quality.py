@@ -3,10 +3,11 @@
 Per declared feature (with a reference profile): its missing rate, values of the wrong type,
 values outside the reference range (numeric), categories the reference never saw
 (categorical) and a constant run where the reference had spread. Per model (schema drift):
-fields the config does not declare, and events from another model version than the
-reference's. Each is a subject of the model's ``data_quality`` episode in the alert policy,
-keyed ``<feature>/<check>``; undeclared fields are tracked under their (clipped) name, at most
-``MAX_TRACKED_FIELDS`` at a time, so a producer sending random names cannot grow the state.
+fields the config does not declare (a model version without a profile of its own is
+reported by monitoring/versions.py). Each is a subject of the model's ``data_quality``
+episode in the alert policy, keyed ``<feature>/<check>``; undeclared fields are tracked
+under their (clipped) name, at most ``MAX_TRACKED_FIELDS`` at a time, so a producer sending
+random names cannot grow the state.
 
 The checks' state is one record per model (``<model>/_quality/checks``), written once per
 batch like the detectors'.
@@ -36,7 +37,6 @@ from driftline.detectors.quality import (
     ConstantCheck,
     RateCheck,
     RunState,
-    VersionCheck,
     has_spread,
     largest_share,
     reference_range,
@@ -81,16 +81,16 @@ class QualityMonitor:
         config: ModelConfig,
         profile: ReferenceProfile | None,
         checks_in_budget: int,
+        scope: str = "",
     ) -> None:
         self.model_id = model_id
         self.settings = config.data_quality
         self.features = config.features
         self.profile = profile
         self.specs: list[_Spec] = []
-        self.key = f"{model_id}/_quality/checks"
+        self.key = f"{scope or model_id}/_quality/checks"
         self._arl = config.false_alarm_budget * max(checks_in_budget, 1)
         self.field_check = self._rate(0.0, 0)
-        self.version = VersionCheck(self._arl, self.settings.tolerance)
         self._cache: tuple[bytes | None, dict[str, RunState]] | None = None
         if self.settings.enabled:
             self.specs = self._specs()
@@ -180,8 +180,6 @@ class QualityMonitor:
         signals: list[Signal] = []
         note = functools.partial(self._note, signals, counts, count)
         self._feature_checks(batch, pos, end, runs, note)
-        if self.settings.model_version:
-            self._version_check(batch, pos, end, runs, note)
         self._field_checks(batch, pos, end, runs, tracked, note)
         return signals
 
@@ -231,29 +229,6 @@ class QualityMonitor:
                 reference,
                 state.flagged - before,
             )
-
-    def _version_check(
-        self,
-        batch: PredictionBatch,
-        pos: int,
-        end: int,
-        runs: dict[str, RunState],
-        note: Callable[..., None],
-    ) -> None:
-        """Changes of the model version the events carry."""
-        subject = f"{MODEL_VERSION}/{MODEL_VERSION}"
-        state = runs.setdefault(subject, RunState())
-        before = state.flagged
-        versions = np.asarray(batch.versions[pos:end], dtype=object)
-        result = self.version.update(state, versions)
-        note(
-            subject,
-            MODEL_VERSION,
-            MODEL_VERSION,
-            result,
-            0.0,
-            state.flagged - before,
-        )
 
     def _field_checks(
         self,
@@ -328,8 +303,6 @@ class QualityMonitor:
             return []
         out = [(spec.feature, spec.check) for spec in self.specs]
         out.append((SCHEMA, UNEXPECTED_FIELD))
-        if self.settings.model_version:
-            out.append((SCHEMA, MODEL_VERSION))
         return out
 
     def label(self, feature: str, check: str) -> str:

@@ -25,6 +25,7 @@ from typing import IO
 import orjson
 
 from driftline.config import Config, InputError
+from driftline.detectors.profile import ReferenceProfile
 from driftline.events.codec import message_time
 from driftline.events.records import Alert
 from driftline.monitoring.pipeline import Pipeline
@@ -111,8 +112,13 @@ def replay(
     dead_out: IO[bytes] | None = None,
     windows_out: IO[bytes] | None = None,
     history_out: IO[bytes] | None = None,
+    profiles: Iterable[ReferenceProfile] = (),
 ) -> ReplaySummary:
+    """``profiles``: more versions' profiles beside the config's files (what the workers
+    read from the profiles topic)."""
     pipeline = Pipeline.from_config(config)
+    for profile in profiles:
+        pipeline.add_profile(profile)
     state: dict[str, bytes] = {}
     joins: dict[str, bytes] = {}
     summary = ReplaySummary()
@@ -147,6 +153,8 @@ def replay(
         if windows_out is not None:
             for window in result.performance_windows:
                 windows_out.write(window.to_json() + b"\n")
+            for comparison in result.comparison_windows:
+                windows_out.write(comparison.to_json() + b"\n")
 
     for labels, run_of_kind in groupby(messages, key=is_label_message):
         worker = config.worker

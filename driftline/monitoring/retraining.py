@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -23,6 +23,7 @@ from driftline.events.records import RetrainingRequest, dedup_id
 from driftline.monitoring.alerting import AlertPolicy, Chunk, Cut, EpisodeState
 
 RETRAINING_KINDS = ("drift", "performance")
+MAX_AWAITED = 20  # a model's requests remembered until their status comes back
 DAY = 86_400.0
 
 
@@ -130,3 +131,31 @@ class RetrainingPlanner:
             last_event_time=now,
             created_at=time.time(),
         )
+
+
+class RequestBook:
+    """A model's retraining requests awaiting their outcome, under
+    ``<model>/_retraining/requests``: the latest ``MAX_AWAITED``, with the version and the
+    alerts each was made for (what a status record closes)."""
+
+    def __init__(self, model_id: str) -> None:
+        self.key = f"{model_id}/_retraining/requests"
+
+    def awaited(self, state: MutableMapping[str, bytes]) -> dict[str, dict[str, Any]]:
+        raw = state.get(self.key)
+        return orjson.loads(raw) if raw else {}
+
+    def add(self, request: RetrainingRequest, state: MutableMapping[str, bytes]) -> None:
+        doc = self.awaited(state)
+        doc[request.idempotency_key] = {
+            "version": request.model_version,
+            "alert_ids": request.alert_ids,
+        }
+        state[self.key] = orjson.dumps(dict(list(doc.items())[-MAX_AWAITED:]))
+
+    def pop(self, key: str, state: MutableMapping[str, bytes]) -> dict[str, Any] | None:
+        doc = self.awaited(state)
+        found = doc.pop(key, None)
+        if found is not None:
+            state[self.key] = orjson.dumps(doc)
+        return found

@@ -31,6 +31,7 @@ from grafana_foundation_sdk.builders.dashboard import (
 )
 from grafana_foundation_sdk.builders.prometheus import Dataquery
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.common import BigValueTextMode
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
     DashboardLinkType,
@@ -326,6 +327,20 @@ def _model_now() -> list[Panel]:
             unit="ops",
             colors=steps((None, "green"), (0.001, "orange")),
         ),
+        stat.Panel()
+        .title("Live versions")
+        .description(
+            "The model's versions monitored now, each against its own reference profile; a "
+            "retired version leaves. The gauges above carry no version label: during a "
+            "rollout they show the newest version's values."
+        )
+        .with_target(
+            query(f"max by (version) (driftline_live_versions{{{MODEL}}})", "version {{version}}")
+        )
+        .text_mode(BigValueTextMode.NAME)
+        .thresholds(NEUTRAL)
+        .height(4)
+        .span(4),
     ]
 
 

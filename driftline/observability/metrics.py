@@ -59,6 +59,26 @@ class WorkerMetrics:
             ["model", "reason"],
             registry=r,
         )
+        self.unmonitored = Counter(
+            "driftline_unmonitored_events",
+            "Prediction events of model versions beyond versions.max_live: counted, not monitored",
+            ["model"],
+            registry=r,
+        )
+        # versions come and go: set and removed as they do, not through the series cache
+        self.live_versions = Gauge(
+            "driftline_live_versions",
+            "1 for each version of the model monitored now (at most versions.max_live); a "
+            "retired version's series is removed",
+            ["model", "version"],
+            registry=r,
+        )
+        self.retraining_status = Counter(
+            "driftline_retraining_status",
+            "Retraining status records read, by status (accepted, running, succeeded, failed)",
+            ["model", "status"],
+            registry=r,
+        )
         self.replayed = Counter(
             "driftline_replayed_messages_skipped",
             "Messages delivered again after a restart or rebalance, already applied",

@@ -257,7 +257,8 @@ def slack_message(
     time window, the dedup id and a dashboard link (Grafana's, or else the status page's);
     ``text`` is the notification fallback."""
     firing = alert.status == "firing"
-    icon = (":rotating_light:" if alert.severity == "critical" else ":warning:") if firing else ""
+    icons = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}
+    icon = icons.get(alert.severity, "") if firing else ""
     kind = alert.kind.replace("_", " ")
     if firing:
         title = f"{icon} {alert.severity.upper()}: {kind} on {alert.model_id}"

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from driftline.config import Config
 from driftline.detectors.profile import ReferenceProfile
-from driftline.events.records import Alert, FeatureWindow, PerformanceWindow
+from driftline.events.records import Alert, ComparisonWindow, FeatureWindow, PerformanceWindow
 from driftline.report.charts import sparkline
 from driftline.report.page import STYLE, Episode, ModelReport, episodes, render
 
@@ -35,9 +35,19 @@ class ModelState:
     alerts: dict[str, list[Alert]] = field(default_factory=dict)  # by alert id, in order
     history: deque[FeatureWindow] = field(default_factory=lambda: deque(maxlen=HISTORY))
     windows: deque[PerformanceWindow] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    comparisons: deque[ComparisonWindow] = field(default_factory=lambda: deque(maxlen=HISTORY))
 
     def episodes(self) -> list[Episode]:
         return episodes(a for records in self.alerts.values() for a in records)
+
+    @property
+    def version(self) -> str | None:
+        """The model version of the newest feature window: the one the charts follow."""
+        return self.history[-1].model_version if self.history else None
+
+    def current(self) -> list[FeatureWindow]:
+        """The feature windows of the current version."""
+        return [w for w in self.history if w.model_version == self.version]
 
 
 @dataclass
@@ -69,6 +79,10 @@ class Fleet:
         self.models.setdefault(window.model_id, ModelState()).windows.append(window)
         self.records += 1
 
+    def add_comparison_window(self, window: ComparisonWindow) -> None:
+        self.models.setdefault(window.model_id, ModelState()).comparisons.append(window)
+        self.records += 1
+
     def health(self, model_id: str) -> tuple[str, Episode | None]:
         """The model's state and the open episode that makes it (the oldest of that kind)."""
         open_ = [e for e in self.models[model_id].episodes() if e.open]
@@ -98,16 +112,20 @@ def render_fleet(
             since = f"{_time(episode.first.created_at)} (event {episode.first.events_seen:,})"
             why = episode.last.message
         href = link(model_id) if link else f"model/{quote(model_id, safe='')}"
+        version = fleet.models[model_id].version
+        shown = f' <span class="muted">version {escape(version)}</span>' if version else ""
         rows.append(
-            f'<tr data-model="{escape(model_id)}" data-state="{state}">'
-            f'<td><a href="{escape(href)}">{escape(model_id)}</a></td>'
+            f'<tr data-model="{escape(model_id)}" data-state="{state}" '
+            f'data-version="{escape(version or "")}">'
+            f'<td><a href="{escape(href)}">{escape(model_id)}</a>{shown}</td>'
             f'<td class="{state}">{state}</td><td>{escape(since)}</td>'
             f"<td>{escape(why)}</td><td>{_sparks(fleet.models[model_id])}</td></tr>"
         )
     when = f"refreshes every {refresh} s" if refresh else f"as it stood at {_time(time.time())}"
     latest = [
         f'<tr data-alert-id="{escape(a.alert_id)}"><td>{_time(a.created_at)}</td>'
-        f"<td>{escape(a.model_id)}</td><td>{escape(a.kind)}</td><td>{escape(a.status)}"
+        f'<td>{escape(a.model_id)} <span class="muted">{escape(a.model_version)}</span></td>'
+        f"<td>{escape(a.kind)}</td><td>{escape(a.status)}"
         f"{' (update ' + str(a.update) + ')' if a.update else ''}</td>"
         f"<td>{escape(a.severity)}</td><td>{a.events_seen:,}</td><td>{escape(a.message)}</td>"
         f"<td><code>{escape(a.alert_id)}</code></td></tr>"
@@ -126,7 +144,7 @@ def render_fleet(
         + "".join(rows)
         + "</table><h2>Latest alerts</h2>"
         + (
-            "<table><tr><th>created</th><th>model</th><th>kind</th><th>status</th>"
+            "<table><tr><th>created</th><th>model, version</th><th>kind</th><th>status</th>"
             "<th>severity</th><th>at event</th><th>message</th><th>alert id</th></tr>"
             + "".join(latest)
             + "</table>"
@@ -146,18 +164,22 @@ def render_fleet(
 def render_model(
     fleet: Fleet, model_id: str, profile: ReferenceProfile | None, alert_id: str | None
 ) -> str:
-    """A model's page: the report's, from the records on the topics (no recent events)."""
+    """A model's page: the report's, from the records on the topics (no recent events),
+    following the current version (``profile``: that version's, if known)."""
     state = fleet.models[model_id]
     alerts = [a for records in state.alerts.values() for a in records]
+    version = state.version
     report = ModelReport(
         model_id,
         fleet.config.models[model_id],
         profile,
         alerts,
-        list(state.windows),
+        [w for w in state.windows if version in (None, w.model_version)],
         None,
         fleet.config.models[model_id].false_alarm_budget,
-        list(state.history),
+        state.current(),
+        version,
+        list(state.comparisons),
     )
     html = render(report)
     if alert_id is not None:  # the alert a link pointed at: marked in the summary
@@ -170,13 +192,14 @@ def _sparks(state: ModelState) -> str:
     """The features closest to their thresholds lately, each a small line."""
     if not state.history:
         return '<span class="muted">no history yet</span>'
-    latest = state.history[-1].subjects
+    history = state.current()  # a new version's detectors start again: its own line
+    latest = history[-1].subjects
     top = sorted(latest, key=lambda name: -latest[name].share)[:TOP_FEATURES]
     out = []
     for name in top:
         points = [
             (float(w.window_end_event), w.subjects[name].share)
-            for w in state.history
+            for w in history
             if name in w.subjects
         ]
         chart = sparkline(points, f"{name}: statistic / threshold")

@@ -22,7 +22,7 @@ import orjson
 from driftline.config import Config, ModelConfig
 from driftline.detectors.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 from driftline.events.codec import BatchDecoder, PredictionBatch
-from driftline.events.records import Alert, FeatureWindow, PerformanceWindow
+from driftline.events.records import Alert, ComparisonWindow, FeatureWindow, PerformanceWindow
 from driftline.report.charts import Series, distribution_pair, time_chart
 
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
@@ -85,14 +85,16 @@ def episodes(alerts: Iterable[Alert]) -> list[Episode]:
 
 @dataclass
 class RecentData:
-    """The last events of one model: feature values and predictions."""
+    """The last events of one model version: feature values and predictions."""
 
+    version: str = ""  # the model version of the newest events
     events: int = 0
     numeric: dict[str, list[np.ndarray]] = field(default_factory=dict)
     categorical: dict[str, list[np.ndarray]] = field(default_factory=dict)
     predictions: list[Any] = field(default_factory=list)
 
     def add(self, batch: PredictionBatch) -> None:
+        self.version = batch.model_version
         self.events += len(batch)
         for name, values in batch.numeric.items():
             self.numeric.setdefault(name, []).append(values)
@@ -104,14 +106,18 @@ class RecentData:
 def recent_events(
     config: Config, decoder: BatchDecoder, newest_first: Iterable[bytes], keep: int
 ) -> dict[str, RecentData]:
-    """Each model's last ``keep`` prediction events (or a little more: whole messages),
-    decoded as the worker decodes them, from the messages newest first; label and bad
-    messages are skipped, and reading stops once every model has its share."""
+    """Each model's last ``keep`` prediction events of its newest version (or a little more:
+    whole messages), decoded as the worker decodes them, from the messages newest first;
+    label and bad messages and older versions' events are skipped, and reading stops once
+    every model has its share."""
     batches: dict[str, list[PredictionBatch]] = {m: [] for m in config.models}
     counts = dict.fromkeys(config.models, 0)
     for value in newest_first:
         batch = decoder.decode_predictions(value).batch
         if not isinstance(batch, PredictionBatch) or batch.model_id not in counts:
+            continue
+        newest = batches[batch.model_id]
+        if newest and batch.model_version != newest[0].model_version:
             continue
         if counts[batch.model_id] >= keep:
             if all(n >= keep for n in counts.values()):
@@ -158,6 +164,10 @@ class ModelReport:
     recent: RecentData | None
     budget: float
     history: list[FeatureWindow] = field(default_factory=list)
+    # the model version the charts follow (None: not known, all records)
+    version: str | None = None
+    # champion and challenger windows, every pair's (they are about two versions)
+    comparisons: list[ComparisonWindow] = field(default_factory=list)
 
 
 def render(report: ModelReport) -> str:
@@ -171,6 +181,7 @@ def render(report: ModelReport) -> str:
         _features(report, found),
         _predictions(report),
         _performance(report),
+        _comparisons(report),
         _labels(report),
         _config(report),
         "</body></html>",
@@ -207,6 +218,10 @@ def _about(report: ModelReport) -> str:
         ("features", f"{len(report.config.features)}"),
         ("false-alarm budget", f"one per {report.budget:,.0f} events"),
     ]
+    if report.version is not None:
+        others = sorted({a.model_version for a in report.alerts} - {report.version})
+        earlier = f" (the episodes also name {', '.join(others)})" if others else ""
+        rows.append(("model version shown", f"{report.version}{earlier}"))
     if profile is not None:
         rows += [
             (
@@ -269,7 +284,7 @@ def _features(report: ModelReport, found: list[Episode]) -> str:
             pieces = (recent.numeric if kind == "numeric" else recent.categorical).get(name)
             values = np.concatenate(pieces) if pieces else None
         chart = _distribution(reference, values, name)
-        named = [e for e in found if name in e.features()]
+        named = [e for e in found if name in e.features() and _shown(report, e)]
         chart += _history(report, name, named)
         notes = ", ".join(
             f"{e.first.kind} {e.severity} at event {e.first.events_seen:,}" for e in named
@@ -280,6 +295,12 @@ def _features(report: ModelReport, found: list[Episode]) -> str:
             f'<div class="muted">{escape(notes) if notes else "no alert names it"}</div></div>'
         )
     return "".join(out)
+
+
+def _shown(report: ModelReport, episode: Episode) -> bool:
+    """Whether an episode is of the version the charts follow (its event positions are that
+    version's)."""
+    return report.version is None or episode.first.model_version == report.version
 
 
 def _history(report: ModelReport, name: str, named: list[Episode]) -> str:
@@ -433,6 +454,60 @@ def _performance(report: ModelReport) -> str:
             )
     head = ("source", "window end", "metric", "value", "baseline", "bar", "verdict")
     out.append(_table(head, rows))
+    return "".join(out)
+
+
+def _comparisons(report: ModelReport) -> str:
+    """Champion and challenger: each pair's metric per window, the difference with its
+    interval, and the decision over every shared label so far."""
+    if not report.comparisons:
+        return ""
+    out = [
+        "<h2>Champion and challenger</h2>",
+        '<p class="muted">Versions on the same traffic, compared on the labels both met. '
+        "Difference: positive when the challenger is better (accuracy as a share, 0.01 is "
+        "one point; for a regression, the share of the champion's MAE). The decision uses "
+        "every shared label so far.</p>",
+    ]
+    pairs: dict[tuple[str, str], list[ComparisonWindow]] = {}
+    for w in report.comparisons:
+        pairs.setdefault((w.champion, w.challenger), []).append(w)
+    for (champion, challenger), windows in pairs.items():
+        last = windows[-1]
+        verdict = (
+            "challenger better"
+            if last.challenger_better
+            else f"not shown better (needs a lower bound above {last.margin:.4g})"
+        )
+        out.append(
+            f'<div data-comparison="{escape(champion)}/{escape(challenger)}">'
+            f"<h3>champion {escape(champion)}, challenger {escape(challenger)}: "
+            f"{escape(verdict)}</h3>"
+        )
+        rows = [
+            (
+                f"{w.window_end_label:,}",
+                f"{w.labels:,}",
+                f"{w.champion_value:.4g}",
+                f"{w.challenger_value:.4g}",
+                f"{w.difference:+.4g} [{w.lower:+.4g}, {w.upper:+.4g}]",
+                f"{w.total_difference:+.4g}",
+                f"{w.total_lower:+.4g}",
+                "better" if w.challenger_better else "-",
+            )
+            for w in windows[-10:]
+        ]
+        head = (
+            "shared labels",
+            "in window",
+            f"champion {last.metric}",
+            f"challenger {last.metric}",
+            f"difference [{last.confidence:.0%} interval]",
+            "difference so far",
+            "lower bound so far",
+            "decision",
+        )
+        out.append(_table(head, rows) + "</div>")
     return "".join(out)
 
 

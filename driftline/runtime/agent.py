@@ -13,21 +13,29 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import faust
+import orjson
 from faust.streams import _current_event
 from faust.types import EventT
 
 from driftline.config import Config
 from driftline.events.codec import DeadLetter, Reason
-from driftline.events.records import compact_json
+from driftline.events.records import (
+    ComparisonWindow,
+    PerformanceWindow,
+    RetrainingRequest,
+    SamplePointer,
+    compact_json,
+)
 from driftline.monitoring.pipeline import BatchResult, Pipeline
 from driftline.observability.metrics import WorkerMetrics
 from driftline.runtime.holes import HoleReader, Refetched, holes
 from driftline.runtime.lag import LagReporter
 from driftline.runtime.patches import undecodable_batches
+from driftline.runtime.profiles import ProfileFeed
 from driftline.runtime.state import ModelRecords, position_key, position_offset
 from driftline.runtime.take import take_bounded
 
@@ -40,6 +48,7 @@ class Outputs:
 
     alerts: Any
     retraining: Any
+    samples: Any
     performance_windows: Any
     feature_windows: Any
     dead_letter: Any
@@ -57,6 +66,7 @@ class TakeRunner:
         tables: tuple[MutableMapping[str, bytes], MutableMapping[str, bytes]],
         outputs: Outputs,
         readers: tuple[HoleReader, HoleReader],
+        profiles: ProfileFeed | None = None,
     ) -> None:
         self.app = app
         self.config = config
@@ -65,8 +75,9 @@ class TakeRunner:
         self.state, self.joins = tables
         self.outputs = outputs
         self.hole_reader, self.restore_reader = readers
+        self.profiles = profiles
         self.records = ModelRecords(self.state)
-        inputs = {config.topics.predictions, config.topics.labels}
+        inputs = {config.topics.predictions, config.topics.labels, config.topics.retraining_status}
         self.lag = LagReporter(inputs, metrics.consumer_lag)
         self.limit = config.worker.max_message_bytes  # what the producer can send
 
@@ -97,6 +108,15 @@ class TakeRunner:
             await self.restore_reader.close()  # opened again if a restore needs it
 
     async def process_take(self, taken: Sequence[EventT]) -> None:
+        if self.profiles is not None:  # published while running: used from this take on
+            for profile in self.profiles.drain():
+                if self.pipeline.add_profile(profile):
+                    log.info(
+                        "profile %s of %s version %s now in use",
+                        profile.version[:12],
+                        profile.model_id,
+                        profile.model_version,
+                    )
         for taken_group in by_partition(taken):
             # Table writes go to the changelog partition of the current event; a model's
             # messages all come from one partition (keyed by model_id), so make an event
@@ -132,8 +152,11 @@ class TakeRunner:
             return BatchResult()
         sources = [(e.message.topic, e.message.partition, e.message.offset) for e in group]
         values = [e.value for e in group]
-        if group[-1].message.topic == self.config.topics.labels:
+        topic = group[-1].message.topic
+        if topic == self.config.topics.labels:
             return self.pipeline.process_labels(values, self.records, self.joins, sources)
+        if topic == self.config.topics.retraining_status:
+            return self.pipeline.process_status(values, self.records, sources)
         return self.pipeline.process_messages(values, self.records, sources, self.joins)
 
     async def _without_holes(self, group: list[EventT]) -> tuple[list[EventT | Refetched], int]:
@@ -156,6 +179,13 @@ class TakeRunner:
             out.extend(found.pop(event.message.offset, ()))
             out.append(event)
         return out, position
+
+    async def _with_sample(
+        self, request: RetrainingRequest, rows: list[dict[str, Any]]
+    ) -> RetrainingRequest:
+        """The request, pointing at its sample, once the sample is on the broker."""
+        pointer = await _send_sample(self.outputs.samples, request.model_id.encode(), rows)
+        return replace(request, sample=pointer)
 
     async def _publish(
         self,
@@ -181,9 +211,14 @@ class TakeRunner:
             sent.append(await out.alerts.send(key=alert.model_id.encode(), value=alert.to_json()))
         for request in result.retraining_requests:
             log.info("retraining request %s: %s", request.idempotency_key, request.reason)
+            rows = result.samples.get(request.idempotency_key)
+            if rows:
+                request = await self._with_sample(request, rows)
             value = request.to_json()
             sent.append(await out.retraining.send(key=request.model_id.encode(), value=value))
-        for window in result.performance_windows:
+        windows: list[PerformanceWindow | ComparisonWindow] = [*result.performance_windows]
+        windows.extend(result.comparison_windows)
+        for window in windows:
             key = window.model_id.encode()
             sent.append(await out.performance_windows.send(key=key, value=window.to_json()))
         for history in result.feature_windows:
@@ -191,6 +226,29 @@ class TakeRunner:
             sent.append(await out.feature_windows.send(key=key, value=history.to_json()))
         if sent:
             await asyncio.gather(*sent)
+
+
+SAMPLE_ROWS_PER_MESSAGE = 500
+
+
+async def _send_sample(topic: Any, key: bytes, rows: list[dict[str, Any]]) -> SamplePointer:
+    """The rows on ``topic`` in messages of JSON arrays, in order on one partition (one key):
+    the pointer a retraining request carries to them."""
+    sent = []
+    for start in range(0, len(rows), SAMPLE_ROWS_PER_MESSAGE):
+        value = orjson.dumps(rows[start : start + SAMPLE_ROWS_PER_MESSAGE])
+        sent.append(await topic.send(key=key, value=value))
+    first = await sent[0]
+    await asyncio.gather(*sent[1:])
+    labelled = sum(1 for row in rows if row.get("label") is not None)
+    return SamplePointer(
+        events=len(rows),
+        labelled=labelled,
+        topic=topic.get_topic_name(),
+        partition=first.partition,
+        offset=first.offset,
+        messages=len(sent),
+    )
 
 
 async def changelog_handed_over(app: faust.App) -> None:

@@ -23,6 +23,7 @@ from driftline.runtime.agent import Outputs, TakeRunner
 from driftline.runtime.delivery import DeliveryLoop, run_forever
 from driftline.runtime.holes import HoleReader
 from driftline.runtime.lag import INTERVAL_SECONDS
+from driftline.runtime.profiles import ProfileFeed
 from driftline.runtime.state import JOIN_TABLE, STATE_TABLE, applied_positions
 from driftline.runtime.topics import aiokafka_options, faust_credentials
 
@@ -30,9 +31,14 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    config: Config, pipeline: Pipeline, metrics: WorkerMetrics, partitions: int | None = None
+    config: Config,
+    pipeline: Pipeline,
+    metrics: WorkerMetrics,
+    partitions: int | None = None,
+    profiles: ProfileFeed | None = None,
 ) -> faust.App:
-    """Build the worker's Faust app; ``partitions`` is the predictions topic's real count."""
+    """Build the worker's Faust app; ``partitions`` is the predictions topic's real count,
+    ``profiles`` the profiles topic's feed (runtime/profiles.py), if it is read."""
     partitions = partitions or config.topics.partitions
     patches.apply_all()  # before Faust builds anything (runtime/patches/)
     app = faust_app(config, partitions)
@@ -46,10 +52,14 @@ def create_app(
     # Predictions and labels in one stream: a model's both land on the same partition number
     # (keyed by model id, same partition count), so one worker holds its detectors and its
     # label join, and one agent changes them in order.
-    inputs = app.topic(config.topics.predictions, config.topics.labels, **raw)
+    # Retraining statuses (keyed by model id too) close episodes kept in the same state.
+    inputs = app.topic(
+        config.topics.predictions, config.topics.labels, config.topics.retraining_status, **raw
+    )
     outputs = Outputs(
         alerts=app.topic(config.topics.alerts, **raw),
         retraining=app.topic(config.topics.retraining_requests, **raw),
+        samples=app.topic(config.topics.retraining_samples, **raw),
         performance_windows=app.topic(config.topics.performance_windows, **raw),
         feature_windows=app.topic(config.topics.feature_windows, **raw),
         dead_letter=app.topic(config.topics.dead_letter, **raw),
@@ -65,11 +75,22 @@ def create_app(
     restore_reader = HoleReader(aiokafka_options(config.kafka), fetch_bytes)
     patches.configure(
         applied=lambda: applied_positions(state),
-        input_topics={config.topics.predictions, config.topics.labels},
+        input_topics={
+            config.topics.predictions,
+            config.topics.labels,
+            config.topics.retraining_status,
+        },
         any_committed=restore_reader.any_committed,
     )
     runner = TakeRunner(
-        app, config, pipeline, metrics, (state, joins), outputs, (hole_reader, restore_reader)
+        app,
+        config,
+        pipeline,
+        metrics,
+        (state, joins),
+        outputs,
+        (hole_reader, restore_reader),
+        profiles,
     )
     app.agent(inputs, name="driftline.monitor-predictions")(runner.run)
 

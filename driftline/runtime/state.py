@@ -30,7 +30,7 @@ class ModelRecords(MutableMapping[str, bytes]):
 
     def __init__(self, table: MutableMapping[str, bytes]) -> None:
         self.table = table
-        self.writes: dict[str, dict[str, bytes]] = {}
+        self.writes: dict[str, dict[str, bytes | None]] = {}  # None: deleted
         self._parsed: dict[str, tuple[bytes | None, dict[str, bytes]]] = {}
 
     def model(self, model_id: str) -> dict[str, bytes]:
@@ -46,18 +46,27 @@ class ModelRecords(MutableMapping[str, bytes]):
         model_id = key.split("/", 1)[0]
         pending = self.writes.get(model_id)
         if pending is not None and key in pending:
-            return pending[key]
+            value = pending[key]
+            if value is None:
+                raise KeyError(key)
+            return value
         return self.model(model_id)[key]
 
     def __setitem__(self, key: str, value: bytes) -> None:
         self.writes.setdefault(key.split("/", 1)[0], {})[key] = value
 
-    def __delitem__(self, key: str) -> None:
-        raise NotImplementedError("driftline never deletes detector state")
+    def __delitem__(self, key: str) -> None:  # a retired version's state
+        self[key]  # KeyError if absent
+        self.writes.setdefault(key.split("/", 1)[0], {})[key] = None
 
     def __iter__(self) -> Iterator[str]:
         keys = {k for m in self.table if not m.startswith(POSITIONS) for k in self.model(m)}
-        keys.update(k for w in self.writes.values() for k in w)
+        for writes in self.writes.values():
+            for k, v in writes.items():
+                if v is None:
+                    keys.discard(k)
+                else:
+                    keys.add(k)
         return iter(keys)
 
     def __len__(self) -> int:
@@ -65,7 +74,8 @@ class ModelRecords(MutableMapping[str, bytes]):
 
     def apply(self) -> None:
         for model_id, writes in self.writes.items():
-            data = {**self.model(model_id), **writes}
+            merged = {**self.model(model_id), **writes}
+            data = {k: v for k, v in merged.items() if v is not None}
             # latin-1 maps each byte to one character: any bytes value survives JSON whole
             raw = compact_json({k: v.decode("latin-1") for k, v in data.items()})
             self.table[model_id] = raw

@@ -20,7 +20,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from driftline.config import Config
 from driftline.detectors.profile import ReferenceProfile
-from driftline.events.records import Alert, FeatureWindow, PerformanceWindow
+from driftline.events.records import (
+    Alert,
+    FeatureWindow,
+    PerformanceWindow,
+    performance_topic_record,
+)
 from driftline.monitoring import validation
 from driftline.report.fleet import Fleet, render_fleet, render_model
 from driftline.runtime.topics import GroupLag, kafka_client_options
@@ -39,6 +44,7 @@ class StatusPage:
         self.profiles: dict[str, ReferenceProfile | None] = validation.load_profiles(config)
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.reader: threading.Thread | None = None  # reading the topics, once started
         self._lag: tuple[float, dict[str, int] | None] = (0.0, None)
         topics = config.topics
         self.readers: dict[str, Callable[[bytes], None]] = {
@@ -46,10 +52,23 @@ class StatusPage:
             topics.feature_windows: lambda v: self.fleet.add_feature_window(
                 FeatureWindow.from_json(v)
             ),
-            topics.performance_windows: lambda v: self.fleet.add_performance_window(
-                PerformanceWindow.from_json(v)
-            ),
+            topics.performance_windows: self._performance_record,
+            topics.profiles: self._profile_record,
         }
+        # profiles published for new versions, by (model, version)
+        self.published: dict[tuple[str, str], ReferenceProfile] = {}
+
+    def _profile_record(self, value: bytes) -> None:
+        if value:  # a tombstone withdraws nothing shown
+            profile = ReferenceProfile.from_json(value)
+            self.published[(profile.model_id, profile.model_version)] = profile
+
+    def _performance_record(self, value: bytes) -> None:
+        record = performance_topic_record(value)
+        if isinstance(record, PerformanceWindow):
+            self.fleet.add_performance_window(record)
+        else:
+            self.fleet.add_comparison_window(record)
 
     def read(self) -> None:
         """Consume the record topics until ``stopping`` is set (run in a thread)."""
@@ -61,6 +80,9 @@ class StatusPage:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",  # the worker writes in transactions
+            # a reader creates nothing: the profiles topic must be compacted, as
+            # ensure_topics makes it
+            allow_auto_create_topics=False,
         )
         consumer.subscribe(list(self.readers))
         try:
@@ -108,6 +130,8 @@ class StatusPage:
             with self.lock:
                 if model_id in self.fleet.models:
                     profile = self.profiles.get(model_id)
+                    version = self.fleet.models[model_id].version
+                    profile = self.published.get((model_id, version or ""), profile)
                     return HTTPStatus.OK, render_model(self.fleet, model_id, profile, alert)
         return HTTPStatus.NOT_FOUND, "<!DOCTYPE html><title>not found</title><p>not found</p>"
 
@@ -116,7 +140,8 @@ def serve(config: Config, host: str, port: int) -> tuple[ThreadingHTTPServer, St
     """Start the reader thread and the HTTP server (``port`` 0: any free one); the caller
     runs ``server.serve_forever()``."""
     status = StatusPage(config)
-    threading.Thread(target=status.read, name="status-reader", daemon=True).start()
+    status.reader = threading.Thread(target=status.read, name="status-reader", daemon=True)
+    status.reader.start()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

@@ -78,9 +78,12 @@ def ensure_topics(config: Config, timeout: float = 30.0) -> dict[str, int]:
         topics.performance_windows: topics.partitions,
         topics.feature_windows: topics.partitions,
         topics.dead_letter: topics.partitions,
+        topics.retraining_status: topics.partitions,
+        topics.retraining_samples: topics.partitions,
         topics.deliveries: 1,  # small, compacted, read whole by every worker at start
+        topics.profiles: 1,  # the same: reference profiles by model and version
     }
-    compacted = {topics.deliveries}
+    compacted = {topics.deliveries, topics.profiles}
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -96,7 +99,7 @@ def ensure_topics(config: Config, timeout: float = 30.0) -> dict[str, int]:
         existing = set(admin.list_topics())
         # A model's predictions and labels must land on the same partition number: a new
         # input topic takes the count of the one that exists (a producer may have created it).
-        inputs = [topics.predictions, topics.labels]
+        inputs = [topics.predictions, topics.labels, topics.retraining_status]
         for name in inputs:
             if name in existing and not all(i in existing for i in inputs):
                 (found,) = _partition_counts(admin, [name]).values()
@@ -124,13 +127,14 @@ def ensure_topics(config: Config, timeout: float = 30.0) -> dict[str, int]:
                 time.sleep(0.2)
     finally:
         admin.close()
-    if counts[topics.predictions] != counts[topics.labels]:
-        raise ConfigError(
-            f"{config.source}: topics: {topics.predictions} has "
-            f"{counts[topics.predictions]} partitions and {topics.labels} "
-            f"{counts[topics.labels]}; a model's predictions and labels must land on the same "
-            "partition number: give both topics the same count"
-        )
+    for other in (topics.labels, topics.retraining_status):
+        if counts[topics.predictions] != counts[other]:
+            raise ConfigError(
+                f"{config.source}: topics: {topics.predictions} has "
+                f"{counts[topics.predictions]} partitions and {other} {counts[other]}; a "
+                "model's predictions, labels and retraining statuses must land on the same "
+                "partition number: give the topics the same count"
+            )
     return counts
 
 

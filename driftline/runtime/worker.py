@@ -16,6 +16,7 @@ from driftline.observability.client_logs import ClientLogHygiene
 from driftline.observability.logthrottle import throttle_repeats
 from driftline.observability.metrics import WorkerMetrics
 from driftline.runtime.app import create_app
+from driftline.runtime.profiles import ProfileFeed
 from driftline.runtime.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -71,13 +72,26 @@ def run_worker(config: Config, loglevel: str = "info") -> None:
     prepare_data_dir(config)
     metrics = WorkerMetrics(config)
     pipeline = Pipeline.from_config(config, metrics)
-    partitions = ensure_topics(config)[config.topics.predictions]
     settings = config.worker
+    partitions = ensure_topics(config)[config.topics.predictions]
+    profiles = None
+    if settings.profiles_from_kafka:  # before any event: each version meets its profile
+        profiles = ProfileFeed(config)
+        for profile in profiles.read_existing():
+            pipeline.add_profile(profile)
+        log.info("profiles topic %s read: %s", config.topics.profiles, known_profiles(pipeline))
+        profiles.start()
     if settings.metrics_port:
         start_http_server(
             settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
         )
         log.info("metrics on %s:%d/metrics", settings.metrics_host, settings.metrics_port)
-    app = create_app(config, pipeline, metrics, partitions=partitions)
+    app = create_app(config, pipeline, metrics, partitions=partitions, profiles=profiles)
     worker = Worker(app, loglevel=loglevel, redirect_stdouts=False)
     worker.execute_from_commandline()
+
+
+def known_profiles(pipeline: Pipeline) -> str:
+    """``model: version, version; ...`` of the profiles the pipeline has."""
+    book = pipeline.book.profiles
+    return "; ".join(f"{m}: {', '.join(sorted(v))}" for m, v in sorted(book.items())) or "none"

@@ -18,7 +18,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from tests.conftest import WorkerProcess
 from tests.integration.test_worker_integration import changelog_state, produce
-from tests.streams import events, model_config, write_profile
+from tests.streams import events, model_config, scope_of, write_profile
 
 pytestmark = pytest.mark.kafka
 
@@ -49,7 +49,7 @@ def test_a_stop_mid_stream_loses_and_doubles_nothing(
     state = changelog_state(kafka_bootstrap, worker.app_id)
     assert state["m1/_model/events"] == b"20000", (state["m1/_model/events"], worker.log_tail())
     for feature, detector in [("x1", "cusum"), ("x2", "cusum"), ("color", "categorical_cusum")]:
-        assert orjson.loads(state[f"m1/{feature}/{detector}"])["n"] == 20_000
+        assert orjson.loads(state[f"{scope_of(profile)}/{feature}/{detector}"])["n"] == 20_000
 
 
 def test_offsets_committed_past_the_state_are_read_again(

@@ -48,6 +48,6 @@ def test_input_topics_with_different_counts_are_refused_in_one_line(kafka_bootst
         ensure_topics(config(kafka_bootstrap, prefix))  # type: ignore[arg-type]
     assert str(err.value) == (
         f"c.yaml: topics: {prefix}predictions has 1 partitions and {prefix}labels 2; a model's "
-        "predictions and labels must land on the same partition number: give both topics the "
-        "same count"
+        "predictions, labels and retraining statuses must land on the same partition number: "
+        "give the topics the same count"
     )

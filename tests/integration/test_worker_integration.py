@@ -14,7 +14,7 @@ from driftline.events.records import Alert
 from driftline.runtime.state import POSITIONS
 from kafka import KafkaProducer
 from tests.conftest import WorkerProcess, read_topic
-from tests.streams import batch_message, events, model_config, write_profile
+from tests.streams import batch_message, events, model_config, scope_of, write_profile
 
 pytestmark = pytest.mark.kafka
 
@@ -127,7 +127,8 @@ def test_restart_keeps_detector_state(tmp_path: Path, kafka_bootstrap: str) -> N
         worker.stop()
     before = changelog_state(kafka_bootstrap, worker.app_id)
     assert before["m1/_model/events"] == b"5000"
-    assert orjson.loads(before["m1/x1/cusum"])["n"] == 5_000
+    scope = scope_of(profile)  # version 1's state keys
+    assert orjson.loads(before[f"{scope}/x1/cusum"])["n"] == 5_000
 
     worker.start()  # same app id: the table is restored from the changelog
     try:
@@ -139,4 +140,4 @@ def test_restart_keeps_detector_state(tmp_path: Path, kafka_bootstrap: str) -> N
     # Not reset to empty, nothing lost, nothing counted twice.
     assert after["m1/_model/events"] == b"9000"
     for feature, detector in [("x1", "cusum"), ("x2", "cusum"), ("color", "categorical_cusum")]:
-        assert orjson.loads(after[f"m1/{feature}/{detector}"])["n"] == 9_000
+        assert orjson.loads(after[f"{scope}/{feature}/{detector}"])["n"] == 9_000

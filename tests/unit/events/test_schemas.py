@@ -97,3 +97,27 @@ def test_feature_windows_we_publish_validate(tmp_path: Path) -> None:
         doc = orjson.loads(window.to_json())
         jsonschema.validate(doc, schema("feature-window"))
         assert FeatureWindow.from_json(window.to_json()) == window
+
+
+def test_comparison_windows_and_their_alerts_validate() -> None:
+    from driftline.config import ComparisonSettings
+    from driftline.events.records import ComparisonWindow, performance_topic_record
+    from driftline.monitoring.comparison import VersionComparison
+    from tests.unit.monitoring.test_comparison import FIRST_SEEN, shadow_pairs
+
+    pairs = shadow_pairs(np.random.default_rng(2), 2_000, 0.80, 0.90)
+    compared = VersionComparison("m", "binary", ComparisonSettings(), 500).process(
+        pairs, FIRST_SEEN, {}, 0
+    )
+    assert len(compared.windows) == 4 and [a.kind for a in compared.alerts] == ["comparison"]
+    for window in compared.windows:
+        jsonschema.validate(orjson.loads(window.to_json()), schema("comparison-window"))
+        assert performance_topic_record(window.to_json()) == window
+    with pytest.raises(jsonschema.ValidationError):  # the schema is not a performance window's
+        jsonschema.validate(
+            orjson.loads(compared.windows[0].to_json()), schema("performance-window")
+        )
+    for alert in compared.alerts:
+        jsonschema.validate(orjson.loads(alert.to_json()), schema("alert"))
+        assert Alert.from_json(alert.to_json()) == alert
+    assert isinstance(performance_topic_record(compared.windows[0].to_json()), ComparisonWindow)

@@ -31,7 +31,7 @@ def make_pipeline(tmp_path: Path, width: int = 5, **sections: Any) -> Pipeline:
     names = [f"f{i:02d}" for i in range(width)]
     reference = {name: rng.normal(0.0, 1.0, 20_000) for name in names}
     kinds = dict.fromkeys(names, "numeric")
-    profile = build_profile("m", "ref-7", reference, kinds)
+    profile = build_profile("m", "1", reference, kinds)
     path = tmp_path / "m.json"
     path.write_bytes(profile.to_json())
     model = {"task": "regression", "features": kinds, "reference": str(path)}

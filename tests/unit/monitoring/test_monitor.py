@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from driftline.config import config_from_dict
+from driftline.monitoring.monitor import ModelMonitor
 from driftline.monitoring.pipeline import Pipeline
 from tests.streams import batch_message, counted, events, model_config, write_profile
 
@@ -111,17 +112,18 @@ def test_detector_override_of_the_wrong_kind_is_a_config_error(tmp_path: Path) -
     assert specs == {"x1": "ks", "x2": "cusum", "color": "psi", "_joint": "joint"}
 
 
-def test_large_takes_reach_the_detectors_in_bounded_groups(tmp_path: Path) -> None:
+def test_large_takes_reach_the_detectors_in_bounded_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     p = pipeline(tmp_path, worker={"merge_events": 4_096})  # a few groups of this take
-    monitor = p.monitors["m1"]
     sizes: list[int] = []
-    original = monitor.process
+    original = ModelMonitor.process
 
-    def recording(batch, state):
+    def recording(self, batch, state):
         sizes.append(len(batch))
-        return original(batch, state)
+        return original(self, batch, state)
 
-    monitor.process = recording  # type: ignore[method-assign]
+    monkeypatch.setattr(ModelMonitor, "process", recording)
     rng = np.random.default_rng(8)
     messages = [batch_message("m1", events(500, rng, i * 500)) for i in range(40)]
     result = p.process_messages(messages, {})
@@ -140,7 +142,8 @@ def test_messages_delivered_again_are_skipped_not_counted_twice(tmp_path: Path) 
     after_six = dict(state)
     # a restart re-delivers messages 4..9: 4 and 5 were applied already
     p.process_messages(messages[4:], state, sources[4:])
-    assert state["m1/_model/events"] == b"1000"
+    slot = p.versions["m1"].slot("1", state)
+    assert slot is not None and slot.monitor.events_seen(state) == 1000
     assert state["m1/_applied/t:0"] == b"1009"
     reg = p.metrics.registry
     assert reg.get_sample_value("driftline_replayed_messages_skipped_total", {"model": "m1"}) == 2

@@ -25,17 +25,19 @@ from tests.streams import (
 T0 = 1_700_000_000.0
 
 
-def predictions(ids: list[str], times: list[float]) -> PredictionBatch:
+def predictions(
+    ids: list[str], times: list[float], version: str = "1", predicted: Any = 1
+) -> PredictionBatch:
     n = len(ids)
     return PredictionBatch(
         model_id="m",
-        model_version="1",
+        model_version=version,
         prediction_ids=ids,
         timestamps=np.array(times),
-        versions=["1"] * n,
+        versions=[version] * n,
         numeric={},
         categorical={},
-        predictions=[1] * n,
+        predictions=[predicted] * n,
         scores=[None] * n,
         segments=[None] * n,
     )
@@ -83,6 +85,36 @@ def test_join_state_in_a_mapping_survives_a_new_join_object() -> None:
     restored = dict(store)  # what the changelog gives back after a restart
     pairs = LabelJoin({"m": 3_600.0}).add_labels(labels(["a"], [T0 + 60]), restored).pairs
     assert [p.prediction_id for p in pairs] == ["a"]
+
+
+def test_a_label_meets_the_prediction_of_every_version_on_the_same_traffic() -> None:
+    join, store = LabelJoin({"m": 3_600.0}), {}
+    join.add_predictions(predictions(["a", "b"], [T0, T0 + 1], "1", predicted=0), store)
+    shadow = join.add_predictions(predictions(["a", "b"], [T0, T0 + 1], "2", predicted=1), store)
+    assert shadow.counts.duplicates == 0
+    again = join.add_predictions(predictions(["a"], [T0 + 2], "2"), store)
+    assert again.counts.duplicates == 1  # the same id and version twice
+    assert join.waiting("m", store) == 4
+    restored = dict(store)  # and what a restart rebuilds from the chunks
+    for state in (store, restored):
+        result = LabelJoin({"m": 3_600.0}).add_labels(labels(["a"], [T0 + 9], [1]), state)
+        assert [(p.version, p.prediction, p.label) for p in result.pairs] == [
+            ("1", 0, 1),
+            ("2", 1, 1),
+        ]
+        assert result.counts.joined == 1  # one label
+    assert LabelJoin({"m": 3_600.0}).waiting("m", dict(store)) == 2  # "b" of both versions
+
+
+def test_a_shadow_prediction_expires_with_its_bucket_and_the_next_one_stays_joinable() -> None:
+    ttl = 2_400.0
+    join, store = LabelJoin({"m": ttl}), {}
+    join.add_predictions(predictions(["a"], [T0], "1"), store)
+    join.add_predictions(predictions(["a"], [T0 + ttl], "2"), store)  # a later bucket
+    expired = join.add_predictions(predictions(["x"], [T0 + 1.5 * ttl]), store).counts
+    assert expired.expired_predictions == 1  # version 1's
+    pairs = join.add_labels(labels(["a"], [T0 + 1.5 * ttl]), store).pairs
+    assert [p.version for p in pairs] == ["2"]
 
 
 def classifier_pipeline(
@@ -322,7 +354,11 @@ def test_river_error_detectors_can_watch_the_errors_instead(tmp_path: Path, dete
     firing = [a for a in alerts if a.kind == "performance" and a.update == 0]
     assert len(firing) == 1 and firing[0].first_event_time >= T0 + 6_000
     p = classifier_pipeline(tmp_path, error_detector=detector)
-    assert not p.performance["clf"].errors and p.performance["clf"].river_name == detector
+    state: dict[str, bytes] = {}
+    p.process_messages([batch_message("clf", [stream[0][2]])], state, joins={})
+    slot = p.versions["clf"].slot("1", state)  # the version's monitors
+    assert slot is not None and slot.performance is not None
+    assert not slot.performance.errors and slot.performance.river_name == detector
 
 
 def test_a_shift_in_the_labels_alone_is_reported(tmp_path: Path) -> None:
