@@ -14,6 +14,7 @@ import orjson
 from driftline.config import Config
 from driftline.report.build import build_reports, file_name
 from driftline.report.fleet import render_fleet
+from driftline.runtime.profiles import published_profiles
 from driftline.runtime.status import StatusPage, serve
 from driftline.runtime.topics import dump_topic
 
@@ -68,6 +69,8 @@ class LiveStatus:
         self.page.stopping.set()
         self.server.shutdown()
         self.server.server_close()
+        if self.page.reader is not None:  # its consumer closed before the broker stops
+            self.page.reader.join(5)
 
 
 def write_pages(config: Config, workdir: Path, events: Path, status: StatusPage) -> list[Path]:
@@ -88,6 +91,7 @@ def write_pages(config: Config, workdir: Path, events: Path, status: StatusPage)
         windows=files["performance-windows"],
         events=events,
         history=files["feature-windows"],
+        published=published_profiles(config),
     )
     snapshot = workdir / "report" / "status.html"
     lag = status.lag()

@@ -5,6 +5,7 @@ Prints progress while it runs, each alert as it arrives on the alerts topic, and
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -19,13 +20,26 @@ from typing import Any
 import yaml
 from kafka.structs import TopicPartition
 
+from driftline.cli.demo.loop import (
+    LoopLog,
+    Rollout,
+    RolloutTraffic,
+    committed_reader,
+    start_retrainer,
+    wait_for_new_version,
+    wait_for_profile,
+    watch_loop,
+)
 from driftline.cli.demo.pages import EventsFile, LiveStatus, status_port, write_pages
 from driftline.cli.demo.scenario import (
     DRIFTING,
     FEATURES,
+    LABEL_LAG,
     LATE_AFTER_MIN,
     LATE_FEATURES,
     OUTAGE_FEATURE,
+    UNLABELLED,
+    LateLabels,
     Scenario,
     late_score,
 )
@@ -36,7 +50,7 @@ from driftline.detectors.performance import (
     classification_metrics,
 )
 from driftline.detectors.profile import ReferenceProfile, build_profile
-from driftline.events.records import Alert
+from driftline.events.records import Alert, PerformanceWindow
 from driftline.monitoring.performance import (
     baseline_performance,
     estimated_baseline,
@@ -46,14 +60,13 @@ from driftline.observability.metrics import scrape_total
 from driftline.runtime.localkafka import PROJECT_ROOT, LocalKafka
 from driftline.runtime.topics import GroupLag, ensure_topics, kafka_client_options
 from driftline.sdk.client import LabelLogger, PredictionLogger
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 MODEL = "eta"
 MODEL_VERSION = "3"
+ROLLOUT_EVENTS = 20_000  # served by the retrained version, after the scenario's events
 LATE_MODEL = "late"  # a classifier on the ETA: will this delivery be late?
 ETA_ONLY, LATE_ONLY = f'model="{MODEL}"', f'model="{LATE_MODEL}"'
-LABEL_LAG = 3_000  # a delivery's real time is known this many predictions later
-UNLABELLED = 10  # every tenth delivery never reports its real time
 SLACK_URL_ENV = "DRIFTLINE_DEMO_SLACK_URL"
 BAD_MESSAGES = [
     b"\x00\x01 not json",
@@ -88,16 +101,7 @@ def _progress(text: str) -> None:
 
 
 def _watch_alerts(bootstrap: str, topic: str, log: AlertLog, stop: threading.Event) -> None:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=500,
-        # the worker writes alerts in transactions: read those committed, and past their
-        # markers, so that a position can reach the topic's end offset
-        isolation_level="read_committed",
-    )
+    consumer = committed_reader(bootstrap, topic)
     try:
         while not stop.is_set():
             for message in consumer:
@@ -175,6 +179,8 @@ def _run_with_broker(
                 "false_alarm_budget": 1_000_000,
                 # the demo's event time is short: ask for retraining after 5 s of critical drift
                 "retraining": {"after_critical_seconds": 5},
+                # and retire the old version 5 s after the new one took its traffic
+                "versions": {"retire_after_seconds": 5},
                 # an MAE a quarter above the baseline's is worth an alert; the ETA's own
                 # distribution is watched by the late model (its input), not twice
                 "performance": {
@@ -294,8 +300,7 @@ class DemoTraffic:
         self.late = PredictionLogger(LATE_MODEL, "1", topic=topics.predictions, **options)
         self.eta_labels = LabelLogger(MODEL, topic=topics.labels, **options)
         self.late_labels = LabelLogger(LATE_MODEL, topic=topics.labels, **options)
-        self.sent: list[tuple[str, float]] = []  # (id, real minutes) awaiting their label
-        self.labels_due = 0
+        self.labels_to_come = LateLabels()
 
     def send(self, pid: str, event: dict[str, Any]) -> None:
         now = time.time()
@@ -320,13 +325,11 @@ class DemoTraffic:
                     "scores": {"1": score},
                 },
             )
-        self.sent.append((pid, event["actual"]))
-        if len(self.sent) > LABEL_LAG:
-            done, actual = self.sent.pop(0)
-            self.labels_due += 1
-            if self.labels_due % UNLABELLED:
-                self.eta_labels.log(done, actual, timestamp=now)
-                self.late_labels.log(done, int(actual > LATE_AFTER_MIN), timestamp=now)
+        due = self.labels_to_come.add(pid, event["actual"])
+        if due is not None:
+            done, actual = due
+            self.eta_labels.log(done, actual, timestamp=now)
+            self.late_labels.log(done, int(actual > LATE_AFTER_MIN), timestamp=now)
 
     def close(self) -> None:
         for logger in (self.eta, self.late, self.eta_labels, self.late_labels):
@@ -391,12 +394,17 @@ def _run_worker(
         stderr=subprocess.STDOUT,
         env=env,
     )
-    alerts = AlertLog()
+    alerts, loop = AlertLog(), LoopLog()
     stop = threading.Event()
     watcher = threading.Thread(
         target=_watch_alerts, args=(bootstrap, config.topics.alerts, alerts, stop), daemon=True
     )
     watcher.start()
+    loop_watcher = threading.Thread(
+        target=watch_loop, args=(config, loop, _say, stop), name="loop", daemon=True
+    )
+    loop_watcher.start()
+    retrainer = start_retrainer(config, workdir / "retrain", stop)
     try:
         return _produce_and_report(
             scenario,
@@ -404,6 +412,7 @@ def _run_worker(
             bootstrap,
             worker,
             alerts,
+            loop,
             metrics_port,
             rate,
             started,
@@ -418,7 +427,8 @@ def _run_worker(
             worker.wait(30)
         except subprocess.TimeoutExpired:
             worker.kill()
-        watcher.join(5)
+        for thread in (watcher, loop_watcher, retrainer):
+            thread.join(5)
 
 
 def _produce_and_report(
@@ -427,6 +437,7 @@ def _produce_and_report(
     bootstrap: str,
     worker: subprocess.Popen[bytes],
     alerts: AlertLog,
+    loop: LoopLog,
     metrics_port: int,
     rate: float,
     started: float,
@@ -472,10 +483,13 @@ def _produce_and_report(
             f"phase {phase:<8}  alerts {len(alerts.alerts)}"
         )
     traffic.close()
-    events_file.close()
     produced_in = time.monotonic() - t0
     timeout = 60.0 + 2 * produced_in  # a slower machine produces slower too
+    rollout = _roll_out(scenario, config, worker, loop, events_file, workdir, rate, timeout)
+    events_file.close()
     missing = _wait_until_done(config, worker, alerts, slack, timeout)
+    if rollout is None:
+        missing.append("no retrained version to roll out")
     processed = scrape_total(metrics_port, "driftline_events_processed_total", ETA_ONLY)
     dead = scrape_total(metrics_port, "driftline_dead_letters_total")
     retraining = scrape_total(metrics_port, "driftline_retraining_requests_total")
@@ -487,12 +501,19 @@ def _produce_and_report(
         print(f"\n\nThe worker did not finish in {timeout:.0f} s: {'; '.join(missing)}.")
         print("The summary below is incomplete; the worker's log is .driftline/demo/worker.log.")
     pages = write_pages(config, workdir, events_file.path, status.page)
+    windows = [
+        PerformanceWindow.from_json(line)
+        for line in (workdir / "performance-windows.jsonl").read_bytes().splitlines()
+        if b"driftline.performance-window/" in line
+    ]
     folder = pages[0].parent
     shown = folder.relative_to(PROJECT_ROOT) if folder.is_relative_to(PROJECT_ROOT) else folder
     where = [
         f"  report            {shown}/: {', '.join(p.name for p in pages)} (they load nothing)",
         f"  status page       {status.url} while the demo ran (status.html: as it stood)",
     ]
+    loggers = [traffic.eta] + ([rollout.logger] if rollout else [])
+    sent = (sum(x.stats.sent for x in loggers), sum(x.stats.dropped for x in loggers))
     _report(
         scenario,
         alerts,
@@ -501,11 +522,60 @@ def _produce_and_report(
         topics,
         metrics_port,
         started,
-        traffic.eta,
+        sent,
         delivered,
         where,
+        windows,
+        rollout,
     )
     return 1 if missing else 0
+
+
+def _roll_out(
+    scenario: Scenario,
+    config: Config,
+    worker: subprocess.Popen[bytes],
+    loop: LoopLog,
+    events_file: EventsFile,
+    workdir: Path,
+    rate: float,
+    timeout: float,
+) -> Rollout | None:
+    """The loop's end: wait for the retraining pipeline's new version of the ETA model, then
+    serve it to the storm-time traffic that follows. None if no version came."""
+    _say(f"\nWaiting for the retrained version of {MODEL} ...")
+    found = wait_for_new_version(loop, MODEL, workdir / "retrain", timeout)
+    if found is None:
+        _say(f"  no retrained version of {MODEL} (failed, or not within {timeout:.0f} s)")
+        return None
+    succeeded, model, trained_on = found
+    version = succeeded.new_version
+    # the worker reads the profile from its topic; make sure before the version's first event
+    wait_for_profile(workdir / "worker.log", MODEL, version, timeout=5.0)
+    events = scenario.later(ROLLOUT_EVENTS)
+    _say(
+        f"Rolling out {MODEL} version {version} (its profile published by the retraining "
+        f"pipeline): the next {len(events):,} predictions are its own.\n"
+    )
+    traffic = RolloutTraffic(config, MODEL, version, model, events_file)
+    t0, step = time.monotonic(), 500
+    try:
+        for start in range(0, len(events), step):
+            for i, event in enumerate(events[start : start + step], start):
+                traffic.send(f"v{version}-{i}", event["features"], event["actual"])
+            events_file.flush()
+            if worker.poll() is not None:
+                break
+            ahead = (start + step) / rate - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+            _progress(f"  sent {start + step:>7,} / {len(events):,} of version {version}")
+    finally:
+        traffic.close()
+    request = loop.request(succeeded.idempotency_key)
+    return Rollout(
+        succeeded, request, trained_on, scenario.n_events, len(events), traffic.predictions
+    )
 
 
 def _wait_until_done(
@@ -542,7 +612,17 @@ def _wait_until_done(
         probe.close()
 
 
-def _report_performance(firing: list[Alert], port: int) -> None:
+def _last_mae(windows: list[PerformanceWindow], version: str) -> tuple[float, float] | None:
+    """The MAE of a version's last realised window, and its baseline."""
+    for window in reversed(windows):
+        if (window.model_id, window.model_version, window.source) == (MODEL, version, "realised"):
+            check = next(c for c in window.checks if c.metric == "mae")
+            if check.value is not None and check.baseline is not None:
+                return check.value, check.baseline
+    return None
+
+
+def _report_performance(firing: list[Alert], port: int, windows: list[PerformanceWindow]) -> None:
     def metric(name: str, model: str, which: str) -> float:
         return scrape_total(port, name + "{", (f'model="{model}"', f'metric="{which}"'))
 
@@ -551,11 +631,10 @@ def _report_performance(firing: list[Alert], port: int) -> None:
         f"  performance (a delivery's real time is known {LABEL_LAG:,} predictions later; "
         f"1 in {UNLABELLED} never)"
     )
+    mae = _last_mae(windows, MODEL_VERSION) or (math.nan, math.nan)
     print(
-        f"  {MODEL:<5} MAE over the last 500 labels "
-        f"{metric('driftline_performance', MODEL, 'mae'):.1f} min (baseline "
-        f"{metric('driftline_performance_baseline', MODEL, 'mae'):.1f}); "
-        f"labels joined {joined:,.0f}"
+        f"  {MODEL:<5} version {MODEL_VERSION} MAE over its last 500 labels {mae[0]:.1f} min "
+        f"(baseline {mae[1]:.1f}); labels joined {joined:,.0f} (both versions)"
     )
     print(
         f"  {LATE_MODEL:<5} accuracy over the last 500 labels "
@@ -568,7 +647,8 @@ def _report_performance(firing: list[Alert], port: int) -> None:
         "        (the estimate follows the inputs' shift, not that deliveries now take longer"
         " than the ETA says: only labels show that)"
     )
-    for alert in [a for a in firing if a.kind == "performance"]:
+    before = [a for a in firing if a.model_id != MODEL or a.model_version == MODEL_VERSION]
+    for alert in [a for a in before if a.kind == "performance"]:
         top = alert.features[0]
         # the estimate's episodes count predictions, the others labelled events
         counted = "event" if top.detector == "cbpe" else "labelled event"
@@ -579,6 +659,64 @@ def _report_performance(firing: list[Alert], port: int) -> None:
     print()
 
 
+def _report_loop(
+    firing: list[Alert],
+    resolved: dict[str, Alert],
+    windows: list[PerformanceWindow],
+    rollout: Rollout | None,
+    port: int,
+) -> None:
+    """The retraining loop's steps, each at its event of the ETA model."""
+    print(f"  the retraining loop ({MODEL}; event positions depend on timing)")
+    if rollout is None:
+        print("  no retrained version came: see .driftline/demo/retrain/\n")
+        return
+    request, version = rollout.request, rollout.status.new_version
+    if request is not None:
+        asked = [a for a in firing if a.alert_id in request.alert_ids]
+        why = ", ".join(f"{a.kind} alert at event {a.events_seen:,}" for a in asked)
+        sample = request.sample
+        rows = f"{sample.events:,} events ({sample.labelled:,} labelled)" if sample else "none"
+        print(f"  1 request at event {request.events_seen:,} for the {why}; sample {rows}")
+    print(
+        f"  2 driftline retrain: accepted, running, succeeded as version {version} (trained "
+        f"on {rollout.trained_on:,} labelled rows; its profile published)"
+    )
+    print(
+        f"  3 version {version} served events {rollout.first_event:,} to "
+        f"{rollout.first_event + rollout.events - 1:,}"
+    )
+    since = request.events_seen if request is not None else 0
+    closed = sorted(
+        (
+            a
+            for a in resolved.values()
+            if (a.model_id, a.model_version) == (MODEL, MODEL_VERSION) and a.events_seen >= since
+        ),
+        key=lambda a: (a.events_seen, a.kind),
+    )
+    for alert in closed:
+        reason = alert.message.split(": ", 1)[-1]
+        print(
+            f"  4 version {MODEL_VERSION}'s {alert.kind} episode resolved at event "
+            f"{alert.events_seen:,}: {reason}"
+        )
+    new = [a for a in firing if a.model_id == MODEL and a.model_version == version]
+    mae = _last_mae(windows, version)
+    said = f"MAE over its last 500 labels {mae[0]:.1f} min (baseline {mae[1]:.1f})" if mae else ""
+    alerts = ", ".join(f"{a.kind} at event {a.events_seen:,}" for a in new) or "no alert"
+    print(f"  5 version {version}: {alerts}; {said}")
+    live = [
+        v
+        for v in (MODEL_VERSION, version)
+        if scrape_total(port, "driftline_live_versions", (ETA_ONLY, f'version="{v}"'))
+    ]
+    print(
+        f"  6 live versions of {MODEL} (Grafana's Live versions panel): {', '.join(live)}; "
+        f"the status page and the report follow version {version}\n"
+    )
+
+
 def _report(
     scenario: Scenario,
     alerts: AlertLog,
@@ -587,9 +725,11 @@ def _report(
     topics: TopicSettings,
     metrics_port: int,
     started: float,
-    logger: PredictionLogger,
+    sent: tuple[int, int],
     delivered: list[str],
     where: list[str],
+    windows: list[PerformanceWindow],
+    rollout: Rollout | None,
 ) -> None:
     with alerts.lock:  # in a fixed order, not the order they arrived in
         firing = sorted(
@@ -597,10 +737,7 @@ def _report(
             key=lambda a: (a.model_id, a.kind, a.window_start_event),
         )
     print("\n\nSummary")
-    print(
-        f"  events processed     {processed:,.0f} (SDK sent {logger.stats.sent:,}, "
-        f"dropped {logger.stats.dropped})"
-    )
+    print(f"  events processed     {processed:,.0f} (SDK sent {sent[0]:,}, dropped {sent[1]})")
     print(f"  dead-lettered        {dead:.0f} messages/rows (reasons in the message headers)")
     print(f"  run time             {time.monotonic() - started:.0f} s")
     with alerts.lock:
@@ -619,7 +756,11 @@ def _report(
         )
     if not quality:
         print(f"  none: the {OUTAGE_FEATURE} outage was missed")
-    drift = [a for a in firing if a.kind == "drift" and a.model_id == MODEL]
+    drift = [
+        a
+        for a in firing
+        if a.kind == "drift" and a.model_id == MODEL and a.model_version == MODEL_VERSION
+    ]
     for alert in drift:
         print(
             f"\n  {alert.severity} drift alert {alert.alert_id} at event "
@@ -640,7 +781,8 @@ def _report(
         print(f"  {feature:<18} {first:>21,}  {verdict}")
     quiet = [f for f in FEATURES if f not in DRIFTING and f not in signalled]
     print(f"  quiet (no alert, as expected): {', '.join(quiet)}\n")
-    _report_performance(firing, metrics_port)
+    _report_performance(firing, metrics_port, windows)
+    _report_loop(firing, resolved, windows, rollout, metrics_port)
     print("\n".join(delivered))
     print("\nWhere to look next")
     print(f"  alerts topic      {topics.alerts}  (kcat -C -t <topic> -b <broker>)")

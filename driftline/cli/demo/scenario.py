@@ -9,6 +9,7 @@ events and ``courier_load`` arrives null (a data-quality problem, not drift).
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,8 @@ FEATURES: dict[str, str] = {
 }
 DRIFTING = ("distance_km", "weather")
 OUTAGE_FEATURE = "courier_load"
+LABEL_LAG = 3_000  # a delivery's real time is known this many predictions later
+UNLABELLED = 10  # every tenth delivery never reports its real time
 LATE_AFTER_MIN = 40.0  # the second model: will the delivery take longer than this?
 LATE_FEATURES: dict[str, str] = {"eta_min": "numeric"}  # it reads the ETA model's output
 
@@ -114,6 +117,42 @@ class Scenario:
         for event in out[self.outage[0] : self.outage[1]]:
             event["features"][OUTAGE_FEATURE] = None
         return out
+
+    def later(self, n: int) -> list[dict[str, Any]]:
+        """``n`` events that follow ``events()``: the same drifted conditions, the real
+        minutes as the drift made them (``prediction``: the old model's ETA)."""
+        rng = np.random.default_rng(self.seed + 4)
+        cols = self.columns(n, drifted=True, rng=rng)
+        eta = self.eta(cols, rng)
+        actual = self.actual(cols, eta, True, np.random.default_rng(self.seed + 5)).tolist()
+        names = list(cols)
+        values = [cols[name].tolist() for name in names]
+        return [
+            {
+                "features": {name: column[i] for name, column in zip(names, values, strict=True)},
+                "prediction": prediction,
+                "actual": actual[i],
+            }
+            for i, prediction in enumerate(eta.tolist())
+        ]
+
+
+class LateLabels:
+    """Deliveries' real times, each known ``LABEL_LAG`` predictions after its own; 1 in
+    ``UNLABELLED`` never."""
+
+    def __init__(self) -> None:
+        self.waiting: deque[tuple[str, float]] = deque()  # (id, real minutes)
+        self.due = 0
+
+    def add(self, pid: str, actual: float) -> tuple[str, float] | None:
+        """Note a prediction; the (id, real minutes) whose label comes now, if one does."""
+        self.waiting.append((pid, actual))
+        if len(self.waiting) <= LABEL_LAG:
+            return None
+        done = self.waiting.popleft()
+        self.due += 1
+        return done if self.due % UNLABELLED else None
 
 
 def late_score(eta: np.ndarray | float) -> np.ndarray:
