@@ -183,6 +183,15 @@ def scraped(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> I
                     producer.send(worker.topic("labels"), key=MODEL.encode(), value=value)
                 producer.flush()
                 time.sleep(0.15)
+                if start + 250 == 3_000:
+                    # The break holds until Prometheus has scraped it and evaluated the rules
+                    # a few times: a worker catching up could otherwise take the broken and
+                    # the clean messages in one go, and the gauge would be 1 between scrapes.
+                    prometheus.wait_until(
+                        f'driftline_data_quality_failing{{model="{MODEL}", feature="x2", '
+                        'check="missing"} == 1'
+                    )
+                    time.sleep(3)
             producer.close()
             worker.wait_processed(len(rows))
             prometheus.wait_until(
