@@ -14,8 +14,11 @@ variance of the difference is that of the disagreements, not of the labels.
 - The **decision** is made over every shared label so far, at each window's end: the
   challenger is better when the one-sided lower bound of the difference is above ``margin``.
   Looking again at each window would, for two equal versions, eventually cross any fixed
-  bound; the k-th look spends (1 - confidence) / (k (k + 1)) of the error, which sums to
-  1 - confidence over all looks.
+  bound; so the looks share the error: by the k-th look they have spent
+  (1 - confidence) (k / (k + 4))^2 of it, which rises to 1 - confidence over all looks.
+  Early looks spend little (a quarter of the error by the fourth), so that a comparison does
+  not decide on the luck of its first windows, where the t interval is also at its weakest:
+  few labels on which the versions disagree, heavy-tailed errors.
 - The decision is an ``info`` alert of kind ``comparison``: it fires once when the challenger
   is found better and resolves when the evidence no longer says so.
 
@@ -38,6 +41,9 @@ from driftline.config import ComparisonSettings, Task
 from driftline.events.records import Alert, ComparisonWindow, FeatureEvidence
 from driftline.monitoring.join import Joined
 from driftline.monitoring.monitor import as_number, class_name
+
+#: How slowly the looks start spending the error: a quarter of it by look 4, half by look 10
+EARLY_LOOKS = 4
 
 
 @dataclass
@@ -183,7 +189,7 @@ class VersionComparison:
         mean, error = w.mean_and_error()
         half = float(stats.t.ppf(0.5 + confidence / 2, max(w.n - 1, 1))) * error
         pair.looks += 1
-        spent = (1 - confidence) / (pair.looks * (pair.looks + 1))
+        spent = error_spent(pair.looks, 1 - confidence)
         t_mean, t_error = total.mean_and_error()
         t_lower = t_mean - float(stats.t.ppf(1 - spent, max(total.n - 1, 1))) * t_error
         champion_value, challenger_value = w.champion / w.n, w.challenger / w.n
@@ -234,6 +240,16 @@ class VersionComparison:
         if status == "resolved":
             pair.alert_id = ""
         return alert
+
+
+def error_spent(look: int, error: float) -> float:
+    """The share of ``error`` the ``look``-th look (from 1) spends: ``F(k) - F(k - 1)`` of it
+    with ``F(k) = (k / (k + EARLY_LOOKS))^2``, which rises to 1 over all looks."""
+
+    def by(k: int) -> float:
+        return (k / (k + EARLY_LOOKS)) ** 2
+
+    return error * (by(look) - by(look - 1))
 
 
 def comparison_alert(

@@ -215,7 +215,7 @@ def test_a_shadow_challengers_comparison_equals_the_offline_one(
         assert np.isclose(w.difference, d.mean())
         assert np.isclose(w.lower, d.mean() - half) and np.isclose(w.upper, d.mean() + half)
         total = wrong["1"][: part.stop] - wrong["2"][: part.stop]
-        spent = 0.05 / ((k + 1) * (k + 2))
+        spent = 0.05 * (((k + 1) / (k + 5)) ** 2 - (k / (k + 4)) ** 2)  # at look k + 1
         error = total.std(ddof=1) / np.sqrt(len(total))
         assert np.isclose(
             w.total_lower, total.mean() - stats.t.ppf(1 - spent, len(total) - 1) * error

@@ -7,7 +7,7 @@ from scipy import stats
 
 from driftline.config import ComparisonSettings
 from driftline.events.records import ComparisonWindow
-from driftline.monitoring.comparison import VersionComparison
+from driftline.monitoring.comparison import VersionComparison, error_spent
 from driftline.monitoring.join import Joined
 
 T0 = 1_700_000_000.0
@@ -60,11 +60,19 @@ def test_windows_equal_an_offline_paired_computation() -> None:
         assert np.isclose(window.lower, d.mean() - half)
         assert np.isclose(window.upper, d.mean() + half)
         total = wrong["1"][: rows.stop].astype(float) - wrong["2"][: rows.stop]
-        spent = 0.05 / ((k + 1) * (k + 2))
+        spent = 0.05 * (((k + 1) / (k + 5)) ** 2 - (k / (k + 4)) ** 2)  # at look k + 1
         bound = total.mean() - stats.t.ppf(1 - spent, len(total) - 1) * total.std(ddof=1) / np.sqrt(
             len(total)
         )
         assert np.isclose(window.total_lower, bound)
+
+
+def test_the_looks_spend_the_error_slowly_at_first_and_never_more_than_all_of_it() -> None:
+    spent = np.cumsum([error_spent(k, 0.05) for k in range(1, 100_001)])
+    assert np.all(np.diff(spent) > 0) and spent[-1] < 0.05
+    assert np.isclose(spent[0], 0.05 / 25)  # (1 / 5)^2: the first window decides only on a lot
+    assert np.isclose(spent[3], 0.05 / 4) and np.isclose(spent[9], 0.05 * (10 / 14) ** 2)
+    assert spent[-1] > 0.0499  # all of it, eventually
 
 
 def test_a_better_challenger_fires_one_info_alert_and_an_equal_one_rarely_does() -> None:
