@@ -314,9 +314,7 @@ class Pipeline:
         sample = self.samples.get(model_id)
         if sample is not None:
             sample.add(batch)
-        result.alerts.extend(routed.alerts)
-        for alert in routed.alerts:
-            self.metrics.alerts.labels(model_id, alert.kind, alert.counted_as).inc()
+        self._alerted(model_id, routed.alerts, result)
         if routed.unmonitored:
             self.metrics.series(self.metrics.unmonitored, model_id).inc(routed.unmonitored)
         for slot, part in routed.parts:  # the newest version last: its values stay in gauges
@@ -342,10 +340,14 @@ class Pipeline:
             joined = self.join.add_predictions(batch, joins)
             self._joined(model_id, joined, latest, batch.versions[-1], state, result)
         retired = self.versions[model_id].retire(state, latest)  # after all their rows
-        result.alerts.extend(retired)
-        for alert in retired:
-            self.metrics.alerts.labels(model_id, alert.kind, alert.counted_as).inc()
+        self._alerted(model_id, retired, result)
         self._export_versions(model_id)
+
+    def _alerted(self, model_id: str, alerts: list[Alert], result: BatchResult) -> None:
+        """Alerts made outside the monitors' outcomes: into the run's result, and counted."""
+        result.alerts.extend(alerts)
+        for alert in alerts:
+            self.metrics.alerts.labels(model_id, alert.kind, alert.counted_as).inc()
 
     def _export_versions(self, model_id: str) -> None:
         """The live-versions gauge: a series per version monitored now, gone once retired."""
@@ -443,10 +445,7 @@ class Pipeline:
             if self._replayed(model_id, sources, index, applied):
                 continue
             self.metrics.retraining_status.labels(model_id, status.status).inc()
-            alerts = self._retraining_outcome(status, state)
-            result.alerts.extend(alerts)
-            for alert in alerts:
-                self.metrics.alerts.labels(model_id, alert.kind, alert.counted_as).inc()
+            self._alerted(model_id, self._retraining_outcome(status, state), result)
         applied.write()
         return result
 
@@ -525,9 +524,7 @@ class Pipeline:
         if newest is not None:
             newest.history.add_labels(counts, delays, state)
         loss = self.label_loss[model_id].process(counts, delays, latest, version, state)
-        result.alerts.extend(loss)
-        for alert in loss:
-            m.alerts.labels(model_id, alert.kind, alert.counted_as).inc()
+        self._alerted(model_id, loss, result)
         sample = self.samples.get(model_id)
         if sample is not None and pairs:
             sample.add_labels(pairs)
@@ -543,9 +540,7 @@ class Pipeline:
             events = int(state.get(f"{model_id}/_model/events") or 0)
             compared = self.comparisons[model_id].process(pairs, first_seen, state, events)
             result.comparison_windows.extend(compared.windows)
-            result.alerts.extend(compared.alerts)
-            for alert in compared.alerts:
-                m.alerts.labels(model_id, alert.kind, alert.counted_as).inc()
+            self._alerted(model_id, compared.alerts, result)
 
     def _performed(
         self, model_id: str, outcome: PerformanceOutcome, result: BatchResult, slot: Slot
