@@ -4,9 +4,14 @@ It fits a small model (least squares on the numeric features, the distance squar
 categories one-hot) to the request's sample: the labelled rows from the drift's evidence
 window on, the traffic the new version will serve (all labelled rows if those are too few).
 It writes what ``driftline retrain`` expects in ``$DRIFTLINE_OUTPUT``: ``version`` (the
-drifted version's number plus one), ``reference.jsonl`` (the rows' features, the new model's
+drifted version's number plus one), ``reference.jsonl`` (the rows' features, out-of-fold
 predictions and the labels: the new version's reference), and ``model.json``, the model the
-demo then serves as that version.
+demo then serves as that version (fitted on all the rows).
+
+The reference's predictions are out of fold (each row's by a model fitted without it): the
+new version's baseline errors are then errors on traffic it has not seen, as its live errors
+will be. In-sample predictions would make the baseline look better than the model is, and
+the new version's performance monitors would alert on its honest errors.
 
 Run as ``python -m driftline.cli.demo.train`` with the variables ``driftline retrain`` sets.
 """
@@ -24,6 +29,7 @@ import numpy as np
 from driftline.cli.demo.scenario import FEATURES
 
 MIN_ROWS = 200  # fewer labelled rows since the drift began: train on every labelled row
+FOLDS = 5  # for the reference's out-of-fold predictions
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,16 @@ def training_rows(rows: list[dict[str, Any]], since: float) -> list[dict[str, An
     return recent if len(recent) >= MIN_ROWS else labelled
 
 
+def out_of_fold(rows: list[dict[str, Any]]) -> list[float]:
+    """Each row's prediction by a model fitted on the other folds (row i is in fold i % FOLDS)."""
+    predictions = [0.0] * len(rows)
+    for k in range(FOLDS):
+        model = EtaModel.fit([r for i, r in enumerate(rows) if i % FOLDS != k])
+        for i in range(k, len(rows), FOLDS):
+            predictions[i] = model.predict(rows[i]["features"])
+    return predictions
+
+
 def main() -> int:
     request = json.loads(Path(os.environ["DRIFTLINE_REQUEST"]).read_text())
     sample = Path(os.environ["DRIFTLINE_SAMPLE"]).read_text().splitlines()
@@ -96,8 +112,8 @@ def main() -> int:
         return 1
     model = EtaModel.fit(rows)
     with (out / "reference.jsonl").open("w") as reference:
-        for r in rows:
-            row = {**r["features"], "prediction": model.predict(r["features"]), "label": r["label"]}
+        for r, predicted in zip(rows, out_of_fold(rows), strict=True):
+            row = {**r["features"], "prediction": predicted, "label": r["label"]}
             reference.write(json.dumps(row) + "\n")
     (out / "model.json").write_text(model.to_json())
     (out / "version").write_text(str(int(os.environ["DRIFTLINE_MODEL_VERSION"]) + 1))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from driftline.cli.demo.scenario import Scenario
-from driftline.cli.demo.train import MIN_ROWS, EtaModel, training_rows
+from driftline.cli.demo.train import FOLDS, MIN_ROWS, EtaModel, training_rows
 
 
 def sample_rows(events: list[dict], start: float, labelled: bool = True) -> list[dict]:
@@ -59,7 +59,12 @@ def test_it_trains_on_the_rows_since_the_drift_and_beats_the_old_model(tmp_path:
     assert (out / "version").read_text() == "4"
     reference = [json.loads(line) for line in (out / "reference.jsonl").read_text().splitlines()]
     assert len(reference) == len(after) and set(reference[0]) >= {"prediction", "label", "weather"}
-    assert (
-        EtaModel.from_json((out / "model.json").read_text()).predict(after[0]["features"])
-        == reference[0]["prediction"]
-    )
+    # it serves the model fitted on every row; the reference's predictions are out of fold
+    assert EtaModel.from_json((out / "model.json").read_text()) == EtaModel.fit(after)
+    for i in (0, 1, 7):
+        without = EtaModel.fit([r for j, r in enumerate(after) if j % FOLDS != i % FOLDS])
+        assert reference[i]["prediction"] == without.predict(after[i]["features"])
+    errors = [abs(r["prediction"] - r["label"]) for r in reference]
+    model_all = EtaModel.fit(after)
+    in_sample = [abs(model_all.predict(r["features"]) - r["label"]) for r in after]
+    assert np.mean(errors) > np.mean(in_sample)  # the in-sample baseline flatters the model
