@@ -6,9 +6,10 @@ a renamed field, another model version. Each check turns a column into one 0/1 i
 event (missing, outside the range, unseen category, wrong type, undeclared field, other model
 version) and watches the indicator's rate with a Bernoulli CUSUM: the log-likelihood ratio of
 a rate ``p1`` (the reference rate plus the configured tolerance) against ``p0`` (the reference
-rate, raised by two standard errors of its estimate and floored), with Lorden's threshold
-``h = ln(ARL)``. A feature that goes wholly missing alarms within a handful of events; a rise
-smaller than the tolerance does not alarm at the budget. Like the drift detectors, a check
+rate, raised by three standard errors of its estimate as the drift detectors allow their
+references, and floored), with Lorden's threshold ``h = ln(ARL)``. A feature that goes wholly
+missing alarms within a handful of events; a rise smaller than the tolerance does not alarm at
+the budget. Like the drift detectors, a check
 restarts after each alarm, so a large problem shows as repeated signals.
 
 A constant feature (every value the same, where the reference had spread) is a run-length
@@ -29,6 +30,7 @@ import numpy as np
 
 from driftline.detectors.kernels import constant_runs
 from driftline.detectors.profile import CategoricalProfile, FeatureProfile, NumericProfile
+from driftline.detectors.reference_size import Z as REFERENCE_Z
 
 # What a check reports as its cause: the ``detector`` of an alert's evidence.
 MISSING = "missing"
@@ -88,7 +90,7 @@ class RateCheck:
     >>> import numpy as np
     >>> check = RateCheck(reference_rate=0.01, reference_count=10_000, arl=1e8)
     >>> round(check.p0, 4), round(check.p1, 4), round(check.threshold, 1)
-    (0.012, 0.062, 18.4)
+    (0.013, 0.063, 18.4)
     >>> state = RunState()
     >>> rng = np.random.default_rng(0)
     >>> check.update(state, rng.random(20_000) < 0.01).alarms  # as in the reference
@@ -105,12 +107,15 @@ class RateCheck:
         arl: float,
         tolerance: float = 0.05,
         floor: float = 0.001,
+        reference_z: float = REFERENCE_Z,
     ) -> None:
         self.reference_rate = float(reference_rate)
         # The reference rate is an estimate: testing against its upper bound keeps the
-        # false-alarm bound when the reference sample was small (a robust CUSUM).
+        # false-alarm bound when the reference sample was small (a robust CUSUM). Its error
+        # is drawn once and lasts as long as the reference, so the bound is as wide as the
+        # drift detectors' (``REFERENCE_Z`` standard errors).
         r = min(max(self.reference_rate, 0.0), 1.0)
-        upper = r + 2.0 * math.sqrt(r * (1.0 - r) / max(reference_count, 1))
+        upper = r + reference_z * math.sqrt(r * (1.0 - r) / max(reference_count, 1))
         self.p0 = min(max(upper, floor), 0.98)
         self.p1 = min(self.p0 + tolerance, 0.99)
         self.up = math.log(self.p1 / self.p0)

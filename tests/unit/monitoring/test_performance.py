@@ -656,6 +656,24 @@ def test_a_regressions_errors_alert_only_when_they_grow(tmp_path: Path, scale: f
     assert fired[0].features[0].feature == "errors" and fired[0].detector == "cusum"
 
 
+def test_a_small_references_chance_error_does_not_make_the_error_test_alarm() -> None:
+    """A retrained version's reference is often a few hundred rows: here 637, whose 90th
+    percentile of errors came out low by chance, so that 14.6% of live errors pass it (the
+    reference: 10%; four of its standard errors). The error test allows the reference three
+    standard errors, as the drift detectors do: unchanged traffic raises no alarm in 16,000
+    labels; a real rise (to 25%) is still found within 1,500."""
+    from driftline.detectors.quality import RunState
+    from driftline.monitoring.performance import error_checks
+
+    checks = error_checks(0.1, 637, 6.2e7, 0.0)  # a check's ARL in the demo's ETA model
+    for seed in range(20):
+        flags = np.random.default_rng(seed).random(16_000) < 0.146
+        assert [c.update(RunState(), flags).alarms for c in checks] == [0, 0], seed
+    flags = np.random.default_rng(99).random(16_000) < 0.25
+    found = [r.first for c in checks if (r := c.update(RunState(), flags)).alarms]
+    assert found and min(found) < 1_500
+
+
 @pytest.mark.parametrize("delay", [300.0, 1_200.0])
 def test_labels_that_come_after_their_prediction_expired_are_an_alert(
     tmp_path: Path, delay: float, caplog: pytest.LogCaptureFixture
