@@ -1,0 +1,187 @@
+"""The performance monitor's error test on small references: how often an unchanged model
+alarms, and how soon a real rise in errors is found, by reference size and by how many
+standard errors of the reference's error rate the test allows (``RateCheck``'s
+``reference_z``; the shipped value against the old 2), side by side on the same draws.
+
+A reference is a sample: its error rate (a classifier's) or its 90th percentile of absolute
+errors (a regression's, whose exceedances the test counts) is off by chance, once, and the
+error then lasts as long as the reference is in use. A retrained version's reference is often
+small: the labelled rows of a retraining sample since the drift began, a few hundred.
+
+- regression: absolute errors (0.5 + |x|) |t3|, x ~ N(0, 1) (heavy-tailed, as ETAs' are);
+  the change scales them by 1.1 or 1.2;
+- retrained: the demo's ETA model retrained as its training job does (least squares, the
+  reference's predictions out of fold) on ``rows`` events of its storm-time traffic, then
+  serving the events that follow (the errors of a model fitted to the reference's own noise,
+  as every retrained version's are); the change scales its errors by 1.1 or 1.2;
+- binary: 9% errors; the change flips 1% or 3.2% of the labels (accuracy 0.91 to 0.902 or
+  0.884).
+
+Per reference size and allowance: the share of ``--references`` references whose test alarms
+on ``--labels`` unchanged labels, and the median labels to the first alarm after a change
+(over the references; '-' when fewer than half alarm within ``--labels``). The checks are
+``error_checks``'s two CUSUMs at the ARL of one check of the demo's ETA model (its budget of
+1e6 spread over its checks), unless ``--arl`` says otherwise.
+
+    .venv/bin/python bench/error_test.py [--references 400] [--labels 20000] [--arl A]
+        [--sizes N ...]
+
+``--rises ROWS`` instead: a reference of ``ROWS`` rows whose share of large errors is 10%,
+and live shares from 15% to 30% (50 streams each): the median labels to the first alarm, and
+how many streams had none within ``--labels``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from driftline.config import AlertSettings, ModelConfig
+from driftline.detectors.quality import RateCheck, RunState
+from driftline.detectors.reference_size import Z as REFERENCE_Z
+from driftline.monitoring.alerting import AlertPolicy
+from driftline.monitoring.monitor import ModelMonitor
+from driftline.monitoring.performance import LARGE_ERROR_QUANTILE, error_checks
+
+SIZES = (300, 640, 2_000, 20_000)
+ALLOWANCES = (2.0, REFERENCE_Z)
+ERROR_RATE = 0.09  # the binary model's
+CHANGES = {"regression": (1.1, 1.2), "retrained": (1.1, 1.2), "binary": (0.01, 0.032)}
+
+
+def demo_arl() -> float:
+    """One check's ARL in the demo's ETA model: its false-alarm budget over its checks."""
+    from driftline.cli.demo.run import demo_profile
+    from driftline.cli.demo.scenario import FEATURES, Scenario
+
+    config = ModelConfig(
+        task="regression",
+        features=FEATURES,
+        false_alarm_budget=1_000_000,
+        performance={"enabled": True},
+    )
+    profile = demo_profile(Scenario())
+    return ModelMonitor("eta", config, profile, AlertPolicy(AlertSettings())).share
+
+
+def abs_errors(rng: np.random.Generator, n: int, scale: float = 1.0) -> np.ndarray:
+    return scale * (0.5 + np.abs(rng.normal(0, 1, n))) * np.abs(rng.standard_t(3, n))
+
+
+def retrained(rng: np.random.Generator, rows: int, labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The demo's training job on ``rows`` storm-time events: its reference's absolute errors
+    (out of fold) and the fitted model's on the ``labels`` events that follow."""
+    from driftline.cli.demo.scenario import Scenario
+    from driftline.cli.demo.train import EtaModel, out_of_fold
+
+    events = Scenario(seed=int(rng.integers(2**31))).later(rows + labels)
+    sample = [{"features": e["features"], "label": e["actual"]} for e in events[:rows]]
+    truth = np.array([r["label"] for r in sample])
+    reference = np.abs(np.array(out_of_fold(sample)) - truth)
+    model = EtaModel.fit(sample)
+    served = np.array([model.predict(e["features"]) for e in events[rows:]])
+    return reference, np.abs(served - np.array([e["actual"] for e in events[rows:]]))
+
+
+def wrong(rng: np.random.Generator, n: int, flip: float = 0.0) -> np.ndarray:
+    errors = rng.random(n) < ERROR_RATE
+    return errors ^ (rng.random(n) < flip)
+
+
+def checks(task: str, reference_rate: float, rows: int, arl: float, z: float) -> list[RateCheck]:
+    """``error_checks``'s CUSUMs for this reference, with ``z`` standard errors allowed."""
+    built = error_checks(reference_rate, rows, arl, 0.0)
+    return [
+        RateCheck(reference_rate, rows, 2 * arl, tolerance=c.p1 - c.p0, reference_z=z)
+        for c in built
+    ]
+
+
+def first_alarm(tests: list[RateCheck], flags: np.ndarray) -> int | None:
+    """Labels to the first alarm of either CUSUM (1-based), None if neither alarms."""
+    found = []
+    for test in tests:
+        result = test.update(RunState(), flags, stop_at_signal=True)
+        if result.alarms:
+            found.append(result.first + 1)
+    return min(found) if found else None
+
+
+def median_delay(delays: list[int | None]) -> str:
+    if sum(d is None for d in delays) * 2 >= len(delays):
+        return "-"
+    return f"{int(np.median([math.inf if d is None else d for d in delays])):,}"
+
+
+def rises(rows: int, labels: int, arl: float, streams: int = 50) -> None:
+    rate = 1.0 - LARGE_ERROR_QUANTILE
+    print(f"reference of {rows:,} rows at {rate:.0%}, {streams} streams of {labels:,} labels")
+    print(f"{'live share':>10} {'z':>4} {'median delay':>13} {'none':>5}")
+    for share in (0.15, 0.2, 0.25, 0.3):
+        for z in ALLOWANCES:
+            tests = checks("rises", rate, rows, arl, z)
+            delays = [
+                first_alarm(tests, np.random.default_rng(seed).random(labels) < share)
+                for seed in range(streams)
+            ]
+            missed = sum(d is None for d in delays)
+            print(f"{share:>10.0%} {z:>4g} {median_delay(delays):>13} {missed:>5}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--references", type=int, default=400)
+    parser.add_argument("--labels", type=int, default=20_000)
+    parser.add_argument("--arl", type=float, default=None)
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--rises", type=int, metavar="ROWS", default=None)
+    args = parser.parse_args()
+    arl = args.arl or demo_arl()
+    if args.rises:
+        rises(args.rises, args.labels, arl)
+        return
+    print(
+        f"{args.references} references per size, {args.labels:,} labels after each, one "
+        f"check's ARL {arl:.3g}"
+    )
+    header = f"{'task':<10} {'rows':>6} {'z':>4} {'false alarms':>12}"
+    for task, changes in CHANGES.items():
+        names = [f"flip {c:.1%}" if task == "binary" else f"x{c:g}" for c in changes]
+        print(f"\n{header}" + "".join(f" {'delay ' + n:>16}" for n in names))
+        for rows in args.sizes:
+            false: dict[float, int] = dict.fromkeys(ALLOWANCES, 0)
+            delays: dict[tuple[float, float], list[int | None]] = {}
+            for r in range(args.references):
+                rng = np.random.default_rng([r, rows, len(task)])
+                if task == "binary":
+                    rate = float(wrong(rng, rows).mean())
+                    streams = [wrong(rng, args.labels, f) for f in (0.0, *changes)]
+                else:
+                    if task == "regression":
+                        reference = abs_errors(rng, rows)
+                        live = [abs_errors(rng, args.labels, s) for s in (1.0, *changes)]
+                    else:
+                        reference, served = retrained(rng, rows, args.labels)
+                        live = [served * s for s in (1.0, *changes)]
+                    large = float(np.quantile(reference, LARGE_ERROR_QUANTILE))
+                    rate = 1.0 - LARGE_ERROR_QUANTILE
+                    streams = [errors > large for errors in live]
+                for z in ALLOWANCES:
+                    tests = checks(task, rate, rows, arl, z)
+                    false[z] += first_alarm(tests, streams[0]) is not None
+                    for change, flags in zip(changes, streams[1:], strict=True):
+                        delays.setdefault((z, change), []).append(first_alarm(tests, flags))
+            for z in ALLOWANCES:
+                cells = "".join(f" {median_delay(delays[z, c]):>16}" for c in changes)
+                share = false[z] / args.references
+                print(f"{task:<10} {rows:>6,} {z:>4g} {share:>12.1%}{cells}")
+
+
+if __name__ == "__main__":
+    main()
