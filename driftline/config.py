@@ -263,6 +263,12 @@ class RetrainingPolicy(_Strict):
         description="recent events (with their labels) sampled per model and handed to the "
         "retraining job with each request; 0 turns sampling off",
     )
+    sample_every: int = Field(
+        default=10,
+        ge=1,
+        description="about one event in this many is sampled: lower it when a request comes "
+        "few events after its drift began, so the sample holds enough of them to train on",
+    )
     endpoint: str | None = Field(
         default=None, description="a webhook receiver that is also POSTed each request"
     )

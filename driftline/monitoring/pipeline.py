@@ -147,7 +147,10 @@ class Pipeline:
         self._performance(config, profiles)
         self.samples = {
             model_id: RecentSample(
-                model.retraining.sample_events, seed=i, labels=model.performance.enabled
+                model.retraining.sample_events,
+                model.retraining.sample_every,
+                seed=i,
+                labels=model.performance.enabled,
             )
             for i, (model_id, model) in enumerate(config.models.items())
             if model.retraining.enabled and model.retraining.sample_events

@@ -1,7 +1,7 @@
 """RecentSample: a bounded uniform sample of a model's recent events, with their labels, for
 the retraining job a request asks for.
 
-Each event is kept with probability ``1 / SPREAD`` (geometric gaps: the cost is per kept
+Each event is kept with probability ``1 / every`` (geometric gaps: the cost is per kept
 event), in column chunks (one per batch, cut with numpy, no per-event objects); the oldest
 chunks are dropped once the rest hold ``PENDING * size`` events. Labels come later than their
 predictions (often much later): a kept event whose label the join meets becomes a row of the
@@ -25,7 +25,6 @@ import numpy as np
 from driftline.events.codec import PredictionBatch
 from driftline.monitoring.join import Joined
 
-SPREAD = 10  # about one event in this many is kept
 PENDING = 4  # kept events waiting for their labels: this many times the sample's size
 
 
@@ -60,11 +59,12 @@ class _Chunk:
 
 
 class RecentSample:
-    def __init__(self, size: int, seed: int = 0, spread: int = SPREAD, labels: bool = True) -> None:
-        """``labels``: the model's labels are joined (its rows are looked up by id)."""
+    def __init__(self, size: int, every: int, seed: int = 0, labels: bool = True) -> None:
+        """``every``: about one event in this many is kept; ``labels``: the model's labels are
+        joined (its rows are looked up by id)."""
         self.size = size
         self.labels = labels
-        self.rate = 1.0 / spread
+        self.rate = 1.0 / every
         self.rng = np.random.default_rng(seed)
         self.chunks: deque[_Chunk] = deque()
         self.count = 0

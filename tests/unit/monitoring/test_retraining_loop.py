@@ -7,18 +7,20 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from driftline.config import config_from_dict
 from driftline.events.codec import Reason
 from driftline.events.records import RetrainingRequest, RetrainingStatus
 from driftline.monitoring.join import Joined
 from driftline.monitoring.pipeline import Pipeline
-from driftline.monitoring.sample import PENDING, SPREAD, RecentSample
+from driftline.monitoring.sample import PENDING, RecentSample
 from tests.streams import batch_message, counted, events, model_config, write_profile
 
 
-def test_the_sample_stays_bounded_recent_and_labelled() -> None:
-    sample = RecentSample(size=200, seed=1)
+@pytest.mark.parametrize("every", [10, 3])
+def test_the_sample_stays_bounded_recent_and_labelled(every: int) -> None:
+    sample = RecentSample(size=200, every=every, seed=1)
     total = 20_000
     for start in range(0, total, 1_000):
         sample.add(to_columns(start))
@@ -26,8 +28,9 @@ def test_the_sample_stays_bounded_recent_and_labelled() -> None:
     rows = sample.rows()
     assert len(rows) == 200
     times = [r["timestamp"] - 1_700_000_000.0 for r in rows]
-    # about the last SPREAD x 200 events, each as likely as another: spread over them
-    assert total - 2 * SPREAD * 200 < min(times) and np.median(times) < total - SPREAD * 200 / 4
+    # about the last every x 200 events, each as likely as another: spread over them
+    assert total - 2 * every * 200 < min(times) < total - every * 200 / 2
+    assert np.median(times) < total - every * 200 / 4
     assert times == sorted(times) and len({r["prediction_id"] for r in rows}) == 200
     assert set(rows[0]["features"]) == {"x1", "x2", "color"} and rows[0]["label"] is None
     pairs = [
@@ -54,9 +57,13 @@ def to_columns(start: int):  # type: ignore[no-untyped-def]
     return batch
 
 
-def pipeline(tmp_path: Path, sample_events: int = 300) -> Pipeline:
+def pipeline(tmp_path: Path, sample_events: int = 300, sample_every: int = 10) -> Pipeline:
     profile = write_profile(tmp_path / "m1.json")
-    retraining = {"after_critical_seconds": 60, "sample_events": sample_events}
+    retraining = {
+        "after_critical_seconds": 60,
+        "sample_events": sample_events,
+        "sample_every": sample_every,
+    }
     config = config_from_dict(
         {
             "alerts": {"window_events": 250, "resolve_after_windows": 4},
@@ -87,15 +94,17 @@ def status(request: RetrainingRequest, what: str, **extra: str) -> bytes:
     ).to_json()  # fmt: skip
 
 
-def test_a_request_carries_a_bounded_sample_of_recent_events(tmp_path: Path) -> None:
+@pytest.mark.parametrize("every", [10, 4])
+def test_a_request_carries_a_bounded_sample_of_recent_events(tmp_path: Path, every: int) -> None:
     state: dict = {}
-    _, request, rows = drifted(pipeline(tmp_path, sample_events=200), state)
+    _, request, rows = drifted(pipeline(tmp_path, sample_events=200, sample_every=every), state)
     assert len(rows) == 200
     assert all(r["model_version"] == "1" for r in rows)
     last = request.last_event_time
     # the sample as it stood at the end of the run (250 events) that made the request
     assert last - 250 < max(r["timestamp"] for r in rows) <= last + 250
-    assert min(r["timestamp"] for r in rows) >= last - 3 * SPREAD * 200
+    # one event in ``every``: the 200 rows reach about every x 200 events back
+    assert last - 2 * every * 200 <= min(r["timestamp"] for r in rows) <= last - every * 200 / 2
 
 
 def test_succeeded_closes_the_episode_and_names_the_new_version(tmp_path: Path) -> None:
