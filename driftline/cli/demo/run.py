@@ -177,8 +177,11 @@ def _run_with_broker(
                 "features": FEATURES,
                 "reference": str(profile_path),
                 "false_alarm_budget": 1_000_000,
-                # the demo's event time is short: ask for retraining after 5 s of critical drift
-                "retraining": {"after_critical_seconds": 5},
+                # the demo's event time is short: ask for retraining after 5 s of critical
+                # drift, with one event in 3 sampled so that the sample holds enough rows since
+                # the drift began for the new version's reference (its baseline's chance error
+                # shrinks with its rows)
+                "retraining": {"after_critical_seconds": 5, "sample_every": 3},
                 # and retire the old version 5 s after the new one took its traffic
                 "versions": {"retire_after_seconds": 5},
                 # an MAE a quarter above the baseline's is worth an alert; the ETA's own
