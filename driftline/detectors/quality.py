@@ -9,8 +9,8 @@ a rate ``p1`` (the reference rate plus the configured tolerance) against ``p0`` 
 rate, raised by three standard errors of its estimate as the drift detectors allow their
 references, and floored), with Lorden's threshold ``h = ln(ARL)``. A feature that goes wholly
 missing alarms within a handful of events; a rise smaller than the tolerance does not alarm at
-the budget. Like the drift detectors, a check
-restarts after each alarm, so a large problem shows as repeated signals.
+the budget. Like the drift detectors, a check restarts after each alarm, so a large problem
+shows as repeated signals.
 
 A constant feature (every value the same, where the reference had spread) is a run-length
 check: under the reference, ``L`` equal values in a row happen with probability about
