@@ -38,6 +38,11 @@ serves the demo's 20,000 rollout events. Printed: the reference's rows, its MAE 
 1, 50, 99), the share of version 4's live errors past the reference's 90th percentile
 (percentiles 50, 90, 99, 100; 10% if the reference were exact) and how many runs' error tests
 alarm on the first 15,000 of them, by allowance.
+
+``--served DIR ...`` instead: real demo runs' version 4, each a copy of the run's
+``.driftline/demo/retrain/<request>`` folder taken after it: the reference's rows, MAE and 90th
+percentile of absolute errors, and the share of the trained model's (``output/model.json``)
+errors past that percentile on the demo's rollout events.
 """
 
 from __future__ import annotations
@@ -46,8 +51,10 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -83,33 +90,36 @@ def abs_errors(rng: np.random.Generator, n: int, scale: float = 1.0) -> np.ndarr
     return scale * (0.5 + np.abs(rng.normal(0, 1, n))) * np.abs(rng.standard_t(3, n))
 
 
-def retrained(rng: np.random.Generator, rows: int, labels: int) -> tuple[np.ndarray, np.ndarray]:
-    """The demo's training job on ``rows`` storm-time events: its reference's absolute errors
-    (out of fold) and the fitted model's on the ``labels`` events that follow."""
-    from driftline.cli.demo.scenario import Scenario
+def retrain(sample: list[dict], served: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """The demo's training job on ``sample`` (events with their ``actual``): its reference's
+    absolute errors (out of fold) and the fitted model's on ``served``."""
     from driftline.cli.demo.train import EtaModel, out_of_fold
 
+    rows = [{"features": e["features"], "label": e["actual"]} for e in sample]
+    truth = np.array([r["label"] for r in rows])
+    reference = np.abs(np.array(out_of_fold(rows)) - truth)
+    model = EtaModel.fit(rows)
+    return reference, served_errors(model, served)
+
+
+def served_errors(model: Any, served: list[dict]) -> np.ndarray:
+    """``model``'s absolute errors on ``served``."""
+    predicted = np.array([model.predict(e["features"]) for e in served])
+    return np.abs(predicted - np.array([e["actual"] for e in served]))
+
+
+def retrained(rng: np.random.Generator, rows: int, labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The demo's training job on ``rows`` storm-time events, serving the ``labels`` events
+    that follow."""
+    from driftline.cli.demo.scenario import Scenario
+
     events = Scenario(seed=int(rng.integers(2**31))).later(rows + labels)
-    sample = [{"features": e["features"], "label": e["actual"]} for e in events[:rows]]
-    truth = np.array([r["label"] for r in sample])
-    reference = np.abs(np.array(out_of_fold(sample)) - truth)
-    model = EtaModel.fit(sample)
-    served = np.array([model.predict(e["features"]) for e in events[rows:]])
-    return reference, np.abs(served - np.array([e["actual"] for e in events[rows:]]))
+    return retrain(events[:rows], events[rows:])
 
 
 def wrong(rng: np.random.Generator, n: int, flip: float = 0.0) -> np.ndarray:
     errors = rng.random(n) < ERROR_RATE
     return errors ^ (rng.random(n) < flip)
-
-
-def checks(task: str, reference_rate: float, rows: int, arl: float, z: float) -> list[RateCheck]:
-    """``error_checks``'s CUSUMs for this reference, with ``z`` standard errors allowed."""
-    built = error_checks(reference_rate, rows, arl, 0.0)
-    return [
-        RateCheck(reference_rate, rows, 2 * arl, tolerance=c.p1 - c.p0, reference_z=z)
-        for c in built
-    ]
 
 
 def first_alarm(tests: list[RateCheck], flags: np.ndarray) -> int | None:
@@ -134,7 +144,7 @@ def rises(rows: int, labels: int, arl: float, streams: int = 50) -> None:
     print(f"{'live share':>10} {'z':>4} {'median delay':>13} {'none':>5}")
     for share in (0.15, 0.2, 0.25, 0.3):
         for z in ALLOWANCES:
-            tests = checks("rises", rate, rows, arl, z)
+            tests = error_checks(rate, rows, arl, 0.0, reference_z=z)
             delays = [
                 first_alarm(tests, np.random.default_rng(seed).random(labels) < share)
                 for seed in range(streams)
@@ -144,32 +154,25 @@ def rises(rows: int, labels: int, arl: float, streams: int = 50) -> None:
 
 
 def demo_sample(every: int, runs: int, arl: float) -> None:
+    from driftline.cli.demo.run import ROLLOUT_EVENTS
     from driftline.cli.demo.scenario import Scenario
-    from driftline.cli.demo.train import EtaModel, out_of_fold
 
     scenario = Scenario()
-    events, served = scenario.events(), scenario.later(20_000)
-    truth = np.array([e["actual"] for e in served])
+    drifted = scenario.events()[scenario.onset : scenario.onset + 7_000]
+    served = scenario.later(ROLLOUT_EVENTS)
     found: list[tuple[float, ...]] = []
     for run in range(runs):
-        rng = np.random.default_rng([run, every])
-        kept = rng.random(7_000) < (1.0 / every) * 0.9
-        rows = [
-            {"features": e["features"], "label": e["actual"]}
-            for e, keep in zip(events[scenario.onset : scenario.onset + 7_000], kept, strict=True)
-            if keep
-        ]
-        labels = np.array([r["label"] for r in rows])
-        reference = np.abs(np.array(out_of_fold(rows)) - labels)
-        model = EtaModel.fit(rows)
-        live = np.abs(np.array([model.predict(e["features"]) for e in served]) - truth)
+        kept = np.random.default_rng([run, every]).random(len(drifted)) < (1.0 / every) * 0.9
+        sample = [e for e, keep in zip(drifted, kept, strict=True) if keep]
+        reference, live = retrain(sample, served)
         large = live > np.quantile(reference, LARGE_ERROR_QUANTILE)
         rate = 1.0 - LARGE_ERROR_QUANTILE
         alarms = [
-            first_alarm(checks("demo", rate, len(rows), arl, z), large[:15_000]) is not None
+            first_alarm(error_checks(rate, len(sample), arl, 0.0, reference_z=z), large[:15_000])
+            is not None
             for z in ALLOWANCES
         ]
-        found.append((len(rows), float(reference.mean()), float(large.mean()), *alarms))
+        found.append((len(sample), float(reference.mean()), float(large.mean()), *alarms))
     a = np.array(found)
     mae = np.percentile(a[:, 1], [1, 50, 99])
     share = np.percentile(a[:, 2], [50, 90, 99, 100])
@@ -183,6 +186,28 @@ def demo_sample(every: int, runs: int, arl: float) -> None:
     )
 
 
+def demo_runs(folders: list[Path]) -> None:
+    from driftline.cli.demo.run import ROLLOUT_EVENTS
+    from driftline.cli.demo.scenario import Scenario
+    from driftline.cli.demo.train import EtaModel
+
+    events = Scenario().later(ROLLOUT_EVENTS)
+    print(f"{'run':<24} {'rows':>6} {'MAE':>5} {'p90':>5} {'live share past p90':>20}")
+    for folder in folders:
+        output = folder / "output"
+        rows = [
+            orjson.loads(line) for line in (output / "reference.jsonl").read_bytes().splitlines()
+        ]
+        reference = np.abs(np.array([r["prediction"] - r["label"] for r in rows]))
+        large = float(np.quantile(reference, LARGE_ERROR_QUANTILE))
+        live = served_errors(EtaModel.from_json((output / "model.json").read_text()), events)
+        name = f"{folder.parent.name}/{folder.name[:8]}"
+        print(
+            f"{name:<24} {len(rows):>6,} {reference.mean():>5.2f} {large:>5.2f} "
+            f"{float(np.mean(live > large)):>20.3f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--references", type=int, default=400)
@@ -191,7 +216,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--rises", type=int, metavar="ROWS", default=None)
     parser.add_argument("--demo-sample", type=int, nargs="+", metavar="EVERY", default=None)
+    parser.add_argument("--served", type=Path, nargs="+", metavar="DIR", default=None)
     args = parser.parse_args()
+    if args.served:
+        demo_runs(args.served)
+        return
     arl = args.arl or demo_arl()
     if args.rises:
         rises(args.rises, args.labels, arl)
@@ -227,7 +256,7 @@ def main() -> None:
                     rate = 1.0 - LARGE_ERROR_QUANTILE
                     streams = [errors > large for errors in live]
                 for z in ALLOWANCES:
-                    tests = checks(task, rate, rows, arl, z)
+                    tests = error_checks(rate, rows, arl, 0.0, reference_z=z)
                     false[z] += first_alarm(tests, streams[0]) is not None
                     for change, flags in zip(changes, streams[1:], strict=True):
                         delays.setdefault((z, change), []).append(first_alarm(tests, flags))

@@ -50,6 +50,7 @@ from driftline.detectors.performance import (
 )
 from driftline.detectors.profile import CategoricalProfile, ReferenceProfile
 from driftline.detectors.quality import RateCheck, RunState
+from driftline.detectors.reference_size import Z as REFERENCE_Z
 from driftline.events.codec import PredictionBatch
 from driftline.events.records import Alert, MetricCheck, PerformanceWindow, RetrainingRequest
 from driftline.monitoring.alerting import (
@@ -686,16 +687,22 @@ def _tracked(seen: list[str], value: str, limit: int) -> str:
 
 
 def error_checks(
-    error_rate: float, reference_rows: int, arl: float, tolerance: float
+    error_rate: float,
+    reference_rows: int,
+    arl: float,
+    tolerance: float,
+    reference_z: float = REFERENCE_Z,
 ) -> list[RateCheck]:
     """The sequential test on the 0/1 errors: two Bernoulli CUSUMs, one built for the error
     rate rising by half (a 0.944 accuracy falling to 0.916), one for it tripling, so that
     small lasting drops and sudden breaks are both found early. Each spends half the budget;
-    ``tolerance`` is the smallest rise either is built for."""
+    ``tolerance`` is the smallest rise either is built for; ``reference_z``, the standard
+    errors of the reference's rate allowed (``RateCheck``)."""
     small = max(tolerance, 0.5 * error_rate, 0.005)
     large = max(2 * tolerance, 2.0 * error_rate, 0.02)
     return [
-        RateCheck(error_rate, reference_rows, 2 * arl, tolerance=shift) for shift in (small, large)
+        RateCheck(error_rate, reference_rows, 2 * arl, tolerance=shift, reference_z=reference_z)
+        for shift in (small, large)
     ]
 
 
